@@ -1,0 +1,305 @@
+//! Modules decide; the executor talks to hosts.
+//!
+//! A module turns rendered task arguments into a [`ModuleTask`]: read-only [`Probe`]s (shell
+//! snippets the executor batches with other tasks' probes into one round trip), then a pure
+//! [`ModuleTask::plan`] from probe output to a [`Plan`] (actions + diffs). `changed` is "the plan
+//! has actions"; check mode stops after `plan`, so no module ever looks at a check-mode flag.
+
+use crate::template::{Templar, Vars};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+pub mod args;
+
+// One file per module; each is registered in `MODULES` below.
+
+/// Read-only shell snippet. Runs under `sh` as the task's (become) user; must not change the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub script: String,
+    /// What it reads, so the executor knows when an earlier action made it stale.
+    pub reads: Scope,
+}
+
+impl Probe {
+    pub fn new(script: impl Into<String>, reads: Scope) -> Self {
+        Probe { script: script.into(), reads }
+    }
+}
+
+/// What a probe produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeResult {
+    pub stdout: String,
+    pub stderr: String,
+    pub rc: i32,
+}
+
+/// Part of a host a probe reads or an action writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Files or trees (a path covers everything below it).
+    Paths(Vec<String>),
+    /// Anything (packages, services, users, databases ...): conservatively the whole host.
+    Host,
+    /// Nothing on the host (pure computation).
+    Nothing,
+}
+
+impl Scope {
+    pub fn path(p: impl Into<String>) -> Scope {
+        Scope::Paths(vec![p.into()])
+    }
+    /// Could a write to `self` change what a read of `other` sees?
+    pub fn overlaps(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Nothing, _) | (_, Scope::Nothing) => false,
+            (Scope::Host, _) | (_, Scope::Host) => true,
+            (Scope::Paths(a), Scope::Paths(b)) => a.iter().any(|x| b.iter().any(|y| path_overlap(x, y))),
+        }
+    }
+}
+
+fn path_overlap(a: &str, b: &str) -> bool {
+    let a = a.trim_end_matches('/');
+    let b = b.trim_end_matches('/');
+    if a.is_empty() || b.is_empty() {
+        return true; // "/" covers everything
+    }
+    a == b || b.starts_with(&format!("{a}/")) || a.starts_with(&format!("{b}/"))
+}
+
+/// A mutating step. Runs under `sh` as the task's (become) user, with `stdin` fed if given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// Short human description ("create directory /x", "install nginx").
+    pub summary: String,
+    pub script: String,
+    pub stdin: Option<Vec<u8>>,
+    pub touches: Scope,
+    /// When false (default) a non-zero exit fails the task with the action's stderr. When true
+    /// the module's `finish` interprets the exit code (e.g. `command`).
+    pub may_fail: bool,
+}
+
+impl Action {
+    pub fn new(summary: impl Into<String>, script: impl Into<String>, touches: Scope) -> Self {
+        Action { summary: summary.into(), script: script.into(), stdin: None, touches, may_fail: false }
+    }
+    pub fn with_stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+    pub fn may_fail(mut self) -> Self {
+        self.may_fail = true;
+        self
+    }
+}
+
+/// Before/after a person can read. Secret values must be redacted by the module itself
+/// (use [`REDACTED`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Diff {
+    /// File contents (`before` None = file absent, `after` None = file removed).
+    Text { path: String, before: Option<String>, after: Option<String> },
+    /// An attribute: `owner`, `mode`, `state`, `version`, `rules` ...
+    Field { name: String, before: String, after: String },
+}
+
+pub const REDACTED: &str = "********";
+
+/// What a task will do (before applying) and did (after `finish`).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Empty = nothing to change ("ok").
+    pub actions: Vec<Action>,
+    pub diffs: Vec<Diff>,
+    /// Extra fields of the registered result (`stat`, `content`, `rc`, `stdout`, `msg`...).
+    pub result: Map<String, Value>,
+    /// Facts to set on the host (`set_fact`; `ansible_facts` of a module).
+    pub facts: Map<String, Value>,
+    /// Message to show (`debug`, `fail`, `assert`).
+    pub msg: Option<String>,
+    /// The task failed (`fail`, `assert`, a command that exited non-zero...), with this message.
+    pub failed: Option<String>,
+    /// Override of "changed = has actions" (e.g. `command` is changed when it ran).
+    pub changed: Option<bool>,
+    /// Skip with this reason (e.g. `command` in check mode, `creates` satisfied is ok not skip).
+    pub skipped: Option<String>,
+}
+
+impl Plan {
+    pub fn ok() -> Plan {
+        Plan::default()
+    }
+    pub fn changed(&self) -> bool {
+        self.changed.unwrap_or(!self.actions.is_empty())
+    }
+}
+
+/// How a module behaves in check mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckSupport {
+    /// Plan is exact; check mode reports it and stops.
+    Full,
+    /// The module cannot predict its effect (arbitrary commands): in check mode, if the plan
+    /// has actions, the task is reported as skipped (Ansible's behaviour for command/shell).
+    SkipIfActions,
+}
+
+/// Output of one executed action.
+pub use crate::connection::ExecOutput as ActionOutput;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// Bad arguments: reported with the task's location.
+    #[error("{0}")]
+    Args(String),
+    /// Local file needed by the task (copy src, template) missing or unreadable.
+    #[error("{0}")]
+    LocalFile(String),
+    /// Template rendering failed.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// Probe output could not be understood.
+    #[error("unexpected probe output: {0}")]
+    Probe(String),
+    /// The task failed on the host.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a module can see while preparing a task (all local; no host access).
+pub struct PrepareContext<'a> {
+    pub templar: &'a Templar,
+    /// The task's variables (raw; the templar resolves them lazily).
+    pub vars: &'a Vars,
+    pub host: &'a str,
+    /// The role the task comes from (for `files/` and `templates/` lookups).
+    pub role_path: Option<&'a Path>,
+    /// Directory of the playbook.
+    pub playbook_dir: &'a Path,
+    /// Unix user the task runs as on the host (become_user when become, else the login user).
+    pub run_as: &'a str,
+}
+
+impl PrepareContext<'_> {
+    /// Find a local file the way Ansible does: `role/<kind>/name`, `role/name`,
+    /// `playbook_dir/<kind>/name`, `playbook_dir/name`. Absolute names are used as is.
+    pub fn find_local(&self, kind: &str, name: &str) -> Option<PathBuf> {
+        let p = Path::new(name);
+        if p.is_absolute() {
+            return p.exists().then(|| p.to_path_buf());
+        }
+        let mut candidates = Vec::new();
+        if let Some(r) = self.role_path {
+            candidates.push(r.join(kind).join(name));
+            candidates.push(r.join(name));
+        }
+        candidates.push(self.playbook_dir.join(kind).join(name));
+        candidates.push(self.playbook_dir.join(name));
+        candidates.into_iter().find(|c| c.exists())
+    }
+}
+
+/// A prepared task: arguments validated and rendered, ready to probe and plan.
+pub trait ModuleTask: Send + Sync {
+    /// Read-only probes; their results are passed to `plan` in the same order.
+    fn probes(&self) -> Vec<Probe> {
+        Vec::new()
+    }
+    /// Pure: desired state vs probe output -> plan.
+    fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError>;
+    /// After the actions ran (one output per action, in order; fewer if one failed and was not
+    /// `may_fail`): fill in results. Default: the plan as is.
+    fn finish(&self, plan: Plan, _outputs: &[ActionOutput]) -> Result<Plan, ModuleError> {
+        Ok(plan)
+    }
+    fn check_support(&self) -> CheckSupport {
+        CheckSupport::Full
+    }
+}
+
+/// A module: validates arguments (already templated by the executor) into a task.
+pub trait Module: Send + Sync {
+    /// Bare name (`file`); also reachable as `ansible.builtin.file` etc.
+    fn name(&self) -> &'static str;
+    /// Other bare names (`systemd_service` for `systemd`).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Argument names accepted (for "unknown parameter" errors listing the valid ones).
+    fn params(&self) -> &'static [&'static str];
+    /// Name of the parameter a free-form argument (`command: ls -l`) maps to, if any.
+    fn free_form(&self) -> Option<&'static str> {
+        None
+    }
+    fn prepare(&self, args: &Map<String, Value>, ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError>;
+}
+
+/// Collection prefixes accepted in front of a bare module name.
+const PREFIXES: &[&str] = &[
+    "ansible.builtin.",
+    "ansible.legacy.",
+    "ansible.posix.",
+    "community.general.",
+    "community.postgresql.",
+    "community.crypto.",
+];
+
+/// Every module. Add new modules here (one line each).
+fn all() -> &'static [&'static dyn Module] {
+    &[
+        // MODULES-START (keep one per line, sorted)
+        // MODULES-END
+    ]
+}
+
+/// Find a module by bare or fully-qualified name.
+pub fn lookup(name: &str) -> Option<&'static dyn Module> {
+    let bare = PREFIXES.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
+    all().iter().copied().find(|m| m.name() == bare || m.aliases().contains(&bare))
+}
+
+/// Is this a known module name (bare or qualified)? Task keywords are not modules.
+pub fn is_module(name: &str) -> bool {
+    lookup(name).is_some()
+}
+
+/// All bare module names (for "unknown module" errors).
+pub fn names() -> Vec<&'static str> {
+    let mut v: Vec<_> = all().iter().map(|m| m.name()).collect();
+    v.sort();
+    v
+}
+
+/// Quote for POSIX sh.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_overlap_by_path_prefix() {
+        let a = Scope::path("/etc/nginx");
+        assert!(a.overlaps(&Scope::path("/etc/nginx/nginx.conf")));
+        assert!(Scope::path("/etc/nginx/x").overlaps(&a));
+        assert!(!a.overlaps(&Scope::path("/etc/nginx2")));
+        assert!(Scope::Host.overlaps(&a));
+        assert!(!Scope::Nothing.overlaps(&Scope::Host));
+    }
+
+    #[test]
+    fn quotes_for_sh() {
+        assert_eq!(sh_quote("/etc/x"), "/etc/x");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote(""), "''");
+    }
+}

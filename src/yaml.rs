@@ -1,0 +1,293 @@
+//! YAML loading with source locations.
+//!
+//! Every user file (playbooks, roles, inventories, vars files) is parsed into a [`Node`] tree
+//! that remembers where each value came from, so later errors (unknown module, bad parameter,
+//! undefined variable) can point at `file:line:column`.
+
+use indexmap::IndexMap;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a value was written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    pub file: Arc<PathBuf>,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// A YAML value with its position.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub value: NodeValue,
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum NodeValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(IndexMap<String, Node>),
+}
+
+impl Node {
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            NodeValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_map(&self) -> Option<&IndexMap<String, Node>> {
+        match &self.value {
+            NodeValue::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+    pub fn as_seq(&self) -> Option<&Vec<Node>> {
+        match &self.value {
+            NodeValue::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, NodeValue::Null)
+    }
+    pub fn kind(&self) -> &'static str {
+        match self.value {
+            NodeValue::Null => "null",
+            NodeValue::Bool(_) => "boolean",
+            NodeValue::Int(_) | NodeValue::Float(_) => "number",
+            NodeValue::Str(_) => "string",
+            NodeValue::Seq(_) => "list",
+            NodeValue::Map(_) => "mapping",
+        }
+    }
+    /// The value without positions, as JSON (what templates and modules see).
+    pub fn to_json(&self) -> Value {
+        match &self.value {
+            NodeValue::Null => Value::Null,
+            NodeValue::Bool(b) => Value::Bool(*b),
+            NodeValue::Int(i) => Value::from(*i),
+            NodeValue::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+            NodeValue::Str(s) => Value::String(s.clone()),
+            NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeValue::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+        }
+    }
+    pub fn location(&self, file: &Arc<PathBuf>) -> Location {
+        Location { file: file.clone(), line: self.line, column: self.column }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<NodeValue>::deserialize(d)?;
+        Ok(Node {
+            value: spanned.value,
+            line: spanned.referenced.line() as u32,
+            column: spanned.referenced.column() as u32,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = NodeValue;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<NodeValue, E> {
+        Ok(NodeValue::Null)
+    }
+    fn visit_none<E>(self) -> Result<NodeValue, E> {
+        Ok(NodeValue::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeValue, D::Error> {
+        NodeValue::deserialize(d)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<NodeValue, E> {
+        Ok(NodeValue::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<NodeValue, E> {
+        Ok(NodeValue::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodeValue, E> {
+        i64::try_from(v).map(NodeValue::Int).or(Ok(NodeValue::Float(v as f64)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<NodeValue, E> {
+        Ok(NodeValue::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<NodeValue, E> {
+        Ok(NodeValue::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<NodeValue, E> {
+        Ok(NodeValue::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(NodeValue::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeValue, A::Error> {
+        let mut out = IndexMap::new();
+        while let Some(key) = map.next_key::<KeyString>()? {
+            let value = map.next_value::<Node>()?;
+            out.insert(key.0, value);
+        }
+        Ok(NodeValue::Map(out))
+    }
+}
+
+/// Mapping keys: YAML allows non-string keys (`80: x`, `true: y`); we keep their text.
+struct KeyString(String);
+
+impl<'de> Deserialize<'de> for KeyString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match NodeValue::deserialize(d)? {
+            NodeValue::Str(s) => Ok(KeyString(s)),
+            NodeValue::Int(i) => Ok(KeyString(i.to_string())),
+            NodeValue::Float(f) => Ok(KeyString(f.to_string())),
+            NodeValue::Bool(b) => Ok(KeyString(b.to_string())),
+            NodeValue::Null => Ok(KeyString("null".into())),
+            _ => Err(de::Error::custom("mapping keys must be scalars")),
+        }
+    }
+}
+
+/// A YAML syntax or structure error, with a snippet of the offending line.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {message}\n{snippet}")]
+pub struct YamlError {
+    pub location: Location,
+    pub message: String,
+    pub snippet: String,
+}
+
+impl YamlError {
+    pub fn at(file: &Arc<PathBuf>, source: &str, line: u32, column: u32, message: impl Into<String>) -> Self {
+        YamlError {
+            location: Location { file: file.clone(), line, column },
+            message: message.into(),
+            snippet: snippet(source, line, column),
+        }
+    }
+}
+
+/// Two lines of context and a caret under the column.
+pub fn snippet(source: &str, line: u32, column: u32) -> String {
+    if line == 0 {
+        return String::new();
+    }
+    let lines: Vec<&str> = source.lines().collect();
+    let idx = (line as usize).saturating_sub(1);
+    let start = idx.saturating_sub(2);
+    let mut out = String::new();
+    for (i, text) in lines.iter().enumerate().take(idx + 1).skip(start) {
+        out.push_str(&format!("{:>5} | {}\n", i + 1, text));
+    }
+    out.push_str(&format!("      | {}^", " ".repeat(column.saturating_sub(1) as usize)));
+    out
+}
+
+fn options() -> serde_saphyr::Options {
+    // Ansible reads YAML 1.1: `0644` is octal, `yes`/`no` are booleans.
+    let mut o = serde_saphyr::Options::default();
+    o.legacy_octal_numbers = true;
+    o
+}
+
+/// Parse YAML text; `file` is only used for messages.
+pub fn parse_str(file: &Arc<PathBuf>, source: &str) -> Result<Node, YamlError> {
+    if source.trim().is_empty() || source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
+        return Ok(Node { value: NodeValue::Null, line: 1, column: 1 });
+    }
+    serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((0, 0));
+        let message = first_line(&e.to_string());
+        YamlError::at(file, source, line, column, message)
+    })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("invalid YAML").to_string()
+}
+
+/// Read and parse a YAML file.
+pub fn load_file(path: &Path) -> Result<(Arc<PathBuf>, String, Node), YamlError> {
+    let file = Arc::new(path.to_path_buf());
+    let source = std::fs::read_to_string(path).map_err(|e| YamlError {
+        location: Location { file: file.clone(), line: 0, column: 0 },
+        message: format!("cannot read file: {e}"),
+        snippet: String::new(),
+    })?;
+    let node = parse_str(&file, &source)?;
+    Ok((file, source, node))
+}
+
+/// Parse YAML straight into JSON values (vars files, inventories).
+pub fn load_json(path: &Path) -> Result<Value, YamlError> {
+    load_file(path).map(|(_, _, n)| n.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Node, YamlError> {
+        parse_str(&Arc::new(PathBuf::from("t.yml")), s)
+    }
+
+    #[test]
+    fn keeps_positions_of_nested_values() {
+        let n = parse("- name: a\n  file:\n    path: /x\n").unwrap();
+        let task = &n.as_seq().unwrap()[0];
+        let file = &task.as_map().unwrap()["file"];
+        assert_eq!((file.line, file.column), (3, 5));
+        assert_eq!(file.as_map().unwrap()["path"].as_str(), Some("/x"));
+    }
+
+    #[test]
+    fn yaml_1_1_scalars_like_ansible() {
+        let n = parse("mode: 0644\nflag: yes\nother: no\nport: 80\n").unwrap().to_json();
+        assert_eq!(n["mode"], 420);
+        assert_eq!(n["flag"], true);
+        assert_eq!(n["other"], false);
+        assert_eq!(n["port"], 80);
+    }
+
+    #[test]
+    fn syntax_error_has_line_column_and_snippet() {
+        let e = parse("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
+        assert!(e.location.line >= 2, "{e}");
+        assert!(e.to_string().contains("t.yml:"), "{e}");
+        assert!(e.snippet.contains('^'));
+    }
+
+    #[test]
+    fn empty_document_is_null() {
+        assert!(parse("---\n# nothing\n").unwrap().is_null());
+    }
+}
