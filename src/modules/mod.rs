@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 pub mod args;
+pub mod common;
 
 // One file per module; each is registered in `MODULES` below.
 
