@@ -1,1 +1,726 @@
-//! Playbooks and roles.
+//! Playbooks and roles: YAML -> typed plays and task specs (not yet templated).
+//!
+//! Roles follow Ansible's layout `roles/NAME/{tasks,handlers,defaults,vars,meta}/main.yml`;
+//! `meta/main.yml` dependencies are loaded first (once per play unless parameters differ).
+//! `block`, `import_tasks` and `include_tasks` are flattened statically, their keywords
+//! (`when`, `tags`, `become`, `vars`...) inherited by the tasks inside.
+
+use crate::modules;
+use crate::template::Vars;
+use crate::yaml::{self, Location, Node, NodeValue, YamlError};
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybookError {
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    #[error("{location}: {message}")]
+    At { location: Location, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn err_at(file: &Arc<PathBuf>, node: &Node, message: impl Into<String>) -> PlaybookError {
+    PlaybookError::At { location: node.location(file), message: message.into() }
+}
+
+/// A role as loaded for one play.
+#[derive(Debug)]
+pub struct Role {
+    pub name: String,
+    pub path: PathBuf,
+    pub defaults: Vars,
+    pub vars: Vars,
+    /// `roles: - {role: x, param: ...}` parameters (highest role precedence).
+    pub params: Vars,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoopControl {
+    pub loop_var: Option<String>,
+    pub index_var: Option<String>,
+    pub label: Option<String>,
+    pub extended: bool,
+}
+
+/// One task (or handler) with everything needed to run it, keywords inherited from blocks,
+/// includes and roles already applied.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: Option<String>,
+    /// Module name as written (`ansible.builtin.file`).
+    pub module: String,
+    /// Args: a mapping, or a free-form string (`command: ls -l`).
+    pub args: Value,
+    /// All conditions, ANDed (inherited ones first).
+    pub when: Vec<Value>,
+    pub loop_items: Option<Value>,
+    pub loop_control: LoopControl,
+    pub register: Option<String>,
+    pub notify: Vec<String>,
+    pub listen: Vec<String>,
+    pub r#become: Option<bool>,
+    pub become_user: Option<String>,
+    pub tags: Vec<String>,
+    /// Block and task vars (block first, task wins).
+    pub vars: Vars,
+    pub changed_when: Option<Vec<Value>>,
+    pub failed_when: Option<Vec<Value>>,
+    pub ignore_errors: bool,
+    pub no_log: bool,
+    pub check_mode: Option<bool>,
+    pub run_once: bool,
+    pub role: Option<Arc<Role>>,
+    pub location: Location,
+}
+
+impl Task {
+    /// `role : name` as Ansible shows it.
+    pub fn display_name(&self) -> String {
+        let base = self.name.clone().unwrap_or_else(|| self.module.clone());
+        match &self.role {
+            Some(r) => format!("{} : {}", r.name, base),
+            None => base,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Play {
+    pub name: String,
+    pub hosts: String,
+    pub vars: Vars,
+    pub gather_facts: bool,
+    pub r#become: Option<bool>,
+    pub become_user: Option<String>,
+    pub remote_user: Option<String>,
+    pub tasks: Vec<Task>,
+    pub handlers: Vec<Task>,
+    pub roles: Vec<Arc<Role>>,
+    pub tags: Vec<String>,
+    pub location: Location,
+}
+
+#[derive(Debug)]
+pub struct Playbook {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+/// Keywords a task may carry besides its module.
+const TASK_KEYWORDS: &[&str] = &[
+    "name", "when", "loop", "with_items", "with_list", "with_dict", "with_fileglob", "loop_control", "register", "notify", "listen",
+    "become", "become_user", "become_method", "tags", "vars", "args", "changed_when", "failed_when", "ignore_errors", "no_log",
+    "check_mode", "diff", "environment", "delegate_to", "run_once", "retries", "delay", "until", "any_errors_fatal", "throttle",
+    "timeout", "remote_user", "debugger", "collections", "module_defaults",
+];
+
+/// Keywords accepted but not implemented: loading warns once instead of failing.
+const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout", "any_errors_fatal"];
+
+/// Keywords whose presence we refuse rather than silently ignore (they change semantics).
+const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_to", "until", "retries", "delay", "environment", "remote_user"];
+
+const BLOCK_KEYWORDS: &[&str] = &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method"];
+
+/// Inherited keywords passed down from blocks, includes and roles.
+#[derive(Debug, Clone, Default)]
+struct Inherit {
+    when: Vec<Value>,
+    tags: Vec<String>,
+    r#become: Option<bool>,
+    become_user: Option<String>,
+    vars: Vars,
+    ignore_errors: Option<bool>,
+    no_log: Option<bool>,
+    check_mode: Option<bool>,
+    role: Option<Arc<Role>>,
+}
+
+struct Loader<'a> {
+    playbook_dir: &'a Path,
+    /// Roles already loaded in the current play (name + params), to run dependencies once.
+    loaded_roles: Vec<(String, Value)>,
+    roles: Vec<Arc<Role>>,
+}
+
+pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
+    let (file, _src, root) = yaml::load_file(path)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let seq = root.as_seq().ok_or_else(|| err_at(&file, &root, format!("a playbook is a list of plays, found a {}", root.kind())))?;
+    let mut plays = Vec::new();
+    for play_node in seq {
+        if let Some(m) = play_node.as_map() {
+            if let Some(imp) = m.get("import_playbook").or_else(|| m.get("ansible.builtin.import_playbook")) {
+                let name = imp.as_str().ok_or_else(|| err_at(&file, imp, "import_playbook needs a file name"))?;
+                let sub = load(&dir.join(name))?;
+                plays.extend(sub.plays);
+                continue;
+            }
+        }
+        let mut loader = Loader { playbook_dir: &dir, loaded_roles: Vec::new(), roles: Vec::new() };
+        plays.push(loader.play(&file, play_node)?);
+    }
+    Ok(Playbook { path: path.to_path_buf(), dir, plays })
+}
+
+fn str_list(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<Vec<String>, PlaybookError> {
+    match &node.value {
+        NodeValue::Str(s) => Ok(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
+        NodeValue::Seq(items) => items
+            .iter()
+            .map(|i| match &i.value {
+                NodeValue::Str(s) => Ok(s.clone()),
+                NodeValue::Int(n) => Ok(n.to_string()),
+                _ => Err(err_at(file, i, format!("{what}: expected a string"))),
+            })
+            .collect(),
+        NodeValue::Null => Ok(vec![]),
+        NodeValue::Int(n) => Ok(vec![n.to_string()]),
+        _ => Err(err_at(file, node, format!("{what}: expected a string or a list of strings"))),
+    }
+}
+
+fn bool_of(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<bool, PlaybookError> {
+    match &node.value {
+        NodeValue::Bool(b) => Ok(*b),
+        NodeValue::Str(_) | NodeValue::Int(_) => modules::args::truthy(&node.to_json())
+            .ok_or_else(|| err_at(file, node, format!("{what}: expected a boolean, got '{}'", node.to_json()))),
+        _ => Err(err_at(file, node, format!("{what}: expected a boolean"))),
+    }
+}
+
+fn vars_of(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<Vars, PlaybookError> {
+    match node.to_json() {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Vars::new()),
+        // A list of single-key maps is accepted by Ansible for vars.
+        Value::Array(items) if items.iter().all(Value::is_object) => {
+            Ok(items.into_iter().flat_map(|i| if let Value::Object(m) = i { m.into_iter().collect::<Vec<_>>() } else { vec![] }).collect())
+        }
+        _ => Err(err_at(file, node, format!("{what} must be a mapping"))),
+    }
+}
+
+fn conditions(node: &Node) -> Vec<Value> {
+    match node.to_json() {
+        Value::Array(a) => a,
+        Value::Null => vec![],
+        v => vec![v],
+    }
+}
+
+/// Load a YAML vars file (role defaults/vars, vars_files).
+fn load_vars_file(path: &Path) -> Result<Vars, PlaybookError> {
+    let (file, _, node) = yaml::load_file(path)?;
+    vars_of(&file, &node, "a vars file")
+}
+
+fn find_main(dir: &Path) -> Option<PathBuf> {
+    ["main.yml", "main.yaml", "main"].iter().map(|n| dir.join(n)).find(|p| p.is_file())
+}
+
+impl Loader<'_> {
+    fn play(&mut self, file: &Arc<PathBuf>, node: &Node) -> Result<Play, PlaybookError> {
+        let m = node.as_map().ok_or_else(|| err_at(file, node, "a play must be a mapping"))?;
+        const PLAY_KEYS: &[&str] = &[
+            "name", "hosts", "vars", "vars_files", "roles", "tasks", "pre_tasks", "post_tasks", "handlers", "become", "become_user",
+            "gather_facts", "tags", "remote_user", "serial", "strategy", "any_errors_fatal", "max_fail_percentage", "become_method",
+            "collections", "environment", "force_handlers", "ignore_errors", "no_log", "check_mode", "order", "module_defaults",
+        ];
+        for (k, v) in m {
+            if !PLAY_KEYS.contains(&k.as_str()) {
+                return Err(err_at(file, v, format!("unknown play keyword '{k}'; valid keywords: {}", PLAY_KEYS.join(", "))));
+            }
+        }
+        let hosts_node = m.get("hosts").ok_or_else(|| err_at(file, node, "a play needs 'hosts'"))?;
+        let hosts = match hosts_node.to_json() {
+            Value::String(s) => s,
+            Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(":"),
+            other => return Err(err_at(file, hosts_node, format!("hosts must be a pattern string, got {other}"))),
+        };
+        let name = m.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or_else(|| hosts.clone());
+        let mut vars = match m.get("vars") {
+            Some(v) => vars_of(file, v, "play vars")?,
+            None => Vars::new(),
+        };
+        if let Some(vf) = m.get("vars_files") {
+            for f in str_list(file, vf, "vars_files")? {
+                let p = self.playbook_dir.join(&f);
+                let loaded = load_vars_file(&p).map_err(|e| match e {
+                    PlaybookError::Yaml(y) => PlaybookError::Yaml(y),
+                    other => err_at(file, vf, format!("vars_files {f}: {other}")),
+                })?;
+                vars.extend(loaded);
+            }
+        }
+        let r#become = m.get("become").map(|b| bool_of(file, b, "become")).transpose()?;
+        let become_user = m.get("become_user").and_then(|n| n.as_str()).map(str::to_string);
+        let gather_facts = m.get("gather_facts").map(|b| bool_of(file, b, "gather_facts")).transpose()?.unwrap_or(true);
+        let tags = m.get("tags").map(|t| str_list(file, t, "tags")).transpose()?.unwrap_or_default();
+        let remote_user = m.get("remote_user").and_then(|n| n.as_str()).map(str::to_string);
+        let base = Inherit {
+            tags: tags.clone(),
+            ignore_errors: m.get("ignore_errors").map(|b| bool_of(file, b, "ignore_errors")).transpose()?,
+            no_log: m.get("no_log").map(|b| bool_of(file, b, "no_log")).transpose()?,
+            check_mode: m.get("check_mode").map(|b| bool_of(file, b, "check_mode")).transpose()?,
+            ..Default::default()
+        };
+
+        let mut tasks = Vec::new();
+        let mut handlers = Vec::new();
+        if let Some(t) = m.get("pre_tasks") {
+            self.task_list(file, t, &base, &mut tasks)?;
+        }
+        if let Some(r) = m.get("roles") {
+            let seq = r.as_seq().ok_or_else(|| err_at(file, r, "roles must be a list"))?;
+            for role_node in seq {
+                self.role_entry(file, role_node, &base, &mut tasks, &mut handlers)?;
+            }
+        }
+        if let Some(t) = m.get("tasks") {
+            self.task_list(file, t, &base, &mut tasks)?;
+        }
+        if let Some(t) = m.get("post_tasks") {
+            self.task_list(file, t, &base, &mut tasks)?;
+        }
+        if let Some(h) = m.get("handlers") {
+            self.task_list(file, h, &base, &mut handlers)?;
+        }
+        Ok(Play {
+            name,
+            hosts,
+            vars,
+            gather_facts,
+            r#become,
+            become_user,
+            remote_user,
+            tasks,
+            handlers,
+            roles: std::mem::take(&mut self.roles),
+            tags,
+            location: node.location(file),
+        })
+    }
+
+    /// `- rolename` or `- {role: name, tags: [...], when: ..., vars: {...}, other params}`.
+    fn role_entry(&mut self, file: &Arc<PathBuf>, node: &Node, inherit: &Inherit, tasks: &mut Vec<Task>, handlers: &mut Vec<Task>) -> Result<(), PlaybookError> {
+        let mut inh = inherit.clone();
+        let mut params = Vars::new();
+        let name = match &node.value {
+            NodeValue::Str(s) => s.clone(),
+            NodeValue::Map(m) => {
+                let mut name = None;
+                for (k, v) in m {
+                    match k.as_str() {
+                        "role" | "name" => name = v.as_str().map(str::to_string),
+                        "tags" => inh.tags.extend(str_list(file, v, "tags")?),
+                        "when" => inh.when.extend(conditions(v)),
+                        "become" => inh.r#become = Some(bool_of(file, v, "become")?),
+                        "become_user" => inh.become_user = v.as_str().map(str::to_string),
+                        "vars" => params.extend(vars_of(file, v, "role vars")?),
+                        _ => {
+                            params.insert(k.clone(), v.to_json());
+                        }
+                    }
+                }
+                name.ok_or_else(|| err_at(file, node, "role entry needs 'role: NAME'"))?
+            }
+            _ => return Err(err_at(file, node, "role entry must be a name or a mapping")),
+        };
+        self.load_role(file, node, &name, params, &inh, tasks, handlers)
+    }
+
+    fn role_dir(&self, name: &str) -> Option<PathBuf> {
+        let p = Path::new(name);
+        if p.is_absolute() && p.is_dir() {
+            return Some(p.to_path_buf());
+        }
+        let mut candidates = vec![self.playbook_dir.join("roles").join(name), self.playbook_dir.join(name)];
+        if let Ok(extra) = std::env::var("ANSIBLE_ROLES_PATH") {
+            candidates.extend(extra.split(':').map(|d| PathBuf::from(d).join(name)));
+        }
+        candidates.into_iter().find(|c| c.is_dir())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn load_role(&mut self, file: &Arc<PathBuf>, at: &Node, name: &str, params: Vars, inherit: &Inherit, tasks: &mut Vec<Task>, handlers: &mut Vec<Task>) -> Result<(), PlaybookError> {
+        let key = (name.to_string(), Value::Object(params.clone()));
+        if self.loaded_roles.contains(&key) {
+            return Ok(()); // Ansible runs a role once per play unless its parameters differ.
+        }
+        if self.loaded_roles.iter().filter(|(n, _)| n == name).count() > 20 {
+            return Err(err_at(file, at, format!("role '{name}': dependency cycle")));
+        }
+        self.loaded_roles.push(key);
+        let dir = self.role_dir(name).ok_or_else(|| {
+            err_at(file, at, format!("role '{name}' not found (looked in {}/roles/{name})", self.playbook_dir.display()))
+        })?;
+        let role_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string());
+
+        // meta dependencies first.
+        if let Some(meta) = find_main(&dir.join("meta")) {
+            let (mfile, _, mnode) = yaml::load_file(&meta)?;
+            if let Some(deps) = mnode.as_map().and_then(|m| m.get("dependencies")) {
+                if let Some(seq) = deps.as_seq() {
+                    for d in seq {
+                        let mut dep_inherit = inherit.clone();
+                        dep_inherit.role = None;
+                        self.role_entry(&mfile, d, &dep_inherit, tasks, handlers)?;
+                    }
+                }
+            }
+        }
+        let defaults = match find_main(&dir.join("defaults")) {
+            Some(p) => load_vars_file(&p)?,
+            None => Vars::new(),
+        };
+        let vars = match find_main(&dir.join("vars")) {
+            Some(p) => load_vars_file(&p)?,
+            None => Vars::new(),
+        };
+        let role = Arc::new(Role { name: role_name, path: dir.clone(), defaults, vars, params });
+        self.roles.push(role.clone());
+        let mut inh = inherit.clone();
+        inh.role = Some(role.clone());
+        if let Some(p) = find_main(&dir.join("tasks")) {
+            let (tfile, _, tnode) = yaml::load_file(&p)?;
+            self.task_list(&tfile, &tnode, &inh, tasks)?;
+        }
+        if let Some(p) = find_main(&dir.join("handlers")) {
+            let (hfile, _, hnode) = yaml::load_file(&p)?;
+            // Handlers keep the role (for files/templates lookups and vars) but not the role's
+            // `when` (Ansible applies it to tasks only).
+            let mut hinh = inh.clone();
+            hinh.when.clear();
+            self.task_list(&hfile, &hnode, &hinh, handlers)?;
+        }
+        Ok(())
+    }
+
+    fn task_list(&mut self, file: &Arc<PathBuf>, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) -> Result<(), PlaybookError> {
+        match &node.value {
+            NodeValue::Null => Ok(()),
+            NodeValue::Seq(items) => {
+                for item in items {
+                    self.task_or_block(file, item, inherit, out)?;
+                }
+                Ok(())
+            }
+            _ => Err(err_at(file, node, format!("expected a list of tasks, found a {}", node.kind()))),
+        }
+    }
+
+    fn apply_common(&self, file: &Arc<PathBuf>, m: &IndexMap<String, Node>, inherit: &Inherit) -> Result<Inherit, PlaybookError> {
+        let mut inh = inherit.clone();
+        if let Some(w) = m.get("when") {
+            inh.when.extend(conditions(w));
+        }
+        if let Some(t) = m.get("tags") {
+            inh.tags.extend(str_list(file, t, "tags")?);
+        }
+        if let Some(b) = m.get("become") {
+            inh.r#become = Some(bool_of(file, b, "become")?);
+        }
+        if let Some(u) = m.get("become_user") {
+            inh.become_user = Some(u.as_str().ok_or_else(|| err_at(file, u, "become_user must be a string"))?.to_string());
+        }
+        if let Some(v) = m.get("vars") {
+            inh.vars.extend(vars_of(file, v, "vars")?);
+        }
+        if let Some(b) = m.get("ignore_errors") {
+            inh.ignore_errors = Some(bool_of(file, b, "ignore_errors")?);
+        }
+        if let Some(b) = m.get("no_log") {
+            inh.no_log = Some(bool_of(file, b, "no_log")?);
+        }
+        if let Some(b) = m.get("check_mode") {
+            inh.check_mode = Some(bool_of(file, b, "check_mode")?);
+        }
+        Ok(inh)
+    }
+
+    fn task_or_block(&mut self, file: &Arc<PathBuf>, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) -> Result<(), PlaybookError> {
+        let m = node.as_map().ok_or_else(|| err_at(file, node, format!("a task must be a mapping, found a {}", node.kind())))?;
+        if let Some(block) = m.get("block") {
+            for (k, v) in m {
+                if !BLOCK_KEYWORDS.contains(&k.as_str()) {
+                    return Err(err_at(file, v, format!("'{k}' is not valid on a block; valid: {}", BLOCK_KEYWORDS.join(", "))));
+                }
+            }
+            if let Some(r) = m.get("rescue").or_else(|| m.get("always")) {
+                return Err(err_at(file, r, "block 'rescue'/'always' sections are not supported yet"));
+            }
+            let inh = self.apply_common(file, m, inherit)?;
+            return self.task_list(file, block, &inh, out);
+        }
+        // Static includes.
+        for key in ["import_tasks", "include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_tasks"] {
+            if let Some(target) = m.get(key) {
+                let fname = match &target.value {
+                    NodeValue::Str(s) => s.clone(),
+                    NodeValue::Map(tm) => tm.get("file").and_then(|f| f.as_str()).map(str::to_string).ok_or_else(|| err_at(file, target, "include needs a file"))?,
+                    _ => return Err(err_at(file, target, "include needs a file name")),
+                };
+                for k in m.keys() {
+                    if !["name", "when", "tags", "become", "become_user", "vars", "no_log", "ignore_errors", "check_mode", key].contains(&k.as_str()) {
+                        return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
+                    }
+                }
+                if fname.contains("{{") {
+                    return Err(err_at(file, target, "templated include file names are not supported (includes are static)"));
+                }
+                let inh = self.apply_common(file, m, inherit)?;
+                let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+                let mut candidates = vec![base.join(&fname)];
+                if let Some(r) = &inherit.role {
+                    candidates.push(r.path.join("tasks").join(&fname));
+                }
+                candidates.push(self.playbook_dir.join(&fname));
+                let path = candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| err_at(file, target, format!("included file '{fname}' not found")))?;
+                let (ifile, _, inode) = yaml::load_file(&path)?;
+                return self.task_list(&ifile, &inode, &inh, out);
+            }
+        }
+        for key in ["include_role", "import_role", "ansible.builtin.include_role", "ansible.builtin.import_role"] {
+            if let Some(target) = m.get(key) {
+                let rm = target.as_map().ok_or_else(|| err_at(file, target, "include_role needs {name: ROLE}"))?;
+                let name = rm.get("name").and_then(|n| n.as_str()).ok_or_else(|| err_at(file, target, "include_role needs name"))?.to_string();
+                let inh = self.apply_common(file, m, inherit)?;
+                let mut handlers = Vec::new();
+                self.load_role(file, target, &name, Vars::new(), &Inherit { role: None, ..inh }, out, &mut handlers)?;
+                // Handlers of included roles are appended as tasks are; keep them reachable.
+                out.extend(handlers.into_iter().map(|mut h| {
+                    h.listen.push(format!("__handler__{}", h.display_name()));
+                    h.when.push(Value::Bool(false));
+                    h
+                }));
+                return Ok(());
+            }
+        }
+        self.task(file, node, m, inherit, out)
+    }
+
+    fn task(&mut self, file: &Arc<PathBuf>, node: &Node, m: &IndexMap<String, Node>, inherit: &Inherit, out: &mut Vec<Task>) -> Result<(), PlaybookError> {
+        let mut module: Option<(&String, &Node)> = None;
+        for (k, v) in m {
+            if TASK_KEYWORDS.contains(&k.as_str()) {
+                if UNSUPPORTED_KEYWORDS.contains(&k.as_str()) {
+                    return Err(err_at(file, v, format!("task keyword '{k}' is not supported by provision yet")));
+                }
+                continue;
+            }
+            if k == "action" || k == "local_action" {
+                return Err(err_at(file, v, format!("'{k}:' is not supported; write the module name as the key")));
+            }
+            if modules::is_module(k) || k == "meta" || k == "ansible.builtin.meta" {
+                if let Some((prev, _)) = module {
+                    return Err(err_at(file, v, format!("task has two modules: '{prev}' and '{k}'")));
+                }
+                module = Some((k, v));
+            } else {
+                let msg = if k.starts_with("with_") {
+                    format!("'{k}' is not supported; use 'loop' (with_items, with_list and with_dict are)")
+                } else {
+                    format!("unknown module or task keyword '{k}'. Modules: {}. Task keywords: {}", modules::names().join(", "), TASK_KEYWORDS.join(", "))
+                };
+                return Err(err_at(file, v, msg));
+            }
+        }
+        let (module, margs) = module.ok_or_else(|| err_at(file, node, "task has no module"))?;
+        let mut args = margs.to_json();
+        if let Some(extra) = m.get("args") {
+            let Value::Object(extra) = extra.to_json() else {
+                return Err(err_at(file, extra, "args must be a mapping"));
+            };
+            match &mut args {
+                Value::Object(a) => a.extend(extra),
+                Value::Null => args = Value::Object(extra),
+                Value::String(s) => {
+                    let mut a = serde_json::Map::new();
+                    a.insert("_raw_params".into(), Value::String(s.clone()));
+                    a.extend(extra);
+                    args = Value::Object(a);
+                }
+                _ => return Err(err_at(file, margs, "module arguments must be a mapping or a string")),
+            }
+        }
+        if !matches!(args, Value::Object(_) | Value::String(_) | Value::Null) {
+            return Err(err_at(file, margs, format!("arguments of '{module}' must be a mapping or a string")));
+        }
+        let inh = self.apply_common(file, m, inherit)?;
+        let loop_items = if let Some(l) = m.get("loop").or_else(|| m.get("with_items")).or_else(|| m.get("with_list")) {
+            let v = l.to_json();
+            if m.contains_key("with_items") {
+                // with_items flattens one level.
+                Some(match v {
+                    Value::Array(a) => Value::Array(a.into_iter().flat_map(|x| if let Value::Array(i) = x { i } else { vec![x] }).collect()),
+                    other => other,
+                })
+            } else {
+                Some(v)
+            }
+        } else if let Some(d) = m.get("with_dict") {
+            let v = d.to_json();
+            Some(match v {
+                Value::String(s) => Value::String(format!("{{{{ ({}) | dict2items }}}}", s.trim().trim_start_matches("{{").trim_end_matches("}}"))),
+                Value::Object(o) => Value::Array(o.into_iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect()),
+                _ => return Err(err_at(file, d, "with_dict needs a mapping")),
+            })
+        } else {
+            None
+        };
+        let mut loop_control = LoopControl::default();
+        if let Some(lc) = m.get("loop_control") {
+            let lm = lc.as_map().ok_or_else(|| err_at(file, lc, "loop_control must be a mapping"))?;
+            for (k, v) in lm {
+                match k.as_str() {
+                    "loop_var" => loop_control.loop_var = v.as_str().map(str::to_string),
+                    "index_var" => loop_control.index_var = v.as_str().map(str::to_string),
+                    "label" => loop_control.label = v.as_str().map(str::to_string),
+                    "extended" => loop_control.extended = bool_of(file, v, "extended")?,
+                    "pause" | "extended_allitems" => {}
+                    _ => return Err(err_at(file, v, format!("unknown loop_control key '{k}'; valid: loop_var, index_var, label, extended"))),
+                }
+            }
+        }
+        let string_opt = |k: &str| -> Result<Option<String>, PlaybookError> {
+            m.get(k).map(|n| n.as_str().map(str::to_string).ok_or_else(|| err_at(file, n, format!("{k} must be a string")))).transpose()
+        };
+        for k in IGNORED_KEYWORDS {
+            if m.contains_key(*k) {
+                tracing::warn!("{}: task keyword '{k}' is ignored by provision", m[*k].location(file));
+            }
+        }
+        let task = Task {
+            name: string_opt("name")?,
+            module: module.clone(),
+            args,
+            when: inh.when.clone(),
+            loop_items,
+            loop_control,
+            register: string_opt("register")?,
+            notify: m.get("notify").map(|n| str_list(file, n, "notify")).transpose()?.unwrap_or_default(),
+            listen: m.get("listen").map(|n| str_list(file, n, "listen")).transpose()?.unwrap_or_default(),
+            r#become: inh.r#become,
+            become_user: inh.become_user.clone(),
+            tags: inh.tags.clone(),
+            vars: inh.vars.clone(),
+            changed_when: m.get("changed_when").map(conditions),
+            failed_when: m.get("failed_when").map(conditions),
+            ignore_errors: inh.ignore_errors.unwrap_or(false),
+            no_log: inh.no_log.unwrap_or(false),
+            check_mode: inh.check_mode,
+            run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
+            role: inh.role.clone(),
+            location: node.location(file),
+        };
+        out.push(task);
+        Ok(())
+    }
+}
+
+/// Tag selection (`--tags`, `--skip-tags`) with Ansible's `always`, `never`, `all`, `tagged`, `untagged`.
+#[derive(Debug, Clone, Default)]
+pub struct TagFilter {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl TagFilter {
+    pub fn selects(&self, tags: &[String]) -> bool {
+        let has = |t: &str| tags.iter().any(|x| x == t);
+        if self.skip.iter().any(|s| has(s) || (s == "tagged" && !tags.is_empty()) || (s == "untagged" && tags.is_empty())) {
+            return false;
+        }
+        if self.only.is_empty() {
+            return !has("never");
+        }
+        if has("always") && !self.only.iter().any(|o| o == "never") {
+            return true;
+        }
+        self.only.iter().any(|o| match o.as_str() {
+            "all" => !has("never"),
+            "tagged" => !tags.is_empty() && !has("never"),
+            "untagged" => tags.is_empty(),
+            t => has(t),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn loads_roles_with_dependencies_blocks_and_includes() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "site.yml", "- hosts: web\n  roles:\n    - {role: app, tags: [app]}\n  tasks:\n    - name: last\n      debug: msg=hi\n");
+        write(d.path(), "roles/base/tasks/main.yml", "- name: base task\n  file: {path: /x, state: directory}\n");
+        write(d.path(), "roles/base/defaults/main.yml", "base_dir: /srv\n");
+        write(d.path(), "roles/app/meta/main.yml", "dependencies:\n  - base\n");
+        write(
+            d.path(),
+            "roles/app/tasks/main.yml",
+            "- block:\n    - name: in block\n      command: echo hi\n      notify: restart app\n  when: x is defined\n  become: true\n- import_tasks: more.yml\n  tags: more\n",
+        );
+        write(d.path(), "roles/app/tasks/more.yml", "- name: more\n  ansible.builtin.copy: {content: a, dest: /a}\n");
+        write(d.path(), "roles/app/handlers/main.yml", "- name: restart app\n  service: {name: app, state: restarted}\n");
+        let pb = load(&d.path().join("site.yml")).unwrap();
+        let play = &pb.plays[0];
+        let names: Vec<_> = play.tasks.iter().map(|t| t.display_name()).collect();
+        assert_eq!(names, vec!["base : base task", "app : in block", "app : more", "last"]);
+        assert_eq!(play.tasks[1].when, vec![Value::String("x is defined".into())]);
+        assert_eq!(play.tasks[1].r#become, Some(true));
+        assert_eq!(play.tasks[2].tags, vec!["app", "more"]);
+        assert_eq!(play.tasks[0].tags, vec!["app"], "dependencies inherit the tags of the role that pulled them");
+        assert_eq!(play.handlers.len(), 1);
+        assert_eq!(play.roles.len(), 2);
+        assert_eq!(play.roles[0].defaults["base_dir"], "/srv");
+        assert_eq!(play.tasks[3].args, Value::String("msg=hi".into()));
+    }
+
+    #[test]
+    fn unknown_module_points_at_file_line_column() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "site.yml", "- hosts: all\n  tasks:\n    - name: x\n      fiel: {path: /x}\n");
+        let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
+        assert!(e.contains("site.yml:4:7") && e.contains("unknown module or task keyword 'fiel'"), "{e}");
+        assert!(e.contains("file"), "lists valid modules: {e}");
+    }
+
+    #[test]
+    fn missing_role_is_an_error_with_location() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "site.yml", "- hosts: all\n  roles: [nope]\n");
+        let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
+        assert!(e.contains("role 'nope' not found") && e.contains("site.yml:2:"), "{e}");
+    }
+
+    #[test]
+    fn tag_filter_semantics() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let f = TagFilter { only: t(&["nginx"]), skip: vec![] };
+        assert!(f.selects(&t(&["nginx", "web"])));
+        assert!(!f.selects(&t(&["web"])));
+        assert!(f.selects(&t(&["always"])));
+        let none = TagFilter::default();
+        assert!(none.selects(&[]));
+        assert!(!none.selects(&t(&["never"])));
+        let skip = TagFilter { only: vec![], skip: t(&["db"]) };
+        assert!(!skip.selects(&t(&["db"])));
+        assert!(skip.selects(&t(&["web"])));
+    }
+}
