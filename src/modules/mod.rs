@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod apt;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -252,6 +253,7 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &apt::AptModule,
         // MODULES-END
     ]
 }

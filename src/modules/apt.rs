@@ -1,0 +1,1076 @@
+//! `apt`: Debian packages. One probe reads the state of every named package (`dpkg-query`) and
+//! their candidate/available versions (`apt-cache policy`); one `apt-get` transaction installs or
+//! removes them all.
+//!
+//! `update_cache` refreshes the lists only when they are older than `cache_valid_time` (0 or
+//! unset = always). As in Ansible, a cache refresh alone reports `changed` only when no package,
+//! `upgrade` or `deb` is given; with packages, `changed` reflects the packages. After an update
+//! the stamp `/var/lib/apt/periodic/update-success-stamp` is touched so `cache_valid_time` works
+//! even when the lists did not change.
+
+use super::args::{self, opt_boolish, opt_list, opt_string};
+use super::{sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+pub struct AptModule;
+
+const PARAMS: &[&str] = &[
+    "name",
+    "pkg",
+    "package",
+    "state",
+    "update_cache",
+    "update-cache",
+    "cache_valid_time",
+    "install_recommends",
+    "install-recommends",
+    "deb",
+    "purge",
+    "autoremove",
+    "autoclean",
+    "force",
+    "allow_unauthenticated",
+    "allow-unauthenticated",
+    "allow_downgrade",
+    "allow-downgrade",
+    "allow_downgrades",
+    "allow-downgrades",
+    "allow_change_held_packages",
+    "only_upgrade",
+    "upgrade",
+    "default_release",
+    "default-release",
+    "dpkg_options",
+    "lock_timeout",
+    "force_apt_get",
+    "clean",
+    "fail_on_autoremove",
+];
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default, alias = "pkg", alias = "package", deserialize_with = "opt_list")]
+    name: Option<Vec<String>>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default, alias = "update-cache", deserialize_with = "opt_boolish")]
+    update_cache: Option<bool>,
+    #[serde(default, deserialize_with = "opt_string")]
+    cache_valid_time: Option<String>,
+    #[serde(default, alias = "install-recommends", deserialize_with = "opt_boolish")]
+    install_recommends: Option<bool>,
+    #[serde(default)]
+    deb: Option<String>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    purge: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    autoremove: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    autoclean: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    force: Option<bool>,
+    #[serde(default, alias = "allow-unauthenticated", deserialize_with = "opt_boolish")]
+    allow_unauthenticated: Option<bool>,
+    #[serde(
+        default,
+        alias = "allow-downgrade",
+        alias = "allow_downgrades",
+        alias = "allow-downgrades",
+        deserialize_with = "opt_boolish"
+    )]
+    allow_downgrade: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    allow_change_held_packages: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    only_upgrade: Option<bool>,
+    #[serde(default, deserialize_with = "opt_string")]
+    upgrade: Option<String>,
+    #[serde(default, alias = "default-release")]
+    default_release: Option<String>,
+    #[serde(default, deserialize_with = "opt_list")]
+    dpkg_options: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "opt_string")]
+    lock_timeout: Option<String>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    force_apt_get: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    clean: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    fail_on_autoremove: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Present,
+    Absent,
+    Latest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Upgrade {
+    No,
+    Safe,
+    Full,
+    Dist,
+}
+
+/// A requested package: `nginx`, `nginx=1.22*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PkgSpec {
+    name: String,
+    version: Option<String>,
+}
+
+#[derive(Debug)]
+struct AptTask {
+    pkgs: Vec<PkgSpec>,
+    state: State,
+    update_cache: bool,
+    cache_valid_time: u64,
+    install_recommends: Option<bool>,
+    deb: Option<String>,
+    purge: bool,
+    autoremove: bool,
+    autoclean: bool,
+    clean: bool,
+    only_upgrade: bool,
+    upgrade: Upgrade,
+    default_release: Option<String>,
+    /// Extra apt-get flags (force, allow_*).
+    flags: Vec<String>,
+    dpkg_options: Vec<String>,
+    lock_timeout: u64,
+}
+
+impl Module for AptModule {
+    fn name(&self) -> &'static str {
+        "apt"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        PARAMS
+    }
+    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
+        Ok(Box::new(build(args)?))
+    }
+}
+
+fn num_arg(name: &str, v: &Option<String>, default: u64) -> Result<u64, ModuleError> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ModuleError::Args(format!("apt: {name} must be a number of seconds, got '{s}'"))),
+    }
+}
+
+fn build(args: &Map<String, Value>) -> Result<AptTask, ModuleError> {
+    let a: Args = args::parse("apt", PARAMS, args)?;
+    let state = match a.state.as_deref().unwrap_or("present") {
+        "present" | "installed" | "build-dep" | "fixed" => State::Present,
+        "absent" | "removed" => State::Absent,
+        "latest" => State::Latest,
+        s => {
+            return Err(ModuleError::Args(format!(
+                "apt: state must be present, absent or latest, got '{s}'"
+            )))
+        }
+    };
+    let upgrade = match a.upgrade.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+        None => Upgrade::No,
+        Some(s) => match s.as_str() {
+            "no" | "false" | "off" | "0" => Upgrade::No,
+            "yes" | "true" | "on" | "1" | "safe" => Upgrade::Safe,
+            "full" => Upgrade::Full,
+            "dist" => Upgrade::Dist,
+            other => {
+                return Err(ModuleError::Args(format!(
+                    "apt: upgrade must be no, yes, safe, full or dist, got '{other}'"
+                )))
+            }
+        },
+    };
+    let mut pkgs = Vec::new();
+    for n in a.name.unwrap_or_default() {
+        let n = n.trim();
+        if n.is_empty() {
+            continue;
+        }
+        if n.starts_with('-') || n.contains(char::is_whitespace) {
+            return Err(ModuleError::Args(format!("apt: invalid package name '{n}'")));
+        }
+        match n.split_once('=') {
+            Some((p, v)) => pkgs.push(PkgSpec {
+                name: p.to_string(),
+                version: Some(v.to_string()),
+            }),
+            None => pkgs.push(PkgSpec {
+                name: n.to_string(),
+                version: None,
+            }),
+        }
+    }
+    if let Some(d) = &a.deb {
+        if d.contains("://") {
+            return Err(ModuleError::Args(
+                "apt: deb must be a path on the host (download it first with get_url)".into(),
+            ));
+        }
+        if !pkgs.is_empty() {
+            return Err(ModuleError::Args("apt: parameters are mutually exclusive: deb, name".into()));
+        }
+    }
+    let mut flags = Vec::new();
+    let force = a.force.unwrap_or(false);
+    if force || a.allow_unauthenticated.unwrap_or(false) {
+        flags.push("--allow-unauthenticated".to_string());
+    }
+    if force || a.allow_downgrade.unwrap_or(false) {
+        flags.push("--allow-downgrades".to_string());
+    }
+    if force || a.allow_change_held_packages.unwrap_or(false) {
+        flags.push("--allow-change-held-packages".to_string());
+    }
+    if force {
+        flags.push("--allow-remove-essential".to_string());
+    }
+    let _ = (a.force_apt_get, a.fail_on_autoremove);
+    Ok(AptTask {
+        pkgs,
+        state,
+        update_cache: a.update_cache.unwrap_or(false) || (a.cache_valid_time.is_some() && a.update_cache != Some(false)),
+        cache_valid_time: num_arg("cache_valid_time", &a.cache_valid_time, 0)?,
+        install_recommends: a.install_recommends,
+        deb: a.deb,
+        purge: a.purge.unwrap_or(false),
+        autoremove: a.autoremove.unwrap_or(false),
+        autoclean: a.autoclean.unwrap_or(false),
+        clean: a.clean.unwrap_or(false),
+        only_upgrade: a.only_upgrade.unwrap_or(false),
+        upgrade,
+        default_release: a.default_release,
+        flags,
+        dpkg_options: a
+            .dpkg_options
+            .unwrap_or_else(|| vec!["force-confdef".into(), "force-confold".into()]),
+        lock_timeout: num_arg("lock_timeout", &a.lock_timeout, 300)?,
+    })
+}
+
+/// What dpkg says about one package.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Installed {
+    /// Fully installed (status `... installed`).
+    installed: bool,
+    /// Any trace in dpkg (e.g. `deinstall ok config-files`): something to purge.
+    known: bool,
+    version: String,
+}
+
+/// What apt knows about one package.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Policy {
+    candidate: Option<String>,
+    /// All versions in the version table, in apt's order (highest first).
+    versions: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Observed {
+    dpkg: BTreeMap<String, Installed>,
+    policy: BTreeMap<String, Policy>,
+    cache_mtime: Option<i64>,
+    now: Option<i64>,
+    deb: Option<(String, String)>,
+    /// `apt-get -s` lines for upgrade/autoremove: (op, name, old, new).
+    sim: Vec<(String, String, Option<String>, Option<String>)>,
+}
+
+fn parse_dpkg(out: &str, into: &mut BTreeMap<String, Installed>) {
+    for line in out.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() != 3 || f[0].is_empty() {
+            continue;
+        }
+        let status: Vec<&str> = f[1].split_whitespace().collect();
+        let installed = status.last().map(|s| *s == "installed").unwrap_or(false) && status.first() != Some(&"purge");
+        let known = status.last().map(|s| *s != "not-installed").unwrap_or(false);
+        // multi-arch packages print one line per architecture; any installed one counts.
+        let e = into.entry(f[0].to_string()).or_default();
+        if installed || !e.installed {
+            *e = Installed {
+                installed,
+                known: known || e.known,
+                version: f[2].to_string(),
+            };
+        }
+    }
+}
+
+/// Parse `apt-cache policy a b c`.
+fn parse_policy(out: &str) -> BTreeMap<String, Policy> {
+    let mut m = BTreeMap::new();
+    let mut cur: Option<String> = None;
+    let mut in_table = false;
+    for line in out.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            let name = line.trim_end_matches(':').to_string();
+            m.insert(name.clone(), Policy::default());
+            cur = Some(name);
+            in_table = false;
+            continue;
+        }
+        let Some(name) = &cur else { continue };
+        let p = m.get_mut(name).unwrap();
+        let t = line.trim();
+        if let Some(c) = t.strip_prefix("Candidate:") {
+            let c = c.trim();
+            p.candidate = (c != "(none)" && !c.is_empty()).then(|| c.to_string());
+        } else if t == "Version table:" {
+            in_table = true;
+        } else if in_table && line.len() > 5 && (line.starts_with("     ") || line.starts_with(" *** ")) && !line[5..].starts_with(' ') {
+            if let Some(v) = line[5..].split_whitespace().next() {
+                p.versions.push(v.to_string());
+            }
+        }
+    }
+    m
+}
+
+/// Parse `apt-get -s` output: `Inst name [old] (new ...)`, `Remv name [old]`.
+fn parse_sim(out: &str) -> Vec<(String, String, Option<String>, Option<String>)> {
+    let mut v = Vec::new();
+    for line in out.lines() {
+        let (op, rest) = match line.split_once(' ') {
+            Some((op @ ("Inst" | "Remv" | "Purg"), rest)) => (op, rest),
+            _ => continue,
+        };
+        let mut it = rest.split_whitespace();
+        let name = it.next().unwrap_or("").to_string();
+        let rest: String = it.collect::<Vec<_>>().join(" ");
+        let old = rest.strip_prefix('[').and_then(|r| r.split(']').next()).map(str::to_string);
+        let new = rest
+            .find('(')
+            .and_then(|i| rest[i + 1..].split_whitespace().next())
+            .map(|s| s.trim_end_matches(')').to_string());
+        v.push((op.to_string(), name, old, new));
+    }
+    v
+}
+
+/// fnmatch-style version pin match (`1.22*`).
+fn version_matches(pattern: &str, version: &str) -> bool {
+    if !pattern.contains(['*', '?', '[']) {
+        return pattern == version;
+    }
+    globset::Glob::new(pattern)
+        .map(|g| g.compile_matcher().is_match(version))
+        .unwrap_or(false)
+}
+
+impl AptTask {
+    fn names(&self) -> String {
+        self.pkgs.iter().map(|p| sh_quote(&p.name)).collect::<Vec<_>>().join(" ")
+    }
+
+    fn probe_kinds(&self) -> Vec<&'static str> {
+        let mut k = Vec::new();
+        if !self.pkgs.is_empty() {
+            k.push("dpkg");
+            if self.state != State::Absent {
+                k.push("policy");
+            }
+        }
+        if self.update_cache {
+            k.push("cache");
+        }
+        if self.deb.is_some() {
+            k.push("deb");
+        }
+        if self.upgrade != Upgrade::No {
+            k.push("upgrade");
+        }
+        if self.autoremove && self.pkgs.is_empty() && self.deb.is_none() {
+            k.push("autoremove");
+        }
+        k
+    }
+
+    fn apt_get(&self, sub: &str) -> String {
+        let mut s = format!("apt-get {sub} -y -q -o DPkg::Lock::Timeout={}", self.lock_timeout);
+        for o in &self.dpkg_options {
+            s.push_str(&format!(" -o Dpkg::Options::=--{}", sh_quote(o.trim_start_matches('-'))));
+        }
+        match self.install_recommends {
+            Some(false) => s.push_str(" --no-install-recommends"),
+            Some(true) => s.push_str(" -o APT::Install-Recommends=true"),
+            None => {}
+        }
+        if let Some(r) = &self.default_release {
+            s.push_str(&format!(" -t {}", sh_quote(r)));
+        }
+        for f in &self.flags {
+            s.push(' ');
+            s.push_str(f);
+        }
+        s
+    }
+
+    fn observe(&self, probes: &[ProbeResult]) -> Result<Observed, ModuleError> {
+        let mut o = Observed::default();
+        for (kind, r) in self.probe_kinds().iter().zip(probes) {
+            if r.rc != 0 {
+                return Err(ModuleError::Failed(format!("apt: cannot read package state: {}", r.stderr.trim())));
+            }
+            match *kind {
+                "dpkg" => parse_dpkg(&r.stdout, &mut o.dpkg),
+                "policy" => o.policy = parse_policy(&r.stdout),
+                "cache" => {
+                    for l in r.stdout.lines() {
+                        if let Some(v) = l.strip_prefix("cache_mtime|") {
+                            o.cache_mtime = v.trim().parse().ok();
+                        } else if let Some(v) = l.strip_prefix("now|") {
+                            o.now = v.trim().parse().ok();
+                        }
+                    }
+                }
+                "deb" => {
+                    let mut lines = r.stdout.lines();
+                    let first = lines.next().unwrap_or("");
+                    let f: Vec<&str> = first.split('|').collect();
+                    if f.len() != 3 || f[0] != "deb" {
+                        return Err(ModuleError::Probe(format!("apt deb: '{first}'")));
+                    }
+                    o.deb = Some((f[1].to_string(), f[2].to_string()));
+                    parse_dpkg(&lines.collect::<Vec<_>>().join("\n"), &mut o.dpkg);
+                }
+                "upgrade" | "autoremove" => o.sim.extend(parse_sim(&r.stdout)),
+                _ => {}
+            }
+        }
+        Ok(o)
+    }
+}
+
+impl ModuleTask for AptTask {
+    fn probes(&self) -> Vec<Probe> {
+        let env = "LC_ALL=C DEBIAN_FRONTEND=noninteractive";
+        self.probe_kinds()
+            .into_iter()
+            .map(|k| {
+                let s = match k {
+                    // Unknown names make dpkg-query exit 1 with "no packages found": still an answer.
+                    "dpkg" => format!("LC_ALL=C dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\\n' -- {} 2>/dev/null || true", self.names()),
+                    "policy" => format!("LC_ALL=C apt-cache policy -- {}", self.names()),
+                    "cache" => "t=0; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do if [ -e \"$f\" ]; then t=$(stat -c %Y \"$f\"); break; fi; done; echo \"cache_mtime|$t\"; echo \"now|$(date +%s)\"".to_string(),
+                    "deb" => {
+                        let d = sh_quote(self.deb.as_deref().unwrap_or(""));
+                        format!("[ -f {d} ] || {{ echo 'no such .deb file: '{d} >&2; exit 1; }}\np=$(dpkg-deb -f {d} Package) && v=$(dpkg-deb -f {d} Version) || exit 1\necho \"deb|$p|$v\"\nLC_ALL=C dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\\n' -- \"$p\" 2>/dev/null || true")
+                    }
+                    "upgrade" => {
+                        let sub = match self.upgrade {
+                            Upgrade::Safe => "upgrade --with-new-pkgs",
+                            _ => "dist-upgrade",
+                        };
+                        format!("{env} apt-get -s -q {sub}")
+                    }
+                    _ => format!("{env} apt-get -s -q autoremove"),
+                };
+                Probe::new(s, Scope::Host)
+            })
+            .collect()
+    }
+
+    fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {
+        let o = self.observe(probes)?;
+        let mut plan = Plan::ok();
+        let mut diffs = Vec::new();
+        let mut actions = Vec::new();
+        // 1. cache
+        let mut updating = false;
+        if self.update_cache {
+            let age = match (o.now, o.cache_mtime) {
+                (Some(n), Some(m)) if m > 0 => Some(n.saturating_sub(m).max(0) as u64),
+                _ => None,
+            };
+            updating = self.cache_valid_time == 0 || age.map(|a| a > self.cache_valid_time).unwrap_or(true);
+            if updating {
+                diffs.push(Diff::Field {
+                    name: "cache".into(),
+                    before: age.map(|a| format!("updated {a}s ago")).unwrap_or_else(|| "never updated".into()),
+                    after: "updated".into(),
+                });
+                actions.push(Action::new(
+                    "update apt cache",
+                    format!("export DEBIAN_FRONTEND=noninteractive\nset -e\napt-get update -q -o DPkg::Lock::Timeout={}\nmkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp", self.lock_timeout),
+                    Scope::Host,
+                ));
+            }
+            plan.result.insert("cache_updated".into(), json!(updating));
+            if let Some(m) = o.cache_mtime {
+                plan.result
+                    .insert("cache_update_time".into(), json!(if updating { o.now.unwrap_or(m) } else { m }));
+            }
+        }
+        let cache_only = self.pkgs.is_empty() && self.deb.is_none() && self.upgrade == Upgrade::No && !self.autoremove;
+        // An install that depends on lists only the update will fetch: decided in `finish`.
+        let mut speculative = false;
+
+        // 2. packages
+        let mut install: Vec<String> = Vec::new();
+        let mut remove: Vec<String> = Vec::new();
+        for p in &self.pkgs {
+            let cur = o.dpkg.get(&p.name).cloned().unwrap_or_default();
+            let pol = o.policy.get(&p.name).cloned().unwrap_or_default();
+            match self.state {
+                State::Absent => {
+                    if cur.installed || (self.purge && cur.known) {
+                        let before = if cur.installed {
+                            format!("installed ({})", cur.version)
+                        } else {
+                            "config-files".to_string()
+                        };
+                        diffs.push(Diff::Field {
+                            name: p.name.clone(),
+                            before,
+                            after: if self.purge { "purged".into() } else { "absent".into() },
+                        });
+                        remove.push(p.name.clone());
+                    }
+                }
+                State::Present | State::Latest => {
+                    if self.only_upgrade && !cur.installed {
+                        continue;
+                    }
+                    let known_pkg = o.policy.contains_key(&p.name);
+                    if !known_pkg && !cur.installed {
+                        if updating {
+                            speculative = true;
+                            diffs.push(Diff::Field {
+                                name: p.name.clone(),
+                                before: "absent".into(),
+                                after: "install (after cache update)".into(),
+                            });
+                            install.push(match &p.version {
+                                Some(v) => format!("{}={v}", p.name),
+                                None => p.name.clone(),
+                            });
+                            continue;
+                        }
+                        return Err(ModuleError::Failed(format!("No package matching '{}' is available", p.name)));
+                    }
+                    if let Some(pin) = &p.version {
+                        if cur.installed && version_matches(pin, &cur.version) {
+                            continue;
+                        }
+                        let target = pol.versions.iter().find(|v| version_matches(pin, v)).cloned();
+                        let target = match target {
+                            Some(t) => t,
+                            None if updating => {
+                                speculative = true;
+                                pin.clone()
+                            }
+                            None => {
+                                return Err(ModuleError::Failed(format!("No package matching '{}={pin}' is available", p.name)));
+                            }
+                        };
+                        let before = if cur.installed { cur.version.clone() } else { "absent".into() };
+                        diffs.push(Diff::Field {
+                            name: p.name.clone(),
+                            before,
+                            after: target.clone(),
+                        });
+                        install.push(format!("{}={target}", p.name));
+                        continue;
+                    }
+                    if !cur.installed {
+                        let after = match &pol.candidate {
+                            Some(c) => format!("install ({c})"),
+                            None => "install".into(),
+                        };
+                        diffs.push(Diff::Field {
+                            name: p.name.clone(),
+                            before: "absent".into(),
+                            after,
+                        });
+                        install.push(p.name.clone());
+                    } else if self.state == State::Latest {
+                        match &pol.candidate {
+                            Some(c) if *c != cur.version => {
+                                diffs.push(Diff::Field {
+                                    name: p.name.clone(),
+                                    before: cur.version.clone(),
+                                    after: c.clone(),
+                                });
+                                install.push(p.name.clone());
+                            }
+                            _ if updating => {
+                                // The refreshed lists may hold a newer version.
+                                speculative = true;
+                                install.push(p.name.clone());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        if let (Some(deb), Some((dname, dver))) = (&self.deb, &o.deb) {
+            let cur = o.dpkg.get(dname).cloned().unwrap_or_default();
+            if !(cur.installed && cur.version == *dver) {
+                let before = if cur.installed { cur.version.clone() } else { "absent".into() };
+                diffs.push(Diff::Field {
+                    name: dname.clone(),
+                    before,
+                    after: dver.clone(),
+                });
+                // apt-get resolves the .deb's dependencies; it needs a path containing a '/'.
+                let path = if deb.contains('/') { deb.clone() } else { format!("./{deb}") };
+                install.push(path);
+            }
+        }
+        let mut install_action_index = None;
+        if !install.is_empty() {
+            let mut cmd = self.apt_get("install");
+            if self.only_upgrade {
+                cmd.push_str(" --only-upgrade");
+            }
+            let list: Vec<String> = install.iter().map(|p| sh_quote(p)).collect();
+            install_action_index = Some(actions.len());
+            actions.push(Action::new(
+                format!("install {}", install.join(" ")),
+                format!("export DEBIAN_FRONTEND=noninteractive\n{cmd} -- {}", list.join(" ")),
+                Scope::Host,
+            ));
+        }
+        if !remove.is_empty() {
+            let mut cmd = format!("apt-get remove -y -q -o DPkg::Lock::Timeout={}", self.lock_timeout);
+            if self.purge {
+                cmd.push_str(" --purge");
+            }
+            if self.autoremove {
+                cmd.push_str(" --autoremove");
+            }
+            for f in &self.flags {
+                cmd.push(' ');
+                cmd.push_str(f);
+            }
+            let list: Vec<String> = remove.iter().map(|p| sh_quote(p)).collect();
+            actions.push(Action::new(
+                format!("remove {}", remove.join(" ")),
+                format!("export DEBIAN_FRONTEND=noninteractive\n{cmd} -- {}", list.join(" ")),
+                Scope::Host,
+            ));
+        }
+
+        // 3. upgrade / autoremove of the whole system
+        if self.upgrade != Upgrade::No {
+            let mut any = false;
+            for (op, name, old, new) in o.sim.iter().filter(|s| s.0 == "Inst" || s.0 == "Remv") {
+                any = true;
+                let (before, after) = match op.as_str() {
+                    "Inst" => (
+                        old.clone().unwrap_or_else(|| "absent".into()),
+                        new.clone().unwrap_or_else(|| "install".into()),
+                    ),
+                    _ => (old.clone().unwrap_or_else(|| "installed".into()), "absent".into()),
+                };
+                diffs.push(Diff::Field {
+                    name: name.clone(),
+                    before,
+                    after,
+                });
+            }
+            if any || updating {
+                speculative |= !any;
+                let sub = match self.upgrade {
+                    Upgrade::Safe => "upgrade",
+                    _ => "dist-upgrade",
+                };
+                let mut cmd = self.apt_get(sub);
+                if self.upgrade == Upgrade::Safe {
+                    cmd.push_str(" --with-new-pkgs");
+                }
+                if install_action_index.is_none() {
+                    install_action_index = Some(actions.len());
+                }
+                actions.push(Action::new(
+                    format!("apt-get {sub}"),
+                    format!("export DEBIAN_FRONTEND=noninteractive\n{cmd}"),
+                    Scope::Host,
+                ));
+            }
+        }
+        if self.autoremove && self.pkgs.is_empty() && self.deb.is_none() {
+            let rem: Vec<&String> = o.sim.iter().filter(|s| s.0 == "Remv" || s.0 == "Purg").map(|s| &s.1).collect();
+            if !rem.is_empty() {
+                for n in &rem {
+                    diffs.push(Diff::Field {
+                        name: n.to_string(),
+                        before: "installed".into(),
+                        after: "autoremoved".into(),
+                    });
+                }
+                let purge = if self.purge { " --purge" } else { "" };
+                actions.push(Action::new(
+                    "apt-get autoremove",
+                    format!(
+                        "export DEBIAN_FRONTEND=noninteractive\napt-get autoremove -y -q -o DPkg::Lock::Timeout={}{purge}",
+                        self.lock_timeout
+                    ),
+                    Scope::Host,
+                ));
+            }
+        }
+        if self.autoclean {
+            actions.push(Action::new(
+                "apt-get autoclean",
+                format!("apt-get autoclean -q -o DPkg::Lock::Timeout={}", self.lock_timeout),
+                Scope::Host,
+            ));
+        }
+        if self.clean {
+            actions.push(Action::new(
+                "apt-get clean",
+                format!("apt-get clean -q -o DPkg::Lock::Timeout={}", self.lock_timeout),
+                Scope::Host,
+            ));
+        }
+
+        let pkg_changes = diffs.iter().any(|d| !matches!(d, Diff::Field { name, .. } if name == "cache"));
+        if !cache_only && updating && !pkg_changes && !self.autoclean && !self.clean {
+            // Only the cache refresh (and maybe a speculative upgrade) is planned: like Ansible,
+            // that is not a change of the packages; `finish` decides from apt-get's output.
+            plan.changed = Some(false);
+        }
+        if speculative && !pkg_changes {
+            plan.changed = Some(false);
+        }
+        plan.result.insert("speculative".into(), json!(speculative));
+        if let Some(i) = install_action_index {
+            plan.result.insert("install_action".into(), json!(i));
+        }
+        if self.update_cache && cache_only {
+            plan.changed = Some(updating);
+        }
+        plan.actions = actions;
+        plan.diffs = diffs;
+        Ok(plan)
+    }
+
+    fn finish(&self, mut plan: Plan, outputs: &[ActionOutput]) -> Result<Plan, ModuleError> {
+        let speculative = plan.result.remove("speculative").and_then(|v| v.as_bool()).unwrap_or(false);
+        let idx = plan.result.remove("install_action").and_then(|v| v.as_u64()).map(|v| v as usize);
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        for o in outputs {
+            stdout.push_str(&o.stdout_str());
+            stderr.push_str(&o.stderr_str());
+        }
+        if speculative {
+            if let Some(out) = idx.and_then(|i| outputs.get(i)) {
+                let s = out.stdout_str();
+                let nothing = s.lines().any(|l| l.starts_with("0 upgraded, 0 newly installed, 0 to remove"));
+                if !nothing {
+                    plan.changed = Some(true);
+                }
+            }
+        }
+        if !outputs.is_empty() {
+            plan.result.insert("stdout".into(), json!(stdout));
+            plan.result.insert("stderr".into(), json!(stderr));
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(v: Value) -> AptTask {
+        build(v.as_object().unwrap()).unwrap()
+    }
+    fn ok(s: &str) -> ProbeResult {
+        ProbeResult {
+            stdout: s.into(),
+            stderr: String::new(),
+            rc: 0,
+        }
+    }
+    const POLICY: &str = "nginx:\n  Installed: (none)\n  Candidate: 1.22.1-9+deb12u9\n  Version table:\n     1.22.1-9+deb12u9 500\n        500 file:/srv/localrepo ./ Packages\nsudo:\n  Installed: 1.9.13p3-1+deb12u4\n  Candidate: 1.9.13p3-1+deb12u4\n  Version table:\n *** 1.9.13p3-1+deb12u4 100\n        100 /var/lib/dpkg/status\n";
+
+    #[test]
+    fn parses_policy_and_dpkg() {
+        let p = parse_policy(POLICY);
+        assert_eq!(p["nginx"].candidate.as_deref(), Some("1.22.1-9+deb12u9"));
+        assert_eq!(p["sudo"].versions, vec!["1.9.13p3-1+deb12u4"]);
+        let mut d = BTreeMap::new();
+        parse_dpkg(
+            "sudo|install ok installed|1.9.13p3-1+deb12u4\nvim|deinstall ok config-files|2:9.0\n",
+            &mut d,
+        );
+        assert!(d["sudo"].installed);
+        assert!(!d["vim"].installed && d["vim"].known);
+    }
+
+    #[test]
+    fn installs_missing_packages_in_one_transaction() {
+        let t = task(json!({"name": ["nginx", "sudo"], "install_recommends": false}));
+        let pr = t.probes();
+        assert_eq!(pr.len(), 2);
+        assert!(pr[0].script.contains("dpkg-query -W"));
+        let plan = t.plan(&[ok("sudo|install ok installed|1.9.13p3-1+deb12u4\n"), ok(POLICY)]).unwrap();
+        assert_eq!(plan.actions.len(), 1);
+        assert!(plan.actions[0].script.contains("apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends -- nginx"), "{}", plan.actions[0].script);
+        assert!(!plan.actions[0].script.contains("sudo"));
+        assert_eq!(
+            plan.diffs,
+            vec![Diff::Field {
+                name: "nginx".into(),
+                before: "absent".into(),
+                after: "install (1.22.1-9+deb12u9)".into()
+            }]
+        );
+        // converged
+        let plan = t
+            .plan(&[
+                ok("sudo|install ok installed|1.9.13p3-1+deb12u4\nnginx|install ok installed|1.22.1-9+deb12u9\n"),
+                ok(POLICY),
+            ])
+            .unwrap();
+        assert!(plan.actions.is_empty() && !plan.changed());
+    }
+
+    #[test]
+    fn unknown_package_fails_unless_cache_update_pending() {
+        let t = task(json!({"name": "nosuch"}));
+        assert!(t.plan(&[ok(""), ok("")]).is_err());
+        let t = task(json!({"name": "nosuch", "update_cache": true}));
+        let plan = t.plan(&[ok(""), ok(""), ok("cache_mtime|100\nnow|200\n")]).unwrap();
+        assert_eq!(plan.actions.len(), 2);
+        assert!(plan.changed());
+    }
+
+    #[test]
+    fn latest_pins_and_absent() {
+        let pol = "nginx:\n  Installed: 1.22.1-9\n  Candidate: 1.22.1-9+deb12u9\n  Version table:\n     1.22.1-9+deb12u9 500\n        500 file:/srv/localrepo ./ Packages\n *** 1.22.1-9 100\n        100 /var/lib/dpkg/status\n";
+        let dp = ok("nginx|install ok installed|1.22.1-9\n");
+        let plan = task(json!({"name": "nginx", "state": "latest"}))
+            .plan(&[dp.clone(), ok(pol)])
+            .unwrap();
+        assert_eq!(
+            plan.diffs,
+            vec![Diff::Field {
+                name: "nginx".into(),
+                before: "1.22.1-9".into(),
+                after: "1.22.1-9+deb12u9".into()
+            }]
+        );
+        let plan = task(json!({"name": "nginx=1.22*"})).plan(&[dp.clone(), ok(pol)]).unwrap();
+        assert!(plan.actions.is_empty());
+        let plan = task(json!({"name": "nginx=1.22.1-9+deb12u9"}))
+            .plan(&[dp.clone(), ok(pol)])
+            .unwrap();
+        assert!(plan.actions[0].script.ends_with("-- nginx=1.22.1-9+deb12u9"));
+        let t = task(json!({"name": "nginx,vim", "state": "absent", "purge": true}));
+        assert_eq!(t.probes().len(), 1);
+        let plan = t
+            .plan(&[ok("nginx|install ok installed|1.22.1-9\nvim|deinstall ok config-files|2:9.0\n")])
+            .unwrap();
+        assert!(plan.actions[0]
+            .script
+            .contains("apt-get remove -y -q -o DPkg::Lock::Timeout=300 --purge -- nginx vim"));
+        let plan = t.plan(&[ok("")]).unwrap();
+        assert!(plan.actions.is_empty());
+    }
+
+    #[test]
+    fn cache_valid_time() {
+        let t = task(json!({"update_cache": "yes", "cache_valid_time": 3600}));
+        let plan = t.plan(&[ok("cache_mtime|1000\nnow|2000\n")]).unwrap();
+        assert!(plan.actions.is_empty() && !plan.changed());
+        let plan = t.plan(&[ok("cache_mtime|1000\nnow|9000\n")]).unwrap();
+        assert!(plan.changed() && plan.actions[0].script.contains("apt-get update"));
+        // with packages already there: cache refresh only is not a change
+        let t = task(json!({"name": "sudo", "update_cache": true}));
+        let plan = t
+            .plan(&[
+                ok("sudo|install ok installed|1.9.13p3-1+deb12u4\n"),
+                ok(POLICY),
+                ok("cache_mtime|1000\nnow|9000\n"),
+            ])
+            .unwrap();
+        assert_eq!(plan.actions.len(), 1);
+        assert!(!plan.changed());
+    }
+
+    #[test]
+    fn upgrade_and_autoremove_from_simulation() {
+        let t = task(json!({"upgrade": "dist"}));
+        let sim =
+            "Inst libc6 [2.36-9] (2.36-9+deb12u1 Debian:12.5/stable [amd64])\nConf libc6 (2.36-9+deb12u1 Debian:12.5/stable [amd64])\n";
+        let plan = t.plan(&[ok(sim)]).unwrap();
+        assert_eq!(
+            plan.diffs,
+            vec![Diff::Field {
+                name: "libc6".into(),
+                before: "2.36-9".into(),
+                after: "2.36-9+deb12u1".into()
+            }]
+        );
+        assert!(plan.actions[0].script.contains("dist-upgrade"));
+        assert!(t
+            .plan(&[ok("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n")])
+            .unwrap()
+            .actions
+            .is_empty());
+        let t = task(json!({"autoremove": true}));
+        assert_eq!(t.plan(&[ok("Remv libfoo [1.0]\n")]).unwrap().actions.len(), 1);
+    }
+
+    #[test]
+    fn probes_are_valid_sh() {
+        let t = task(json!({"name": ["a", "b"], "update_cache": true, "upgrade": "yes", "deb": null}));
+        for p in t.probes() {
+            let st = std::process::Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(&p.script)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{}", p.script);
+        }
+        let t = task(json!({"deb": "/tmp/x.deb"}));
+        let st = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&t.probes()[0].script)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+/// Test helper for this file's modules: run a task's probes, plan, actions and a second plan
+/// against a real test host (`MS_TESTHOST=<port>`, see testbed/README.md). Tests using it are
+/// `#[ignore]`d so the normal suite never needs a host.
+#[cfg(test)]
+pub(crate) mod testhost {
+    use super::super::{ActionOutput, ModuleTask, Plan, ProbeResult};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    pub fn port() -> Option<String> {
+        std::env::var("MS_TESTHOST").ok()
+    }
+
+    pub fn run(script: &str, stdin: Option<&[u8]>) -> ActionOutput {
+        let port = port().expect("MS_TESTHOST");
+        let known = std::env::var("MS_KNOWN_HOSTS").unwrap_or_else(|_| "/tmp/ms/known_hosts".into());
+        let mut c = Command::new("ssh")
+            .args([
+                "-i",
+                "/var/cache/provision-testbed/id_ed25519",
+                "-o",
+                &format!("UserKnownHostsFile={known}"),
+                "-p",
+                &port,
+                "root@127.0.0.1",
+            ])
+            .arg(format!("sh -c {}", super::sh_quote(script)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            let mut i = c.stdin.take().unwrap();
+            if let Some(d) = stdin {
+                i.write_all(d).unwrap();
+            }
+        }
+        let o = c.wait_with_output().unwrap();
+        ActionOutput {
+            stdout: o.stdout,
+            stderr: o.stderr,
+            exit_code: o.status.code().unwrap_or(-1),
+        }
+    }
+
+    pub fn plan(t: &dyn ModuleTask) -> Plan {
+        let res: Vec<ProbeResult> = t
+            .probes()
+            .iter()
+            .map(|p| {
+                let o = run(&p.script, None);
+                ProbeResult {
+                    stdout: o.stdout_str(),
+                    stderr: o.stderr_str(),
+                    rc: o.exit_code,
+                }
+            })
+            .collect();
+        t.plan(&res).unwrap()
+    }
+
+    /// Plan, apply, finish; returns (first plan after finish, plan of a second run).
+    pub fn converge(t: &dyn ModuleTask) -> (Plan, Plan) {
+        let p = plan(t);
+        let mut outs = Vec::new();
+        for a in &p.actions {
+            let o = run(&a.script, a.stdin.as_deref());
+            let rc = o.exit_code;
+            if rc != 0 && !a.may_fail {
+                panic!("action '{}' failed rc={rc}: {}\n{}", a.summary, o.stderr_str(), a.script);
+            }
+            outs.push(o);
+        }
+        let done = t.finish(p, &outs).unwrap();
+        (done, plan(t))
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn apt_on_test_host() {
+        if testhost::port().is_none() {
+            return;
+        }
+        let t = build(
+            json!({"name": ["htop", "sudo"], "update_cache": true, "cache_valid_time": 3600, "install_recommends": false})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let (first, second) = testhost::converge(&t);
+        eprintln!("{:?}\n{:?}", first.diffs, first.result);
+        assert!(first.changed());
+        assert!(second.actions.is_empty(), "{:?}", second.diffs);
+        let t = build(json!({"name": "htop", "state": "absent", "purge": true}).as_object().unwrap()).unwrap();
+        let (first, second) = testhost::converge(&t);
+        assert!(first.changed() && second.actions.is_empty());
+        let t = build(json!({"name": "nosuchpkg"}).as_object().unwrap()).unwrap();
+        let r: Vec<ProbeResult> = t
+            .probes()
+            .iter()
+            .map(|p| {
+                let o = testhost::run(&p.script, None);
+                ProbeResult {
+                    stdout: o.stdout_str(),
+                    stderr: o.stderr_str(),
+                    rc: o.exit_code,
+                }
+            })
+            .collect();
+        let e = t.plan(&r).unwrap_err().to_string();
+        assert!(e.contains("No package matching"), "{e}");
+    }
+}
