@@ -1,1 +1,369 @@
-//! Per-host execution.
+//! Runs plays on hosts. Per play: every host connects (once per run) and gathers facts
+//! concurrently; then each host walks the task list on its own (no host waits for another),
+//! emitting events the reporter orders. See `host.rs` for the per-host loop.
+
+mod facts;
+mod host;
+pub mod probe;
+
+use crate::connection::{self, ConnectionSpec, HostKeyChecking, Transport, TransportKind};
+use crate::inventory::Inventory;
+use crate::playbook::{Playbook, TagFilter};
+use crate::report::{Event, HostStats, Reporter, SlotKey, Status, TaskResult};
+use crate::template::{Templar, Vars};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Everything a run needs besides the playbook and inventory.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub check: bool,
+    pub diff: bool,
+    pub forks: usize,
+    pub limit: Option<String>,
+    pub tags: TagFilter,
+    /// `--roles a,b`: only tasks (and handlers) of these roles.
+    pub roles: Option<Vec<String>>,
+    pub extra_vars: Vars,
+    pub transport: TransportKind,
+    pub host_key_checking: HostKeyChecking,
+    pub connect_timeout: Duration,
+    pub verbosity: u8,
+    /// `--user` (overridden by `ansible_user`).
+    pub user: Option<String>,
+    pub private_key: Option<PathBuf>,
+    /// `--become`.
+    pub r#become: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            check: false,
+            diff: false,
+            forks: 50,
+            limit: None,
+            tags: TagFilter::default(),
+            roles: None,
+            extra_vars: Vars::new(),
+            transport: TransportKind::OpenSsh,
+            host_key_checking: HostKeyChecking::Strict,
+            connect_timeout: Duration::from_secs(10),
+            verbosity: 0,
+            user: None,
+            private_key: None,
+            r#become: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Inventory(#[from] crate::inventory::InventoryError),
+}
+
+/// Outcome of a whole run.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub stats: BTreeMap<String, HostStats>,
+}
+
+impl RunSummary {
+    /// Ansible's exit codes: 0 ok, 2 a host failed, 4 a host unreachable.
+    pub fn exit_code(&self) -> i32 {
+        if self.stats.values().any(|s| s.failed > 0) {
+            2
+        } else if self.stats.values().any(|s| s.unreachable > 0) {
+            4
+        } else {
+            0
+        }
+    }
+}
+
+/// Shared sink for events: counts stats, forwards to the reporter.
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Mutex<(Box<dyn Reporter>, BTreeMap<String, HostStats>)>>,
+}
+
+impl Events {
+    pub fn new(r: Box<dyn Reporter>) -> Self {
+        Events { inner: Arc::new(Mutex::new((r, BTreeMap::new()))) }
+    }
+    pub fn emit(&self, e: Event) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Event::Result { result, .. } = &e {
+            g.1.entry(result.host.clone()).or_default().count(result);
+        }
+        g.0.event(e);
+    }
+    /// Count a result in the recap without displaying it (loop summaries).
+    pub fn emit_count_only(&self, r: TaskResult) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.entry(r.host.clone()).or_default().count(&r);
+    }
+    fn touch(&self, host: &str) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.entry(host.to_string()).or_default();
+    }
+    fn stats(&self) -> BTreeMap<String, HostStats> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+    fn finish(&self) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.finish();
+    }
+}
+
+/// State of one host that survives across plays.
+#[derive(Default)]
+struct HostRecord {
+    conn: Option<Arc<dyn Transport>>,
+    login_user: String,
+    facts: Option<Vars>,
+    /// set_fact and registered variables.
+    host_vars: Vars,
+    failed: bool,
+    unreachable: bool,
+}
+
+/// Connection spec of a host from its (rendered) inventory variables.
+fn connection_spec(host: &str, vars: &Vars, templar: &Templar, opts: &RunOptions) -> Result<ConnectionSpec, String> {
+    let get = |k: &str| -> Result<Option<Value>, String> {
+        match vars.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => templar.render_value(v, vars).map(Some).map_err(|e| format!("{k}: {e}")),
+        }
+    };
+    let s = |v: Option<Value>| v.map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    let address = s(get("ansible_host")?).or(s(get("ansible_ssh_host")?)).unwrap_or_else(|| host.to_string());
+    let port = match get("ansible_port")?.or(get("ansible_ssh_port")?) {
+        None => 22,
+        Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| format!("ansible_port {n} is not a port"))?,
+        Some(Value::String(p)) => p.trim().parse().map_err(|_| format!("ansible_port '{p}' is not a port"))?,
+        Some(other) => return Err(format!("ansible_port {other} is not a port")),
+    };
+    let user = s(get("ansible_user")?).or(s(get("ansible_ssh_user")?)).or(opts.user.clone());
+    let key = s(get("ansible_ssh_private_key_file")?).or(s(get("ansible_private_key_file")?)).map(|k| connection::expand_tilde(&k)).or(opts.private_key.clone());
+    let mut ssh_args = Vec::new();
+    for k in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        if let Some(a) = s(get(k)?) {
+            ssh_args.extend(shlex::split(&a).ok_or_else(|| format!("{k}: unbalanced quotes"))?);
+        }
+    }
+    let local = s(get("ansible_connection")?).is_some_and(|c| c == "local");
+    let mut hkc = opts.host_key_checking;
+    if let Some(v) = get("ansible_host_key_checking")? {
+        if crate::modules::args::truthy(&v) == Some(false) {
+            hkc = HostKeyChecking::Off;
+        }
+    }
+    Ok(ConnectionSpec {
+        name: host.to_string(),
+        address,
+        port,
+        user,
+        private_key: key,
+        ssh_args,
+        host_key_checking: hkc,
+        connect_timeout: opts.connect_timeout,
+        local,
+    })
+}
+
+/// Run every play of the playbook on the inventory.
+pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<RunOptions>, reporter: Box<dyn Reporter>) -> Result<RunSummary, RunError> {
+    let events = Events::new(reporter);
+    let templar = Templar::new();
+    let limit: Option<Vec<String>> = match &opts.limit {
+        Some(l) => Some(inventory.select(l)?),
+        None => None,
+    };
+    let records: Arc<HashMap<String, tokio::sync::Mutex<HostRecord>>> =
+        Arc::new(inventory.hosts().into_iter().map(|h| (h, tokio::sync::Mutex::new(HostRecord::default()))).collect());
+    let forks = Arc::new(Semaphore::new(opts.forks.max(1)));
+
+    for (play_idx, play) in playbook.plays.iter().enumerate() {
+        let mut hosts = inventory.select(&play.hosts)?;
+        if let Some(l) = &limit {
+            hosts.retain(|h| l.contains(h));
+        }
+        // Hosts that failed or were unreachable earlier in the run sit out later plays.
+        let mut active = Vec::new();
+        for h in &hosts {
+            let r = records[h].lock().await;
+            if !r.failed && !r.unreachable {
+                active.push(h.clone());
+            }
+        }
+        for h in &active {
+            events.touch(h);
+        }
+        events.emit(Event::PlayStart { play: play_idx, name: play.name.clone(), hosts: active.clone(), check: opts.check });
+        if active.is_empty() {
+            continue;
+        }
+
+        // Phase 1: connect and gather facts everywhere (hostvars need every host's facts).
+        let facts_key: SlotKey = (0, 0, 0);
+        if play.gather_facts {
+            events.emit(Event::Task { play: play_idx, key: facts_key, name: "Gathering Facts".into(), handler: false, location: String::new() });
+        }
+        let mut joins = Vec::new();
+        for h in active.clone() {
+            let (records, inventory, opts, templar, events, forks) = (records.clone(), inventory.clone(), opts.clone(), templar.clone(), events.clone(), forks.clone());
+            let gather = play.gather_facts;
+            joins.push(tokio::spawn(async move {
+                let _permit = forks.acquire().await;
+                let mut rec = records[&h].lock().await;
+                let vars = inventory.host_vars(&h);
+                let result = |status, msg: Option<String>| TaskResult {
+                    host: h.clone(),
+                    status,
+                    item: None,
+                    msg,
+                    diffs: vec![],
+                    actions: vec![],
+                    ignored: false,
+                    result: Value::Null,
+                    counts: true,
+                };
+                if rec.conn.is_none() {
+                    let spec = match connection_spec(&h, &vars, &templar, &opts) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            rec.failed = true;
+                            events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Failed, Some(format!("bad connection variables: {e}"))) });
+                            return;
+                        }
+                    };
+                    let connected = tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await;
+                    match connected {
+                        Ok(Ok(c)) => {
+                            rec.conn = Some(Arc::from(c));
+                            rec.login_user = spec.user.clone().unwrap_or_default();
+                        }
+                        Ok(Err(e)) => {
+                            rec.unreachable = true;
+                            events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Unreachable, Some(e.to_string())) });
+                            return;
+                        }
+                        Err(_) => {
+                            rec.unreachable = true;
+                            events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Unreachable, Some(format!("timed out connecting to {}:{}", spec.address, spec.port))) });
+                            return;
+                        }
+                    }
+                }
+                let conn = rec.conn.clone().expect("connected above");
+                // Who we are on the host (login user may come from ~/.ssh/config).
+                let need_whoami = rec.login_user.is_empty();
+                if (gather && rec.facts.is_none()) || need_whoami {
+                    let script = if gather { facts::FACTS_SCRIPT.to_string() } else { "echo \"user_id=$(id -un)\"".to_string() };
+                    match conn.exec(&script, None).await {
+                        Ok(out) => {
+                            let text = out.stdout_str();
+                            if gather {
+                                let f = facts::parse(&text);
+                                if let Some(u) = f.get("ansible_user_id").and_then(Value::as_str) {
+                                    rec.login_user = u.to_string();
+                                }
+                                rec.facts = Some(f);
+                            } else if let Some(u) = text.lines().find_map(|l| l.strip_prefix("user_id=")) {
+                                rec.login_user = u.trim().to_string();
+                            }
+                        }
+                        Err(e) => {
+                            rec.unreachable = true;
+                            events.emit(Event::Result { play: play_idx, key: facts_key, task: "Gathering Facts".into(), result: result(Status::Unreachable, Some(e.to_string())) });
+                            return;
+                        }
+                    }
+                }
+                if gather {
+                    events.emit(Event::Result { play: play_idx, key: facts_key, task: "Gathering Facts".into(), result: result(Status::Ok, None) });
+                }
+            }));
+        }
+        for j in joins {
+            let _ = j.await;
+        }
+        // Hosts lost in phase 1 are done with this play.
+        let mut running = Vec::new();
+        for h in &active {
+            let r = records[h].lock().await;
+            if r.unreachable || r.failed {
+                events.emit(Event::HostDone { play: play_idx, host: h.clone() });
+            } else {
+                running.push(h.clone());
+                events.emit(Event::Passed { play: play_idx, host: h.clone(), key: facts_key });
+            }
+        }
+
+        // hostvars: every inventory host's variables plus gathered facts and set_facts.
+        let mut hostvars = serde_json::Map::new();
+        for h in inventory.hosts() {
+            let mut v = inventory.host_vars(&h);
+            let r = records[&h].lock().await;
+            if let Some(f) = &r.facts {
+                v.extend(f.clone());
+            }
+            v.extend(r.host_vars.clone());
+            v.insert("inventory_hostname".into(), Value::String(h.clone()));
+            hostvars.insert(h.clone(), Value::Object(v));
+        }
+        let hostvars = Arc::new(Value::Object(hostvars));
+        let groups = Arc::new(serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
+
+        // Phase 2: every host runs the tasks independently.
+        let play_ctx = Arc::new(host::PlayContext {
+            play_idx,
+            playbook: playbook.clone(),
+            inventory: inventory.clone(),
+            opts: opts.clone(),
+            templar: templar.clone(),
+            events: events.clone(),
+            hostvars,
+            groups,
+            play_hosts: running.clone(),
+        });
+        let mut joins = Vec::new();
+        for h in running.clone() {
+            let (records, ctx, forks) = (records.clone(), play_ctx.clone(), forks.clone());
+            joins.push(tokio::spawn(async move {
+                let _permit = forks.acquire().await;
+                let mut rec = records[&h].lock().await;
+                let conn = rec.conn.clone().expect("running hosts are connected");
+                let mut run = host::HostRun::new(ctx.clone(), h.clone(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
+                let outcome = run.run_play().await;
+                rec.host_vars = run.into_host_vars();
+                match outcome {
+                    host::HostOutcome::Ok => {}
+                    host::HostOutcome::Failed => rec.failed = true,
+                    host::HostOutcome::Unreachable => rec.unreachable = true,
+                }
+                ctx.events.emit(Event::HostDone { play: play_idx, host: h.clone() });
+            }));
+        }
+        for j in joins {
+            let _ = j.await;
+        }
+    }
+
+    // Close every connection.
+    for rec in records.values() {
+        let r = rec.lock().await;
+        if let Some(c) = &r.conn {
+            c.close().await;
+        }
+    }
+    let stats = events.stats();
+    events.emit(Event::Recap { stats: stats.clone() });
+    events.finish();
+    Ok(RunSummary { stats })
+}

@@ -1,0 +1,930 @@
+//! One host walking one play: variables, conditions, loops, probes (batched with lookahead and
+//! cached until an action touches what they read), plans, actions, handlers, events.
+
+use super::probe;
+use super::{Events, RunOptions};
+use crate::connection::{ConnectionError, ExecOutput, Transport};
+use crate::inventory::Inventory;
+use crate::modules::{self, CheckSupport, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope, REDACTED};
+use crate::playbook::{Play, Playbook, Task};
+use crate::report::{DiffOut, Event, SlotKey, Status, TaskResult};
+use crate::template::{Templar, Vars};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How many following tasks have their probes batched with the current one.
+const LOOKAHEAD: usize = 64;
+
+/// The `omit` placeholder (same value as the template engine's).
+const OMIT: &str = "__omit_place_holder__provision__";
+
+pub struct PlayContext {
+    pub play_idx: usize,
+    pub playbook: Arc<Playbook>,
+    pub inventory: Arc<Inventory>,
+    pub opts: Arc<RunOptions>,
+    pub templar: Templar,
+    pub events: Events,
+    pub hostvars: Arc<Value>,
+    pub groups: Arc<Value>,
+    pub play_hosts: Vec<String>,
+}
+
+impl PlayContext {
+    fn play(&self) -> &Play {
+        &self.playbook.plays[self.play_idx]
+    }
+}
+
+pub enum HostOutcome {
+    Ok,
+    Failed,
+    Unreachable,
+}
+
+/// Why a task item stopped.
+enum ItemError {
+    /// Input or module error: the task fails (reported with its location).
+    Task(String),
+    /// The connection died.
+    Unreachable(String),
+}
+
+impl From<ModuleError> for ItemError {
+    fn from(e: ModuleError) -> Self {
+        ItemError::Task(e.to_string())
+    }
+}
+
+impl From<crate::template::TemplateError> for ItemError {
+    fn from(e: crate::template::TemplateError) -> Self {
+        ItemError::Task(e.to_string())
+    }
+}
+
+impl From<ConnectionError> for ItemError {
+    fn from(e: ConnectionError) -> Self {
+        ItemError::Unreachable(e.to_string())
+    }
+}
+
+/// Result of one task item.
+struct ItemOutcome {
+    status: Status,
+    msg: Option<String>,
+    diffs: Vec<Diff>,
+    actions: Vec<String>,
+    registered: Value,
+    facts: Map<String, Value>,
+    ignored: bool,
+    /// A secret value produced by the task (e.g. the `secret` module): scrubbed from output.
+    secrets: Vec<String>,
+}
+
+struct CachedProbe {
+    result: ProbeResult,
+    reads: Scope,
+}
+
+pub struct HostRun {
+    ctx: Arc<PlayContext>,
+    host: String,
+    conn: Arc<dyn Transport>,
+    login_user: String,
+    facts: Vars,
+    /// set_fact / register results (persist across plays).
+    host_vars: Vars,
+    /// Variables common to all tasks of this play (computed once).
+    base_vars: Vars,
+    probe_cache: HashMap<(String, String), CachedProbe>,
+    /// Handler indices notified and not yet run, in notification order.
+    notified: Vec<usize>,
+    /// Check mode: an earlier task predicted a change (later errors may be consequences).
+    predicted_change: bool,
+    /// Strings never to print.
+    secrets: Vec<String>,
+}
+
+fn merge(into: &mut Vars, from: &Vars) {
+    for (k, v) in from {
+        into.insert(k.clone(), v.clone());
+    }
+}
+
+/// Variable names whose literal values are treated as secrets in output.
+fn secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "private_key", "api_key", "passphrase"].iter().any(|s| n.contains(s))
+}
+
+impl HostRun {
+    pub fn new(ctx: Arc<PlayContext>, host: String, conn: Arc<dyn Transport>, login_user: String, facts: Vars, host_vars: Vars) -> Self {
+        let mut run = HostRun {
+            ctx,
+            host,
+            conn,
+            login_user,
+            facts,
+            host_vars,
+            base_vars: Vars::new(),
+            probe_cache: HashMap::new(),
+            notified: Vec::new(),
+            predicted_change: false,
+            secrets: Vec::new(),
+        };
+        run.base_vars = run.compute_base_vars();
+        for (k, v) in run.base_vars.iter() {
+            if secret_name(k) {
+                if let Value::String(s) = v {
+                    if s.len() >= 4 && !Templar::is_template(s) {
+                        run.secrets.push(s.clone());
+                    }
+                }
+            }
+        }
+        run
+    }
+
+    pub fn into_host_vars(self) -> Vars {
+        self.host_vars
+    }
+
+    /// Ansible precedence, low to high: role defaults < inventory < facts < play vars < role vars.
+    /// Task vars, set_facts, role params and extra vars are applied per task.
+    fn compute_base_vars(&self) -> Vars {
+        let play = self.ctx.play();
+        let mut v = Vars::new();
+        for r in &play.roles {
+            merge(&mut v, &r.defaults);
+        }
+        merge(&mut v, &self.ctx.inventory.host_vars(&self.host));
+        merge(&mut v, &self.facts);
+        merge(&mut v, &play.vars);
+        for r in &play.roles {
+            merge(&mut v, &r.vars);
+        }
+        let opts = &self.ctx.opts;
+        let magic = [
+            ("inventory_hostname", json!(self.host)),
+            ("inventory_hostname_short", json!(self.host.split('.').next().unwrap_or(&self.host))),
+            ("group_names", json!(self.ctx.inventory.group_names(&self.host))),
+            ("groups", (*self.ctx.groups).clone()),
+            ("hostvars", (*self.ctx.hostvars).clone()),
+            ("playbook_dir", json!(self.ctx.playbook.dir.canonicalize().unwrap_or(self.ctx.playbook.dir.clone()).display().to_string())),
+            ("ansible_check_mode", json!(opts.check)),
+            ("ansible_diff_mode", json!(opts.diff)),
+            ("ansible_play_hosts", json!(self.ctx.play_hosts)),
+            ("ansible_play_hosts_all", json!(self.ctx.play_hosts)),
+            ("ansible_play_batch", json!(self.ctx.play_hosts)),
+            ("ansible_play_name", json!(play.name)),
+            ("ansible_run_tags", json!(if opts.tags.only.is_empty() { vec!["all".to_string()] } else { opts.tags.only.clone() })),
+            ("ansible_skip_tags", json!(opts.tags.skip)),
+            ("omit", json!(OMIT)),
+        ];
+        for (k, val) in magic {
+            v.insert(k.to_string(), val);
+        }
+        v
+    }
+
+    fn task_vars(&self, task: &Task) -> Vars {
+        let mut v = self.base_vars.clone();
+        if let Some(r) = &task.role {
+            // The task's own role wins over other roles of the play.
+            merge(&mut v, &r.defaults);
+            for (k, val) in self.ctx.inventory.host_vars(&self.host) {
+                if r.defaults.contains_key(&k) {
+                    v.insert(k, val);
+                }
+            }
+            merge(&mut v, &r.vars);
+            v.insert("role_name".into(), json!(r.name));
+            v.insert("role_path".into(), json!(r.path.display().to_string()));
+        }
+        merge(&mut v, &task.vars);
+        merge(&mut v, &self.host_vars);
+        if let Some(r) = &task.role {
+            merge(&mut v, &r.params);
+        }
+        merge(&mut v, &self.ctx.opts.extra_vars);
+        v
+    }
+
+    fn selected(&self, task: &Task) -> bool {
+        let opts = &self.ctx.opts;
+        if !opts.tags.selects(&task.tags) {
+            return false;
+        }
+        match &opts.roles {
+            None => true,
+            Some(roles) => task.role.as_ref().is_some_and(|r| roles.iter().any(|x| x == &r.name)),
+        }
+    }
+
+    fn scrub(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for secret in &self.secrets {
+            if !secret.is_empty() && out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    fn scrub_value(&self, v: &Value) -> Value {
+        if self.secrets.is_empty() {
+            return v.clone();
+        }
+        match v {
+            Value::String(s) => Value::String(self.scrub(s)),
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.scrub_value(x)).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), self.scrub_value(x))).collect()),
+            other => other.clone(),
+        }
+    }
+
+    fn emit_header(&self, key: SlotKey, task: &Task, handler: bool) {
+        self.ctx.events.emit(Event::Task { play: self.ctx.play_idx, key, name: task.display_name(), handler, location: task.location.to_string() });
+    }
+
+    fn emit_result(&self, key: SlotKey, task: &Task, item: Option<String>, out: &ItemOutcome, counts: bool) {
+        let hidden = task.no_log;
+        let censored = "the output has been hidden due to the fact that 'no_log: true' was specified for this result".to_string();
+        let result = TaskResult {
+            host: self.host.clone(),
+            status: out.status,
+            item: if hidden { item.map(|_| "(censored due to no_log)".to_string()) } else { item.map(|i| self.scrub(&i)) },
+            msg: if hidden && out.msg.is_some() { Some(censored.clone()) } else { out.msg.as_ref().map(|m| self.scrub(m)) },
+            diffs: if hidden {
+                vec![]
+            } else {
+                out.diffs
+                    .iter()
+                    .map(|d| {
+                        let mut d = DiffOut::from(d);
+                        d.before = d.before.map(|b| self.scrub(&b));
+                        d.after = d.after.map(|a| self.scrub(&a));
+                        d
+                    })
+                    .collect()
+            },
+            actions: if hidden { vec![] } else { out.actions.iter().map(|a| self.scrub(a)).collect() },
+            ignored: out.ignored,
+            result: if hidden { json!({"censored": censored}) } else if self.ctx.opts.verbosity >= 2 { self.scrub_value(&out.registered) } else { Value::Null },
+            counts,
+        };
+        self.ctx.events.emit(Event::Result { play: self.ctx.play_idx, key, task: task.display_name(), result });
+    }
+
+    fn passed(&self, key: SlotKey) {
+        self.ctx.events.emit(Event::Passed { play: self.ctx.play_idx, host: self.host.clone(), key });
+    }
+
+    pub async fn run_play(&mut self) -> HostOutcome {
+        let ctx = self.ctx.clone();
+        let play = ctx.play();
+        let n = play.tasks.len();
+        let mut outcome = HostOutcome::Ok;
+        for i in 0..n {
+            let task = &play.tasks[i];
+            let key = (i + 1, 0, 0);
+            if !self.selected(task) {
+                continue;
+            }
+            if task.run_once && ctx.play_hosts.first() != Some(&self.host) {
+                continue;
+            }
+            if modules::lookup(&task.module).is_none() && task.module.ends_with("meta") {
+                // meta: flush_handlers (others are no-ops here).
+                let action = task.args.as_str().unwrap_or("").trim().to_string();
+                if action == "flush_handlers" {
+                    if let Some(o) = self.run_handlers(key).await {
+                        outcome = o;
+                        break;
+                    }
+                } else if !matches!(action.as_str(), "noop" | "clear_facts" | "refresh_inventory" | "clear_host_errors" | "reset_connection" | "end_play" | "end_host") {
+                    self.emit_header(key, task, false);
+                    let out = failed_outcome(format!("{}: unsupported meta action '{action}'", task.location));
+                    self.emit_result(key, task, None, &out, true);
+                    outcome = HostOutcome::Failed;
+                    break;
+                } else if action == "end_play" || action == "end_host" {
+                    break;
+                }
+                self.passed(key);
+                continue;
+            }
+            self.emit_header(key, task, false);
+            match self.run_task(task, key, i).await {
+                TaskEnd::Continue => {}
+                TaskEnd::Failed => {
+                    outcome = HostOutcome::Failed;
+                    break;
+                }
+                TaskEnd::Unreachable => {
+                    return HostOutcome::Unreachable;
+                }
+            }
+            self.passed(key);
+        }
+        // Handlers run at the end of the play, also when a later task failed (Ansible drops
+        // them unless --force-handlers; a restart that was due should still happen).
+        if let Some(o) = self.run_handlers((n + 1, 0, 0)).await {
+            if matches!(outcome, HostOutcome::Ok) {
+                outcome = o;
+            }
+        }
+        outcome
+    }
+
+    /// Run notified handlers in their definition order. Returns Some(outcome) if one failed.
+    async fn run_handlers(&mut self, at: SlotKey) -> Option<HostOutcome> {
+        let ctx = self.ctx.clone();
+        let play = ctx.play();
+        let mut failed = None;
+        let notified = std::mem::take(&mut self.notified);
+        for (h, handler) in play.handlers.iter().enumerate() {
+            if !notified.contains(&h) {
+                continue;
+            }
+            let key = (at.0, 1, h);
+            self.emit_header(key, handler, true);
+            match self.run_task(handler, key, usize::MAX).await {
+                TaskEnd::Continue => {}
+                TaskEnd::Failed => failed = Some(HostOutcome::Failed),
+                TaskEnd::Unreachable => return Some(HostOutcome::Unreachable),
+            }
+            self.passed(key);
+        }
+        failed
+    }
+
+    fn notify(&mut self, names: &[String]) {
+        let ctx = self.ctx.clone();
+        let play = ctx.play();
+        for name in names {
+            let mut found = false;
+            for (i, h) in play.handlers.iter().enumerate() {
+                let matches = h.name.as_deref() == Some(name.as_str()) || h.display_name() == *name || h.listen.iter().any(|l| l == name);
+                if matches {
+                    found = true;
+                    if !self.notified.contains(&i) {
+                        self.notified.push(i);
+                    }
+                }
+            }
+            if !found {
+                ctx.events.emit(Event::Warning { host: Some(self.host.clone()), msg: format!("notified handler '{name}' does not exist") });
+            }
+        }
+    }
+
+    /// One task (all loop items).
+    async fn run_task(&mut self, task: &Task, key: SlotKey, index: usize) -> TaskEnd {
+        let vars = self.task_vars(task);
+        let outcomes: Vec<(Option<String>, ItemOutcome)>;
+        let mut skipped_all = false;
+        if let Some(items_src) = &task.loop_items {
+            let items = match self.ctx.templar.render_value(items_src, &vars) {
+                Ok(Value::Array(a)) => a,
+                Ok(Value::Null) => vec![],
+                Ok(Value::String(s)) if s.is_empty() => vec![],
+                Ok(other) => {
+                    let out = failed_outcome(format!("{}: loop must be a list, got {}", task.location, short_json(&other)));
+                    return self.finish_task(task, key, vec![(None, out)], false, index);
+                }
+                Err(e) => {
+                    // `when` may guard an undefined loop source (Ansible evaluates when per item,
+                    // but a false condition that doesn't mention `item` skips the whole task).
+                    if !task.when.is_empty() && !task.when.iter().any(|w| w.to_string().contains("item")) {
+                        if let Ok(false) = self.eval_when(task, &vars) {
+                            let out = skipped_outcome("Conditional result was False");
+                            return self.finish_task(task, key, vec![(None, out)], true, index);
+                        }
+                    }
+                    let out = failed_outcome(format!("{}: loop: {e}", task.location));
+                    return self.finish_task(task, key, vec![(None, out)], false, index);
+                }
+            };
+            let loop_var = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
+            let mut outs = Vec::new();
+            let total = items.len();
+            for (idx, item) in items.into_iter().enumerate() {
+                let mut ivars = vars.clone();
+                ivars.insert(loop_var.clone(), item.clone());
+                if let Some(iv) = &task.loop_control.index_var {
+                    ivars.insert(iv.clone(), json!(idx));
+                }
+                ivars.insert(
+                    "ansible_loop".into(),
+                    json!({"index": idx + 1, "index0": idx, "first": idx == 0, "last": idx + 1 == total, "length": total, "revindex": total - idx, "revindex0": total - idx - 1}),
+                );
+                let label = match &task.loop_control.label {
+                    Some(l) => self.ctx.templar.render_str(l, &ivars).unwrap_or_else(|_| l.clone()),
+                    None => match &item {
+                        Value::String(s) => s.clone(),
+                        other => short_json(other),
+                    },
+                };
+                let out = self.run_item(task, &ivars, index).await;
+                let stop = matches!(out.status, Status::Unreachable);
+                outs.push((Some(label), out));
+                if stop {
+                    break;
+                }
+            }
+            if outs.is_empty() {
+                skipped_all = true;
+                outs.push((None, skipped_outcome("No items in the list")));
+            }
+            outcomes = outs;
+        } else {
+            outcomes = vec![(None, self.run_item(task, &vars, index).await)];
+        }
+        self.finish_task(task, key, outcomes, skipped_all, index)
+    }
+
+    fn finish_task(&mut self, task: &Task, key: SlotKey, outcomes: Vec<(Option<String>, ItemOutcome)>, empty_loop: bool, _index: usize) -> TaskEnd {
+        let looped = task.loop_items.is_some();
+        // Register and set facts.
+        let mut any_changed = false;
+        let mut any_failed = false;
+        let mut any_unreachable = false;
+        let mut all_skipped = true;
+        for (_, o) in &outcomes {
+            for s in &o.secrets {
+                if !self.secrets.contains(s) {
+                    self.secrets.push(s.clone());
+                }
+            }
+            any_changed |= o.status == Status::Changed;
+            any_failed |= o.status == Status::Failed && !o.ignored;
+            any_unreachable |= o.status == Status::Unreachable;
+            all_skipped &= o.status == Status::Skipped;
+            for (k, v) in &o.facts {
+                self.host_vars.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(reg) = &task.register {
+            let value = if looped {
+                let results: Vec<Value> = outcomes.iter().map(|(_, o)| o.registered.clone()).collect();
+                let mut m = Map::new();
+                m.insert("results".into(), Value::Array(results));
+                m.insert("changed".into(), json!(any_changed));
+                m.insert("failed".into(), json!(any_failed));
+                m.insert("skipped".into(), json!(all_skipped || empty_loop));
+                m.insert("msg".into(), json!(if any_failed { "One or more items failed" } else { "All items completed" }));
+                Value::Object(m)
+            } else {
+                outcomes[0].1.registered.clone()
+            };
+            self.host_vars.insert(reg.clone(), value);
+        }
+        if any_changed {
+            if self.ctx.opts.check || task.check_mode == Some(true) {
+                self.predicted_change = true;
+            }
+            let notify = task.notify.clone();
+            self.notify(&notify);
+        }
+        // Events: per item for loops (not counted), then the task line counted once.
+        if looped && !empty_loop {
+            for (label, o) in &outcomes {
+                self.emit_result(key, task, label.clone(), o, false);
+            }
+            let status = if any_unreachable {
+                Status::Unreachable
+            } else if any_failed {
+                Status::Failed
+            } else if any_changed {
+                Status::Changed
+            } else if all_skipped {
+                Status::Skipped
+            } else {
+                Status::Ok
+            };
+            let ignored = outcomes.iter().any(|(_, o)| o.ignored);
+            let summary = ItemOutcome { status, msg: None, diffs: vec![], actions: vec![], registered: Value::Null, facts: Map::new(), ignored, secrets: vec![] };
+            // The summary only counts in the recap; the item lines are the display.
+            let result = TaskResult { host: self.host.clone(), status: summary.status, item: None, msg: None, diffs: vec![], actions: vec![], ignored, result: Value::Null, counts: true };
+            self.ctx.events.emit_count_only(result);
+        } else {
+            let (label, o) = &outcomes[0];
+            self.emit_result(key, task, label.clone(), o, true);
+        }
+        if any_unreachable {
+            TaskEnd::Unreachable
+        } else if any_failed {
+            TaskEnd::Failed
+        } else {
+            TaskEnd::Continue
+        }
+    }
+
+    fn eval_when(&self, task: &Task, vars: &Vars) -> Result<bool, String> {
+        for cond in &task.when {
+            let ok = match cond {
+                Value::Bool(b) => *b,
+                Value::Null => true,
+                Value::String(s) => self.ctx.templar.eval_condition(s, vars).map_err(|e| format!("{}: when '{s}': {e}", task.location))?,
+                other => self.ctx.templar.eval_condition(&other.to_string(), vars).map_err(|e| format!("{}: when: {e}", task.location))?,
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn eval_conditions(&self, conds: &[Value], vars: &Vars, what: &str, task: &Task) -> Result<bool, String> {
+        let mut all = true;
+        for cond in conds {
+            let ok = match cond {
+                Value::Bool(b) => *b,
+                Value::String(s) => self.ctx.templar.eval_condition(s, vars).map_err(|e| format!("{}: {what} '{s}': {e}", task.location))?,
+                other => self.ctx.templar.eval_condition(&other.to_string(), vars).map_err(|e| format!("{}: {what}: {e}", task.location))?,
+            };
+            all &= ok;
+        }
+        Ok(all)
+    }
+
+    /// User the task's scripts run as.
+    fn run_as(&self, task: &Task, vars: &Vars) -> Result<String, String> {
+        let play = self.ctx.play();
+        let do_become = task.r#become.or(play.r#become).unwrap_or(self.ctx.opts.r#become)
+            || vars.get("ansible_become").and_then(modules::args::truthy).unwrap_or(false);
+        if !do_become {
+            return Ok(self.login_user.clone());
+        }
+        let user = match task.become_user.clone().or(play.become_user.clone()).or_else(|| vars.get("ansible_become_user").and_then(|v| v.as_str()).map(str::to_string)) {
+            Some(u) => self.ctx.templar.render_str(&u, vars).map_err(|e| format!("{}: become_user: {e}", task.location))?,
+            None => "root".to_string(),
+        };
+        Ok(user)
+    }
+
+    /// Turn rendered args into the module's argument map.
+    fn module_args(module: &dyn Module, rendered: Value, task: &Task) -> Result<Map<String, Value>, String> {
+        let mut map = match rendered {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            Value::String(s) => {
+                let mut m = Map::new();
+                match module.free_form() {
+                    Some(param) => {
+                        // Trailing `key=value` words for known params (chdir=, creates=...).
+                        let mut raw_words = Vec::new();
+                        let words = shlex::split(&s).unwrap_or_default();
+                        let mut extracted = Map::new();
+                        for w in &words {
+                            if let Some((k, v)) = w.split_once('=') {
+                                if module.params().contains(&k) && k != param && !k.starts_with('_') {
+                                    extracted.insert(k.to_string(), Value::String(v.to_string()));
+                                    continue;
+                                }
+                            }
+                            raw_words.push(w.clone());
+                        }
+                        let raw = if extracted.is_empty() {
+                            s.clone()
+                        } else {
+                            raw_words.iter().map(|w| modules::sh_quote(w)).collect::<Vec<_>>().join(" ")
+                        };
+                        m.insert(param.to_string(), Value::String(raw));
+                        m.extend(extracted);
+                    }
+                    None => {
+                        let words = shlex::split(&s).ok_or_else(|| format!("{}: cannot parse arguments '{s}'", task.location))?;
+                        for w in words {
+                            let (k, v) = w.split_once('=').ok_or_else(|| format!("{}: '{}' takes key=value arguments, got '{w}'", task.location, task.module))?;
+                            m.insert(k.to_string(), Value::String(v.to_string()));
+                        }
+                    }
+                }
+                m
+            }
+            other => return Err(format!("{}: arguments must be a mapping, got {}", task.location, short_json(&other))),
+        };
+        if map.contains_key("_raw_params") && module.free_form().is_some_and(|p| p != "_raw_params") {
+            let v = map.remove("_raw_params").unwrap_or(Value::Null);
+            map.insert(module.free_form().unwrap_or_default().to_string(), v);
+        }
+        map.retain(|_, v| v.as_str() != Some(OMIT));
+        Ok(map)
+    }
+
+    /// Prepare a task for given vars (no host access).
+    fn prepare(&self, task: &Task, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
+        let module = modules::lookup(&task.module).ok_or_else(|| format!("{}: unknown module '{}'", task.location, task.module))?;
+        let rendered = self.ctx.templar.render_value(&task.args, vars).map_err(|e| format!("{}: {e}", task.location))?;
+        let args = Self::module_args(module, rendered, task)?;
+        let pctx = PrepareContext {
+            templar: &self.ctx.templar,
+            vars,
+            host: &self.host,
+            role_path: task.role.as_ref().map(|r| r.path.as_path()),
+            playbook_dir: &self.ctx.playbook.dir,
+            run_as,
+        };
+        module.prepare(&args, &pctx).map_err(|e| format!("{}: {e}", task.location))
+    }
+
+    /// Wrap a script to run as `user` (become).
+    fn wrap(&self, script: &str, user: &str) -> String {
+        if user == self.login_user || user.is_empty() {
+            return script.to_string();
+        }
+        let inner = format!("cd ~ 2>/dev/null || cd /\n{script}");
+        if self.login_user == "root" {
+            let u = modules::sh_quote(user);
+            format!("cd / && HOME=$(getent passwd {u} | cut -d: -f6) exec runuser -u {u} -- sh -c {}", modules::sh_quote(&inner))
+        } else {
+            format!("exec sudo -n -H -u {} -- sh -c {}", modules::sh_quote(user), modules::sh_quote(&inner))
+        }
+    }
+
+    /// Probes for a task: from cache, else one batch with the uncached probes of the following
+    /// tasks (lookahead), so a converged host needs a handful of round trips per play.
+    async fn probe(&mut self, probes: &[Probe], run_as: &str, index: usize) -> Result<Vec<ProbeResult>, ItemError> {
+        let missing: Vec<&Probe> = probes.iter().filter(|p| !self.probe_cache.contains_key(&(run_as.to_string(), p.script.clone()))).collect();
+        if !missing.is_empty() {
+            let mut batch: Vec<(String, Probe)> = missing.iter().map(|p| (run_as.to_string(), (*p).clone())).collect();
+            if index != usize::MAX {
+                for extra in self.lookahead(index) {
+                    let k = (extra.0.clone(), extra.1.script.clone());
+                    if !self.probe_cache.contains_key(&k) && !batch.iter().any(|(u, p)| *u == k.0 && p.script == k.1) {
+                        batch.push(extra);
+                    }
+                }
+            }
+            // One exec per become user.
+            let mut users: Vec<String> = batch.iter().map(|(u, _)| u.clone()).collect();
+            users.dedup();
+            users.sort();
+            users.dedup();
+            for user in users {
+                let group: Vec<&Probe> = batch.iter().filter(|(u, _)| *u == user).map(|(_, p)| p).collect();
+                let tag = probe::new_tag();
+                let scripts: Vec<&str> = group.iter().map(|p| p.script.as_str()).collect();
+                let script = self.wrap(&probe::batch_script(&tag, &scripts), &user);
+                let out = self.conn.exec(&script, None).await?;
+                let results = match probe::parse_batch(&tag, group.len(), &out.stdout) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let msg = format!("{e}; exit {}: {}", out.exit_code, out.stderr_str().trim());
+                        if user == run_as {
+                            return Err(ItemError::Task(format!("probing as {user} failed: {msg}")));
+                        }
+                        continue; // a lookahead task's user problem surfaces when that task runs
+                    }
+                };
+                for (p, r) in group.into_iter().zip(results) {
+                    self.probe_cache.insert((user.clone(), p.script.clone()), CachedProbe { result: r, reads: p.reads.clone() });
+                }
+            }
+        }
+        probes
+            .iter()
+            .map(|p| {
+                self.probe_cache
+                    .get(&(run_as.to_string(), p.script.clone()))
+                    .map(|c| c.result.clone())
+                    .ok_or_else(|| ItemError::Task("probe result missing".into()))
+            })
+            .collect()
+    }
+
+    /// Probes of the next tasks that can be prepared now (errors ignored: they're reported
+    /// when the task runs).
+    fn lookahead(&self, index: usize) -> Vec<(String, Probe)> {
+        let play = self.ctx.play();
+        let mut out = Vec::new();
+        for task in play.tasks.iter().skip(index + 1).take(LOOKAHEAD) {
+            if !self.selected(task) || modules::lookup(&task.module).is_none() {
+                continue;
+            }
+            let vars = self.task_vars(task);
+            let Ok(run_as) = self.run_as(task, &vars) else { continue };
+            let item_vars: Vec<Vars> = match &task.loop_items {
+                None => vec![vars.clone()],
+                Some(src) => match self.ctx.templar.render_value(src, &vars) {
+                    Ok(Value::Array(items)) => {
+                        let lv = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
+                        items
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, it)| {
+                                let mut v = vars.clone();
+                                v.insert(lv.clone(), it);
+                                if let Some(iv) = &task.loop_control.index_var {
+                                    v.insert(iv.clone(), json!(i));
+                                }
+                                v
+                            })
+                            .collect()
+                    }
+                    _ => continue,
+                },
+            };
+            for v in item_vars {
+                if !matches!(self.eval_when(task, &v), Ok(true)) {
+                    continue;
+                }
+                if let Ok(t) = self.prepare(task, &v, &run_as) {
+                    for p in t.probes() {
+                        out.push((run_as.clone(), p));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn invalidate(&mut self, touched: &Scope) {
+        self.probe_cache.retain(|_, c| !touched.overlaps(&c.reads));
+    }
+
+    /// One item: when, prepare, probe, plan, (apply), register.
+    async fn run_item(&mut self, task: &Task, vars: &Vars, index: usize) -> ItemOutcome {
+        match self.eval_when(task, vars) {
+            Ok(true) => {}
+            Ok(false) => return skipped_outcome("Conditional result was False"),
+            Err(e) => return self.task_error(task, e),
+        }
+        match self.run_item_inner(task, vars, index).await {
+            Ok(o) => o,
+            Err(ItemError::Unreachable(e)) => ItemOutcome { status: Status::Unreachable, msg: Some(e), ..failed_outcome(String::new()) },
+            Err(ItemError::Task(e)) => self.task_error(task, e),
+        }
+    }
+
+    fn task_error(&self, task: &Task, e: String) -> ItemOutcome {
+        let check = task.check_mode.unwrap_or(self.ctx.opts.check);
+        if check && self.predicted_change {
+            // In check mode, an error after a predicted change is most likely a consequence of
+            // that change not having been made (a package not installed, a user not created).
+            return ItemOutcome {
+                msg: Some(format!("cannot predict: depends on earlier changes not made in check mode ({e})")),
+                ..skipped_outcome("")
+            };
+        }
+        let mut o = failed_outcome(e);
+        o.ignored = task.ignore_errors;
+        o
+    }
+
+    async fn run_item_inner(&mut self, task: &Task, vars: &Vars, index: usize) -> Result<ItemOutcome, ItemError> {
+        let run_as = self.run_as(task, vars).map_err(ItemError::Task)?;
+        let mtask = self.prepare(task, vars, &run_as).map_err(ItemError::Task)?;
+        let probes = mtask.probes();
+        let results = if probes.is_empty() { vec![] } else { self.probe(&probes, &run_as, index).await? };
+        let mut plan: Plan = mtask.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
+        let check = task.check_mode.unwrap_or(self.ctx.opts.check);
+        let mut skipped_reason = plan.skipped.clone();
+        let mut action_summaries: Vec<String> = plan.actions.iter().map(|a| a.summary.clone()).collect();
+        if plan.failed.is_none() && skipped_reason.is_none() && !plan.actions.is_empty() {
+            if check {
+                if mtask.check_support() == CheckSupport::SkipIfActions {
+                    skipped_reason = Some("skipped in check mode: the command would run".into());
+                    action_summaries.clear();
+                }
+            } else {
+                let mut outputs: Vec<ExecOutput> = Vec::new();
+                let mut failure = None;
+                for action in &plan.actions {
+                    let script = self.wrap(&action.script, &run_as);
+                    let out = self.conn.exec(&script, action.stdin.as_deref()).await;
+                    self.invalidate(&action.touches);
+                    let out = out?;
+                    let bad = out.exit_code != 0 && !action.may_fail;
+                    if bad {
+                        let err = out.stderr_str();
+                        let detail = if err.trim().is_empty() { out.stdout_str() } else { err };
+                        failure = Some(format!("{} failed (exit {}): {}", action.summary, out.exit_code, detail.trim()));
+                    }
+                    outputs.push(out);
+                    if bad {
+                        break;
+                    }
+                }
+                // Anything probed as this user may be stale after a command.
+                plan = mtask.finish(plan, &outputs).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
+                if let Some(f) = failure {
+                    plan.failed.get_or_insert(f);
+                }
+            }
+        }
+        let skipped = skipped_reason.is_some();
+        let mut changed = !skipped && plan.changed();
+        let mut failed = plan.failed.is_some();
+        // Registered result.
+        let mut reg = plan.result.clone();
+        reg.insert("changed".into(), json!(changed));
+        reg.insert("failed".into(), json!(failed));
+        if skipped {
+            reg.insert("skipped".into(), json!(true));
+            reg.insert("skip_reason".into(), json!(skipped_reason));
+        }
+        if let Some(m) = plan.msg.clone().or(plan.failed.clone()) {
+            reg.entry("msg").or_insert(json!(m));
+        }
+        if !plan.diffs.is_empty() {
+            reg.insert("diff".into(), json!(plan.diffs.iter().map(|d| serde_json::to_value(DiffOut::from(d)).unwrap_or(Value::Null)).collect::<Vec<_>>()));
+        }
+        if !plan.facts.is_empty() {
+            reg.insert("ansible_facts".into(), Value::Object(plan.facts.clone()));
+        }
+        // changed_when / failed_when see the result under the register name.
+        if (task.changed_when.is_some() || task.failed_when.is_some()) && !skipped {
+            let mut cvars = vars.clone();
+            if let Some(r) = &task.register {
+                cvars.insert(r.clone(), Value::Object(reg.clone()));
+            }
+            for (k, v) in &reg {
+                cvars.entry(k.clone()).or_insert(v.clone());
+            }
+            if let Some(cw) = &task.changed_when {
+                changed = self.eval_conditions(cw, &cvars, "changed_when", task).map_err(ItemError::Task)?;
+                reg.insert("changed".into(), json!(changed));
+            }
+            if let Some(fw) = &task.failed_when {
+                failed = self.eval_conditions(fw, &cvars, "failed_when", task).map_err(ItemError::Task)?;
+                reg.insert("failed".into(), json!(failed));
+                if !failed {
+                    plan.failed = None;
+                } else if plan.failed.is_none() {
+                    plan.failed = Some("failed_when condition was true".into());
+                }
+            }
+        }
+        let secrets: Vec<String> = if modules::lookup(&task.module).is_some_and(|m| m.name() == "secret") {
+            reg.get("secret").and_then(Value::as_str).map(|s| vec![s.to_string()]).unwrap_or_default()
+        } else {
+            vec![]
+        };
+        let status = if failed {
+            Status::Failed
+        } else if skipped {
+            Status::Skipped
+        } else if changed {
+            Status::Changed
+        } else {
+            Status::Ok
+        };
+        let msg = if failed { plan.failed.clone() } else if skipped { skipped_reason.clone() } else { plan.msg.clone() };
+        let facts = if failed { Map::new() } else { plan.facts.clone() };
+        Ok(ItemOutcome {
+            status,
+            msg,
+            diffs: plan.diffs,
+            actions: action_summaries,
+            registered: Value::Object(reg),
+            facts,
+            ignored: failed && task.ignore_errors,
+            secrets,
+        })
+    }
+}
+
+enum TaskEnd {
+    Continue,
+    Failed,
+    Unreachable,
+}
+
+fn failed_outcome(msg: String) -> ItemOutcome {
+    ItemOutcome {
+        status: Status::Failed,
+        registered: json!({"failed": true, "changed": false, "msg": msg}),
+        msg: Some(msg),
+        diffs: vec![],
+        actions: vec![],
+        facts: Map::new(),
+        ignored: false,
+        secrets: vec![],
+    }
+}
+
+fn skipped_outcome(reason: &str) -> ItemOutcome {
+    ItemOutcome {
+        status: Status::Skipped,
+        msg: if reason.is_empty() { None } else { Some(reason.to_string()) },
+        diffs: vec![],
+        actions: vec![],
+        registered: json!({"skipped": true, "changed": false, "failed": false, "skip_reason": reason}),
+        facts: Map::new(),
+        ignored: false,
+        secrets: vec![],
+    }
+}
+
+fn short_json(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 120 {
+        format!("{}...", &s[..s.char_indices().take(117).last().map(|(i, _)| i).unwrap_or(0)])
+    } else {
+        s
+    }
+}
