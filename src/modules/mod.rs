@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 pub mod args;
 pub mod common;
 pub mod apt;
+pub mod service;
+pub mod user;
+pub mod group;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -254,6 +257,10 @@ fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
         &apt::AptModule,
+        &service::ServiceModule,
+        &service::SystemdModule,
+        &user::UserModule,
+        &group::GroupModule,
         // MODULES-END
     ]
 }
