@@ -1,1 +1,301 @@
-//! Command line.
+//! Command line: clap definitions -> validated run configuration.
+
+use crate::connection::{HostKeyChecking, TransportKind};
+use crate::executor::RunOptions;
+use crate::playbook::TagFilter;
+use crate::template::Vars;
+use clap::{Parser, ValueEnum};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    Openssh,
+    Russh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostKeyArg {
+    Strict,
+    AcceptNew,
+    Off,
+}
+
+/// Converge hosts to the state described by Ansible-style playbooks, roles and inventories,
+/// over SSH, with no Python on the hosts.
+#[derive(Debug, Parser)]
+#[command(name = "provision", version, about, after_help = "Exit codes: 0 ok, 1 usage or input error, 2 a host failed, 4 a host was unreachable.")]
+pub struct Cli {
+    /// Playbook to run.
+    #[arg(default_value = "site.yml")]
+    pub playbook: PathBuf,
+
+    /// Inventory file or directory; a bare name that is not a path means `inventory/NAME`.
+    #[arg(short = 'i', long, env = "PROVISION_INVENTORY")]
+    pub inventory: Option<String>,
+
+    /// Change nothing; report what would change.
+    #[arg(short = 'C', long)]
+    pub check: bool,
+
+    /// Show differences (file contents, attributes) of what changes or would change.
+    #[arg(short = 'D', long)]
+    pub diff: bool,
+
+    /// Only run tasks of these roles (comma-separated), with their handlers.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+
+    /// Only run tasks tagged with these tags.
+    #[arg(short = 't', long, value_delimiter = ',')]
+    pub tags: Vec<String>,
+
+    /// Skip tasks tagged with these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+
+    /// Limit to hosts matching this pattern (`web1`, `web:!web2`, `web*`, `web:&prod`).
+    #[arg(short = 'l', long)]
+    pub limit: Option<String>,
+
+    /// How many hosts run at once.
+    #[arg(short = 'f', long, default_value_t = 50)]
+    pub forks: usize,
+
+    /// Extra variables: `key=value ...`, a JSON/YAML mapping, or `@file.yml`. Highest precedence.
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+
+    /// List the hosts each play would run on, and stop.
+    #[arg(long)]
+    pub list_hosts: bool,
+
+    /// List the tasks each play would run, and stop.
+    #[arg(long)]
+    pub list_tasks: bool,
+
+    /// Check the playbook, roles and inventory for errors, and stop.
+    #[arg(long)]
+    pub syntax_check: bool,
+
+    /// More output (-v: actions taken, -vv: full task results, -vvv: debug logs).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
+
+    /// SSH implementation.
+    #[arg(long, value_enum, default_value = "openssh", env = "PROVISION_TRANSPORT")]
+    pub transport: TransportArg,
+
+    /// Host key verification. Also `ANSIBLE_HOST_KEY_CHECKING=False` or ansible.cfg
+    /// `host_key_checking = False` (= off). A changed host key is always refused.
+    #[arg(long, value_enum)]
+    pub host_key_checking: Option<HostKeyArg>,
+
+    /// Default SSH user (inventory `ansible_user` wins).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+
+    /// Default private key (inventory `ansible_ssh_private_key_file` wins).
+    #[arg(long)]
+    pub private_key: Option<PathBuf>,
+
+    /// Run tasks as root via sudo (like `become: true` on every play).
+    #[arg(short = 'b', long)]
+    pub r#become: bool,
+
+    /// SSH connect timeout in seconds.
+    #[arg(short = 'T', long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Yaml(#[from] crate::yaml::YamlError),
+}
+
+/// `[defaults]` of an ansible.cfg in the current directory (or ANSIBLE_CONFIG), the few
+/// settings we honour.
+#[derive(Debug, Default)]
+pub struct AnsibleCfg {
+    pub host_key_checking: Option<bool>,
+    pub inventory: Option<String>,
+    pub remote_user: Option<String>,
+    pub private_key_file: Option<String>,
+    pub forks: Option<usize>,
+}
+
+impl AnsibleCfg {
+    pub fn load() -> AnsibleCfg {
+        let path = std::env::var("ANSIBLE_CONFIG").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("ansible.cfg"));
+        let Ok(text) = std::fs::read_to_string(&path) else { return AnsibleCfg::default() };
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> AnsibleCfg {
+        let mut cfg = AnsibleCfg::default();
+        let mut section = String::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+                continue;
+            }
+            if line.starts_with('[') {
+                section = line.trim_matches(|c| c == '[' || c == ']').to_string();
+                continue;
+            }
+            if section != "defaults" {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else { continue };
+            let (k, v) = (k.trim(), v.trim().to_string());
+            match k {
+                "host_key_checking" => cfg.host_key_checking = crate::modules::args::truthy(&Value::String(v)),
+                "inventory" | "hostfile" => cfg.inventory = Some(v),
+                "remote_user" => cfg.remote_user = Some(v),
+                "private_key_file" => cfg.private_key_file = Some(v),
+                "forks" => cfg.forks = v.parse().ok(),
+                _ => {}
+            }
+        }
+        cfg
+    }
+}
+
+/// `--inventory prod` -> `inventory/prod` when `prod` is not an existing path.
+pub fn resolve_inventory(arg: &str) -> PathBuf {
+    let p = Path::new(arg);
+    if p.exists() {
+        return p.to_path_buf();
+    }
+    if !arg.contains('/') {
+        let under = Path::new("inventory").join(arg);
+        if under.exists() {
+            return under;
+        }
+    }
+    p.to_path_buf()
+}
+
+/// Parse one `-e` argument.
+pub fn parse_extra_vars(arg: &str) -> Result<Vars, CliError> {
+    let arg = arg.trim();
+    if let Some(file) = arg.strip_prefix('@') {
+        let path = Path::new(file);
+        let (f, _, node) = crate::yaml::load_file(path)?;
+        return match node.to_json() {
+            Value::Object(m) => Ok(m),
+            Value::Null => Ok(Vars::new()),
+            _ => Err(CliError::Usage(format!("{}: extra vars file must be a mapping", f.display()))),
+        };
+    }
+    if arg.starts_with('{') {
+        let file = std::sync::Arc::new(PathBuf::from("<--extra-vars>"));
+        let node = crate::yaml::parse_str(&file, arg)?;
+        return match node.to_json() {
+            Value::Object(m) => Ok(m),
+            _ => Err(CliError::Usage(format!("--extra-vars '{arg}': not a mapping"))),
+        };
+    }
+    let words = shlex::split(arg).ok_or_else(|| CliError::Usage(format!("--extra-vars '{arg}': unbalanced quotes")))?;
+    let mut vars = Vars::new();
+    for w in words {
+        let (k, v) = w.split_once('=').ok_or_else(|| CliError::Usage(format!("--extra-vars: expected key=value, got '{w}'")))?;
+        if k.is_empty() {
+            return Err(CliError::Usage(format!("--extra-vars: empty name in '{w}'")));
+        }
+        // key=value values are strings, like Ansible.
+        vars.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(vars)
+}
+
+impl Cli {
+    /// Validated run options.
+    pub fn run_options(&self, cfg: &AnsibleCfg) -> Result<RunOptions, CliError> {
+        let mut extra = Vars::new();
+        for e in &self.extra_vars {
+            extra.extend(parse_extra_vars(e)?);
+        }
+        let env_hkc = std::env::var("ANSIBLE_HOST_KEY_CHECKING").ok().and_then(|v| crate::modules::args::truthy(&Value::String(v)));
+        let host_key_checking = match self.host_key_checking {
+            Some(HostKeyArg::Strict) => HostKeyChecking::Strict,
+            Some(HostKeyArg::AcceptNew) => HostKeyChecking::AcceptNew,
+            Some(HostKeyArg::Off) => HostKeyChecking::Off,
+            None => match env_hkc.or(cfg.host_key_checking) {
+                Some(false) => HostKeyChecking::Off,
+                _ => HostKeyChecking::Strict,
+            },
+        };
+        if self.forks == 0 {
+            return Err(CliError::Usage("--forks must be at least 1".into()));
+        }
+        Ok(RunOptions {
+            check: self.check,
+            diff: self.diff,
+            forks: if self.forks == 50 { cfg.forks.unwrap_or(50) } else { self.forks },
+            limit: self.limit.clone(),
+            tags: TagFilter { only: self.tags.clone(), skip: self.skip_tags.clone() },
+            roles: if self.roles.is_empty() { None } else { Some(self.roles.clone()) },
+            extra_vars: extra,
+            transport: match self.transport {
+                TransportArg::Openssh => TransportKind::OpenSsh,
+                TransportArg::Russh => TransportKind::Russh,
+            },
+            host_key_checking,
+            connect_timeout: Duration::from_secs(self.timeout.max(1)),
+            verbosity: self.verbose,
+            user: self.user.clone().or(cfg.remote_user.clone()),
+            private_key: self.private_key.clone().or(cfg.private_key_file.as_deref().map(crate::connection::expand_tilde)),
+            r#become: self.r#become,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_vars_forms() {
+        let v = parse_extra_vars("a=1 b='x y'").unwrap();
+        assert_eq!(v["a"], "1");
+        assert_eq!(v["b"], "x y");
+        let v = parse_extra_vars(r#"{"n": 3, "l": [1]}"#).unwrap();
+        assert_eq!(v["n"], 3);
+        assert!(parse_extra_vars("novalue").is_err());
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("v.yml");
+        std::fs::write(&f, "x: {y: 1}\n").unwrap();
+        assert_eq!(parse_extra_vars(&format!("@{}", f.display())).unwrap()["x"]["y"], 1);
+    }
+
+    #[test]
+    fn ansible_cfg_defaults() {
+        let c = AnsibleCfg::parse("[defaults]\nhost_key_checking = False\nforks=7\n[ssh_connection]\nforks=1\n");
+        assert_eq!(c.host_key_checking, Some(false));
+        assert_eq!(c.forks, Some(7));
+    }
+
+    #[test]
+    fn parses_ansible_like_flags() {
+        let c = Cli::try_parse_from(["provision", "-i", "prod", "--check", "--diff", "--tags", "a,b", "-l", "web:!web2", "-vv", "play.yml"]).unwrap();
+        assert!(c.check && c.diff);
+        assert_eq!(c.tags, vec!["a", "b"]);
+        assert_eq!(c.verbose, 2);
+        assert_eq!(c.playbook, PathBuf::from("play.yml"));
+    }
+}

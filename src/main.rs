@@ -1,1 +1,139 @@
-fn main() {}
+//! Thin entry point: parse, validate, run, exit code.
+
+use anyhow::Context;
+use clap::Parser;
+use provision::cli::{self, AnsibleCfg, Cli, Output};
+use provision::executor;
+use provision::inventory::Inventory;
+use provision::modules;
+use provision::playbook::{self, Playbook};
+use provision::report::{HumanOptions, HumanReporter, JsonReporter, Reporter};
+use std::sync::Arc;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let filter = match cli.verbose {
+        0..=2 => "warn",
+        3 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PROVISION_LOG").unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("ERROR! {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Reject unknown module parameters before touching any host.
+fn validate(pb: &Playbook) -> anyhow::Result<()> {
+    for play in &pb.plays {
+        for task in play.tasks.iter().chain(play.handlers.iter()) {
+            let Some(m) = modules::lookup(&task.module) else { continue };
+            let params = m.params();
+            if params.is_empty() {
+                continue; // modules taking arbitrary keys (set_fact)
+            }
+            if let Some(args) = task.args.as_object() {
+                for k in args.keys() {
+                    if k == "_raw_params" || params.contains(&k.as_str()) {
+                        continue;
+                    }
+                    anyhow::bail!("{}: unsupported parameter '{k}' for module '{}'; valid parameters: {}", task.location, m.name(), params.join(", "));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let cfg = AnsibleCfg::load();
+    let opts = cli.run_options(&cfg)?;
+    let inv_arg = cli
+        .inventory
+        .clone()
+        .or(cfg.inventory.clone())
+        .context("no inventory given: use --inventory FILE_OR_DIR (or a name under inventory/)")?;
+    let inv_path = cli::resolve_inventory(&inv_arg);
+    if !inv_path.exists() {
+        anyhow::bail!("inventory '{inv_arg}' not found (looked for {})", inv_path.display());
+    }
+    if !cli.playbook.exists() {
+        anyhow::bail!("playbook '{}' not found", cli.playbook.display());
+    }
+    let pb = playbook::load(&cli.playbook)?;
+    validate(&pb)?;
+    let mut inventory = Inventory::load(&inv_path)?;
+    inventory.add_vars_dir(&pb.dir)?;
+    if let Some(l) = &opts.limit {
+        if inventory.select(l)?.is_empty() {
+            anyhow::bail!("--limit '{l}' matches no host of the inventory");
+        }
+    }
+
+    if cli.syntax_check {
+        println!("\nplaybook: {}", cli.playbook.display());
+        return Ok(0);
+    }
+    if cli.list_hosts || cli.list_tasks {
+        println!("\nplaybook: {}\n", cli.playbook.display());
+        let limit = match &opts.limit {
+            Some(l) => Some(inventory.select(l)?),
+            None => None,
+        };
+        for (i, play) in pb.plays.iter().enumerate() {
+            println!("  play #{} ({}): {}\tTAGS: [{}]", i + 1, play.hosts, play.name, play.tags.join(", "));
+            if cli.list_hosts {
+                let mut hosts = inventory.select(&play.hosts)?;
+                if let Some(l) = &limit {
+                    hosts.retain(|h| l.contains(h));
+                }
+                println!("    pattern: ['{}']\n    hosts ({}):", play.hosts, hosts.len());
+                for h in hosts {
+                    println!("      {h}");
+                }
+            }
+            if cli.list_tasks {
+                println!("    tasks:");
+                for t in &play.tasks {
+                    if !opts.tags.selects(&t.tags) {
+                        continue;
+                    }
+                    if let Some(roles) = &opts.roles {
+                        if !t.role.as_ref().is_some_and(|r| roles.contains(&r.name)) {
+                            continue;
+                        }
+                    }
+                    println!("      {}\tTAGS: [{}]", t.display_name(), t.tags.join(", "));
+                }
+            }
+            println!();
+        }
+        return Ok(0);
+    }
+
+    let reporter: Box<dyn Reporter> = match cli.output {
+        Output::Human => Box::new(HumanReporter::new(
+            anstream::stdout(),
+            HumanOptions { diff: opts.diff, verbosity: opts.verbosity, check: opts.check },
+        )),
+        Output::Json => Box::new(JsonReporter::new(std::io::stdout())),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let summary = rt.block_on(executor::run(Arc::new(pb), Arc::new(inventory), Arc::new(opts), reporter))?;
+    Ok(summary.exit_code())
+}

@@ -754,6 +754,9 @@ impl HostRun {
             Err(e) => return self.task_error(task, e),
         }
         match self.run_item_inner(task, vars, index).await {
+            Ok(o) if o.status == Status::Failed && task.check_mode.unwrap_or(self.ctx.opts.check) && self.predicted_change => {
+                self.task_error(task, o.msg.unwrap_or_default())
+            }
             Ok(o) => o,
             Err(ItemError::Unreachable(e)) => ItemOutcome { status: Status::Unreachable, msg: Some(e), ..failed_outcome(String::new()) },
             Err(ItemError::Task(e)) => self.task_error(task, e),
