@@ -1,11 +1,38 @@
 //! Jinja templating (minijinja) with strict undefined variables and Ansible's filters.
-//! OWNER: template helper. This is the agreed API; bodies are being written.
+//!
+//! Ansible semantics on top of minijinja:
+//! - variables are resolved lazily (see [`lazy`]): `app_dir: "{{ home }}/webapp"` is rendered
+//!   when first referenced, recursively, and cached for the duration of one call;
+//! - a string that is exactly one `{{ expr }}` yields the expression's native value;
+//! - undefined variables are errors, except under `is defined` / `is undefined` /
+//!   `| default(...)`, also for attribute chains on undefined values (`x.y | default(1)`);
+//! - `None` renders as an empty string, booleans as `True`/`False`, lists and dicts in
+//!   Python's repr, as Jinja under Ansible does.
 
-use serde_json::Value;
+mod checks;
+mod digest;
+mod filters;
+mod lazy;
+mod serialize;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Rest, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
+use serde_json::Value as Json;
+
+use lazy::{Scope, VarsObject};
 
 /// Variables of a host/task. Values are RAW: strings may themselves contain templates
 /// (`app_dir: "{{ home }}/webapp"`); the templar resolves them lazily when referenced.
-pub type Vars = serde_json::Map<String, Value>;
+pub type Vars = serde_json::Map<String, Json>;
+
+/// Value of the `omit` variable. Module parameters equal to it must be dropped.
+pub const OMIT: &str = "__omit_place_holder__provision__";
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -18,7 +45,9 @@ pub struct TemplateError {
 
 /// Cheap to clone; shareable across threads.
 #[derive(Clone)]
-pub struct Templar {}
+pub struct Templar {
+    env: Arc<Environment<'static>>,
+}
 
 impl Default for Templar {
     fn default() -> Self {
@@ -26,35 +55,507 @@ impl Default for Templar {
     }
 }
 
+impl std::fmt::Debug for Templar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templar")
+    }
+}
+
+fn shared_env() -> Arc<Environment<'static>> {
+    static ENV: OnceLock<Arc<Environment<'static>>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(build_env())).clone()
+}
+
+fn build_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Ansible's templar: trim_blocks=True, lstrip_blocks=False, trailing newlines preserved.
+    if let Ok(syntax) = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(false)
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env.set_recursion_limit(200);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_formatter(|out, _state, value| {
+        let mut s = String::new();
+        serialize::python_str(value, &mut s);
+        out.write_str(&s)
+            .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
+    });
+    env.add_global("omit", Value::from(OMIT));
+    env.add_function("__provision_path", safe_path);
+    filters::register(&mut env);
+    checks::register(&mut env);
+    env
+}
+
+/// Attribute chain that yields undefined instead of failing when a link is undefined
+/// (see [`rewrite_safe_paths`]).
+fn safe_path(base: &Value, keys: Rest<Value>) -> Value {
+    let mut cur = base.clone();
+    for k in keys.iter() {
+        if cur.is_undefined() || cur.is_none() {
+            return Value::UNDEFINED;
+        }
+        cur = match k.as_str() {
+            Some(s) if cur.kind() != ValueKind::Seq => match cur.get_attr(s) {
+                Ok(v) => v,
+                Err(_) => return Value::UNDEFINED,
+            },
+            _ => match cur.get_item(k) {
+                Ok(v) => v,
+                Err(_) => return Value::UNDEFINED,
+            },
+        };
+        if cur.kind() == ValueKind::Invalid {
+            return Value::UNDEFINED;
+        }
+    }
+    cur
+}
+
 impl Templar {
     pub fn new() -> Self {
-        Templar {}
+        Templar { env: shared_env() }
     }
+
     /// Does this string contain template syntax (`{{`, `{%`, `{#`)?
     pub fn is_template(s: &str) -> bool {
         s.contains("{{") || s.contains("{%") || s.contains("{#")
     }
+
     /// Render template text (a `templates/` file) named `name` (for error messages).
-    /// Keeps the trailing newline.
-    pub fn render_template(&self, _name: &str, _src: &str, _vars: &Vars) -> Result<String, TemplateError> {
-        todo!()
+    /// Keeps the trailing newline (Ansible's `template` module: trim_blocks on,
+    /// lstrip_blocks off, trailing newlines preserved).
+    pub fn render_template(
+        &self,
+        name: &str,
+        src: &str,
+        vars: &Vars,
+    ) -> Result<String, TemplateError> {
+        let scope = Scope::enter(vars);
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone()));
+        let src = rewrite_safe_paths(src);
+        let env: &Environment<'_> = &self.env;
+        let result = env
+            .template_from_named_str(name, &src)
+            .and_then(|t| t.render(&ctx));
+        drop(ctx);
+        result.map_err(|e| {
+            let line = e.line();
+            let mut message = describe_error(&e, None);
+            match line {
+                Some(l) => message.push_str(&format!(" (in template {name}, line {l})")),
+                None => message.push_str(&format!(" (in template {name})")),
+            }
+            TemplateError { message, line }
+        })
     }
+
     /// Render a string; always a string result.
-    pub fn render_str(&self, _src: &str, _vars: &Vars) -> Result<String, TemplateError> {
-        todo!()
+    pub fn render_str(&self, src: &str, vars: &Vars) -> Result<String, TemplateError> {
+        if !Self::is_template(src) {
+            return Ok(src.to_string());
+        }
+        let scope = Scope::enter(vars);
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone()));
+        render_string(&self.env, src, &ctx).map_err(|e| string_error(&e, src))
     }
+
     /// Render every string in a value recursively. A string that is exactly one `{{ expr }}`
     /// yields the expression's native value (list, dict, number, bool), like Ansible.
-    pub fn render_value(&self, _v: &Value, _vars: &Vars) -> Result<Value, TemplateError> {
-        todo!()
+    pub fn render_value(&self, v: &Json, vars: &Vars) -> Result<Json, TemplateError> {
+        if !lazy::contains_template(v) {
+            return Ok(v.clone());
+        }
+        let scope = Scope::enter(vars);
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone()));
+        render_json(&self.env, v, &ctx)
     }
+
     /// `when:` / `changed_when:` / `failed_when:` / `assert that:` semantics: a bare expression
     /// (or a bool, or a `{{ }}`-wrapped expression) evaluated for truthiness.
-    pub fn eval_condition(&self, _expr: &str, _vars: &Vars) -> Result<bool, TemplateError> {
-        todo!()
+    pub fn eval_condition(&self, expr: &str, vars: &Vars) -> Result<bool, TemplateError> {
+        let t = expr.trim();
+        if let Some(b) = parse_bool_word(t) {
+            return Ok(b);
+        }
+        let v = self.eval_value(expr, vars, |v| Ok(condition_truth(v)))?;
+        Ok(v)
     }
+
     /// Evaluate a bare expression to its value.
-    pub fn eval_expr(&self, _expr: &str, _vars: &Vars) -> Result<Value, TemplateError> {
-        todo!()
+    pub fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Json, TemplateError> {
+        self.eval_value(expr, vars, |v| to_json(&v))
     }
+
+    fn eval_value<T>(
+        &self,
+        expr: &str,
+        vars: &Vars,
+        finish: impl FnOnce(Value) -> Result<T, Error>,
+    ) -> Result<T, TemplateError> {
+        let t = expr.trim();
+        let scope = Scope::enter(vars);
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone()));
+        let result = if let Some(inner) = single_expression(t) {
+            eval_expression(&self.env, inner, &ctx)
+        } else if Self::is_template(t) {
+            // a templated string: the rendered text is the value
+            render_string(&self.env, t, &ctx).map(Value::from)
+        } else {
+            eval_expression(&self.env, t, &ctx)
+        };
+        result.and_then(finish).map_err(|e| expr_error(&e, expr))
+    }
+}
+
+/// `true`/`false`/`yes`/`no` (any case) as Ansible's boolean strings.
+fn parse_bool_word(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => Some(true),
+        "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn condition_truth(v: Value) -> bool {
+    if let Some(s) = v.as_str() {
+        if let Some(b) = parse_bool_word(s.trim()) {
+            return b;
+        }
+        return !s.is_empty();
+    }
+    v.is_true()
+}
+
+/// If `s` is exactly one `{{ expr }}` (surrounding whitespace allowed), the expression.
+pub(crate) fn single_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#")
+    {
+        return None;
+    }
+    if inner.trim().is_empty() {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+/// Evaluate an expression with the given context; undefined results are errors.
+fn eval_expression(env: &Environment<'static>, expr: &str, ctx: &Value) -> Result<Value, Error> {
+    let rewritten = rewrite_safe_paths_expr(expr);
+    let env: &Environment<'_> = env;
+    let compiled = env.compile_expression(&rewritten)?;
+    let v = compiled.eval(ctx)?;
+    if v.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("`{}` is undefined", expr.trim()),
+        ));
+    }
+    validate(v)
+}
+
+/// Turn an invalid value (one carrying an error) into that error.
+pub(crate) fn validate(v: Value) -> Result<Value, Error> {
+    if v.kind() != ValueKind::Invalid {
+        return Ok(v);
+    }
+    match Value::from(vec![v]).try_iter()?.checked().next() {
+        Some(r) => r,
+        None => Ok(Value::UNDEFINED),
+    }
+}
+
+/// Render a string template to a string value (or the native value if it is a single
+/// expression). Strings without template syntax are returned unchanged.
+pub(crate) fn render_string_value(
+    env: &Environment<'static>,
+    s: &str,
+    ctx: &Value,
+) -> Result<Value, Error> {
+    if !Templar::is_template(s) {
+        return Ok(Value::from(s));
+    }
+    if let Some(inner) = single_expression(s) {
+        return eval_expression(env, inner, ctx);
+    }
+    render_string(env, s, ctx).map(Value::from)
+}
+
+fn render_string(env: &Environment<'static>, s: &str, ctx: &Value) -> Result<String, Error> {
+    let src = rewrite_safe_paths(s);
+    let env: &Environment<'_> = env;
+    env.template_from_named_str("<string>", &src)?.render(ctx)
+}
+
+/// Render a raw variable value (lazy vars): strings, recursively inside lists and maps.
+pub(crate) fn render_raw(
+    env: &Environment<'static>,
+    raw: &Json,
+    ctx: &Value,
+) -> Result<Value, Error> {
+    match raw {
+        Json::String(s) => render_string_value(env, s, ctx),
+        Json::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(render_raw(env, item, ctx)?);
+            }
+            Ok(Value::from(out))
+        }
+        Json::Object(m) => {
+            let mut out = indexmap::IndexMap::with_capacity(m.len());
+            for (k, v) in m {
+                let key = if Templar::is_template(k) {
+                    Value::from(render_string(env, k, ctx)?)
+                } else {
+                    Value::from(k.as_str())
+                };
+                out.insert(key, render_raw(env, v, ctx)?);
+            }
+            Ok(Value::from(out))
+        }
+        other => Ok(Value::from(minijinja::value::Serde(other))),
+    }
+}
+
+fn render_json(env: &Environment<'static>, v: &Json, ctx: &Value) -> Result<Json, TemplateError> {
+    match v {
+        Json::String(s) => {
+            if !Templar::is_template(s) {
+                return Ok(v.clone());
+            }
+            if let Some(inner) = single_expression(s) {
+                return eval_expression(env, inner, ctx)
+                    .and_then(|v| to_json(&v))
+                    .map_err(|e| string_error(&e, s));
+            }
+            render_string(env, s, ctx)
+                .map(Json::String)
+                .map_err(|e| string_error(&e, s))
+        }
+        Json::Array(items) => items
+            .iter()
+            .map(|i| render_json(env, i, ctx))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Json::Array),
+        Json::Object(m) => {
+            let mut out = serde_json::Map::with_capacity(m.len());
+            for (k, val) in m {
+                let key = if Templar::is_template(k) {
+                    render_string(env, k, ctx).map_err(|e| string_error(&e, k))?
+                } else {
+                    k.clone()
+                };
+                out.insert(key, render_json(env, val, ctx)?);
+            }
+            Ok(Json::Object(out))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// Convert a minijinja value to JSON (undefined parts become null).
+pub(crate) fn to_json(v: &Value) -> Result<Json, Error> {
+    serde_json::to_value(v).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot convert result: {e}"),
+        )
+    })
+}
+
+fn snippet(src: &str) -> String {
+    let one_line: String = src.trim().replace('\n', "\\n");
+    if one_line.chars().count() > 100 {
+        let cut: String = one_line.chars().take(97).collect();
+        format!("{cut}...")
+    } else {
+        one_line
+    }
+}
+
+fn string_error(e: &Error, src: &str) -> TemplateError {
+    let line = e.line();
+    let mut message = describe_error(e, None);
+    message.push_str(&format!(" in \"{}\"", snippet(src)));
+    TemplateError { message, line }
+}
+
+fn expr_error(e: &Error, expr: &str) -> TemplateError {
+    let mut message = describe_error(e, None);
+    message.push_str(&format!(" (in expression \"{}\")", snippet(expr)));
+    TemplateError {
+        message,
+        line: None,
+    }
+}
+
+/// One-line human description of a minijinja error, without location.
+pub(crate) fn describe_error(e: &Error, _src: Option<&str>) -> String {
+    let detail = e.detail().unwrap_or("").replace('\n', " ");
+    let msg = match e.kind() {
+        ErrorKind::UndefinedError => {
+            // minijinja: "`name` is undefined" (possibly prefixed by other detail)
+            if let Some(name) = undefined_name(&detail) {
+                if is_identifier(name) {
+                    format!("undefined variable '{name}'")
+                } else {
+                    format!("'{name}' is undefined")
+                }
+            } else if detail.is_empty() {
+                "undefined value".to_string()
+            } else {
+                detail.replace('`', "'")
+            }
+        }
+        ErrorKind::UnknownFilter => match detail
+            .strip_prefix("filter ")
+            .and_then(|d| d.strip_suffix(" is unknown"))
+        {
+            Some(name) => format!("unknown filter '{name}'"),
+            None => format!("unknown filter: {detail}"),
+        },
+        ErrorKind::UnknownTest => match detail
+            .strip_prefix("test ")
+            .and_then(|d| d.strip_suffix(" is unknown"))
+        {
+            Some(name) => format!("unknown test '{name}'"),
+            None => format!("unknown test: {detail}"),
+        },
+        ErrorKind::UnknownFunction => match detail.strip_suffix(" is unknown") {
+            Some(name) => format!("unknown function '{name}'"),
+            None => format!("unknown function: {detail}"),
+        },
+        ErrorKind::InvalidOperation if !detail.is_empty() => detail.clone(),
+        kind if detail.is_empty() => kind.to_string(),
+        kind => format!("{kind}: {detail}"),
+    };
+    let mut msg = msg;
+    // errors from nested variables already carry their context in the detail
+    if let Some(src) = std::error::Error::source(e) {
+        msg.push_str(&format!(": {src}"));
+    }
+    msg
+}
+
+fn undefined_name(detail: &str) -> Option<&str> {
+    if detail.contains("while templating variable") {
+        return None;
+    }
+    let start = detail.find('`')?;
+    let rest = &detail[start + 1..];
+    let end = rest.find("` is undefined")?;
+    Some(&rest[..end])
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn safe_path_regex() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"(^|[^\w.'"\]\)])([A-Za-z_]\w*)((?:\s*\.\s*[A-Za-z_]\w*|\[\s*(?:'[^'\]]*'|"[^"\]]*"|-?\d+)\s*\])+)(\s*(?:\|\s*(?:default|d)\b|is\s+(?:not\s+)?(?:defined|undefined|none)\b))"#,
+        )
+        .expect("valid regex")
+    })
+}
+
+fn segment_regex() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r#"\s*\.\s*([A-Za-z_]\w*)|\[\s*('[^']*'|"[^"]*"|-?\d+)\s*\]"#)
+            .expect("valid regex")
+    })
+}
+
+/// In an expression, rewrite `a.b['c'] | default(...)` / `a.b is defined` so that an
+/// undefined link yields undefined instead of an error (Ansible's undefined is chainable).
+fn rewrite_safe_paths_expr(expr: &str) -> Cow<'_, str> {
+    if !(expr.contains("default")
+        || expr.contains('d') && expr.contains('|')
+        || expr.contains("defined")
+        || expr.contains("none"))
+    {
+        return Cow::Borrowed(expr);
+    }
+    let re = safe_path_regex();
+    if !re.is_match(expr) {
+        return Cow::Borrowed(expr);
+    }
+    let seg = segment_regex();
+    let out = re.replace_all(expr, |caps: &regex::Captures| {
+        let mut args = vec![caps[2].to_string()];
+        for s in seg.captures_iter(&caps[3]) {
+            if let Some(name) = s.get(1) {
+                args.push(format!("'{}'", name.as_str()));
+            } else if let Some(key) = s.get(2) {
+                args.push(key.as_str().to_string());
+            }
+        }
+        format!(
+            "{}__provision_path({}){}",
+            &caps[1],
+            args.join(", "),
+            &caps[4]
+        )
+    });
+    Cow::Owned(out.into_owned())
+}
+
+/// Apply [`rewrite_safe_paths_expr`] inside `{{ }}` and `{% %}` blocks of a template.
+fn rewrite_safe_paths(src: &str) -> Cow<'_, str> {
+    if !(src.contains("default")
+        || src.contains("|")
+        || src.contains("defined")
+        || src.contains("none"))
+    {
+        return Cow::Borrowed(src);
+    }
+    if !safe_path_regex().is_match(src) {
+        return Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len() + 32);
+    let mut rest = src;
+    loop {
+        let start = match (rest.find("{{"), rest.find("{%")) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => break,
+        };
+        let close = if rest[start..].starts_with("{{") {
+            "}}"
+        } else {
+            "%}"
+        };
+        out.push_str(&rest[..start + 2]);
+        let body_start = start + 2;
+        match rest[body_start..].find(close) {
+            Some(end) => {
+                let body = &rest[body_start..body_start + end];
+                out.push_str(&rewrite_safe_paths_expr(body));
+                out.push_str(close);
+                rest = &rest[body_start + end + 2..];
+            }
+            None => {
+                rest = &rest[body_start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }

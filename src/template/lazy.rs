@@ -1,0 +1,267 @@
+//! Lazy variable resolution: the raw `Vars` of a host are exposed to minijinja as a map
+//! object; a variable whose raw value contains templates is rendered (with the same vars)
+//! the first time it is referenced during one top-level call, then cached for that call.
+//!
+//! The object borrows the caller's `&Vars` without cloning (hosts carry hundreds of vars,
+//! `hostvars` all hosts' vars). minijinja objects must be `'static`, so the borrow is held
+//! as a raw pointer that is only dereferenced while the owning [`Scope`] is alive on the
+//! current thread (rendering is synchronous and never leaves the calling thread). An object
+//! that escapes its scope, or is touched from another thread, sees no variables.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Enumerator, Object, ObjectRepr};
+use minijinja::{Environment, Error, ErrorKind, Value};
+use serde_json::Value as Json;
+
+use super::Vars;
+
+thread_local! {
+    static ACTIVE_SCOPES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
+
+fn scope_active(id: u64) -> bool {
+    ACTIVE_SCOPES.with(|s| s.borrow().iter().rev().any(|x| *x == id))
+}
+
+/// Guard marking a borrow of `Vars` as valid on this thread.
+pub(crate) struct Scope<'a> {
+    id: u64,
+    _vars: std::marker::PhantomData<&'a Vars>,
+}
+
+impl<'a> Scope<'a> {
+    pub(crate) fn enter(_vars: &'a Vars) -> Scope<'a> {
+        let id = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
+        ACTIVE_SCOPES.with(|s| s.borrow_mut().push(id));
+        Scope {
+            id,
+            _vars: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        let id = self.id;
+        ACTIVE_SCOPES.with(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(pos) = s.iter().rposition(|x| *x == id) {
+                s.remove(pos);
+            }
+        });
+    }
+}
+
+/// Renders raw values: implemented by the templar (see mod.rs).
+pub(crate) type Env = Arc<Environment<'static>>;
+
+pub(crate) struct VarsObject {
+    scope: u64,
+    map: *const Vars,
+    env: Env,
+    /// `hostvars` object inherited from the top-level vars (for per-host objects).
+    hostvars: Mutex<Option<Value>>,
+    cache: Mutex<HashMap<String, Value>>,
+    resolving: Mutex<HashSet<String>>,
+}
+
+// SAFETY: `map` is only dereferenced after checking that scope `scope` is active on the
+// *current* thread, which guarantees the borrowed `Vars` is alive (see module docs).
+unsafe impl Send for VarsObject {}
+unsafe impl Sync for VarsObject {}
+
+impl fmt::Debug for VarsObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<vars>")
+    }
+}
+
+impl VarsObject {
+    pub(crate) fn new(scope: &Scope<'_>, map: &Vars, env: Env) -> Arc<VarsObject> {
+        Arc::new(VarsObject {
+            scope: scope.id,
+            map: map as *const Vars,
+            env,
+            hostvars: Mutex::new(None),
+            cache: Mutex::new(HashMap::new()),
+            resolving: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn raw(&self) -> Option<&Vars> {
+        if scope_active(self.scope) {
+            // SAFETY: see module docs and `unsafe impl Send`.
+            Some(unsafe { &*self.map })
+        } else {
+            None
+        }
+    }
+
+    fn lookup(self: &Arc<Self>, key: &str) -> Option<Value> {
+        if let Some(v) = self.cache.lock().ok()?.get(key) {
+            return Some(v.clone());
+        }
+        let raw_map = self.raw()?;
+        let raw = match raw_map.get(key) {
+            Some(raw) => raw,
+            None => {
+                return match key {
+                    "hostvars" => self.hostvars.lock().ok()?.clone(),
+                    "vars" => Some(Value::from_dyn_object(self.clone())),
+                    _ => None,
+                }
+            }
+        };
+        let value = if key == "hostvars" {
+            match raw {
+                Json::Object(hosts) => {
+                    let obj = HostVarsObject {
+                        scope: self.scope,
+                        map: hosts as *const serde_json::Map<String, Json>,
+                        env: self.env.clone(),
+                        hosts: Mutex::new(HashMap::new()),
+                    };
+                    Value::from_object(obj)
+                }
+                other => Value::from(minijinja::value::Serde(other)),
+            }
+        } else if !contains_template(raw) {
+            Value::from(minijinja::value::Serde(raw))
+        } else {
+            {
+                let mut resolving = self.resolving.lock().ok()?;
+                if resolving.contains(key) {
+                    return Some(Value::from(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("recursive loop detected in template: variable '{key}' refers to itself"),
+                    )));
+                }
+                resolving.insert(key.to_string());
+            }
+            let ctx = Value::from_dyn_object(self.clone());
+            let result = super::render_raw(&self.env, raw, &ctx);
+            if let Ok(mut r) = self.resolving.lock() {
+                r.remove(key);
+            }
+            match result {
+                Ok(v) => v,
+                Err(err) => {
+                    let inner = super::describe_error(&err, None);
+                    let detail = if inner.contains("while templating variable") {
+                        format!("while templating variable '{key}' → {inner}")
+                    } else {
+                        format!("while templating variable '{key}': {inner}")
+                    };
+                    return Some(Value::from(Error::new(err.kind(), detail)));
+                }
+            }
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key.to_string(), value.clone());
+        }
+        Some(value)
+    }
+}
+
+impl Object for VarsObject {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.lookup(key.as_str()?)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.raw() {
+            Some(m) => Enumerator::Values(m.keys().map(|k| Value::from(k.as_str())).collect()),
+            None => Enumerator::Empty,
+        }
+    }
+}
+
+/// `hostvars`: host name -> that host's (raw) vars, each resolved lazily in its own context.
+struct HostVarsObject {
+    scope: u64,
+    map: *const serde_json::Map<String, Json>,
+    env: Env,
+    hosts: Mutex<HashMap<String, Value>>,
+}
+
+// SAFETY: as for VarsObject.
+unsafe impl Send for HostVarsObject {}
+unsafe impl Sync for HostVarsObject {}
+
+impl fmt::Debug for HostVarsObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hostvars>")
+    }
+}
+
+impl HostVarsObject {
+    fn raw(&self) -> Option<&serde_json::Map<String, Json>> {
+        if scope_active(self.scope) {
+            // SAFETY: see module docs.
+            Some(unsafe { &*self.map })
+        } else {
+            None
+        }
+    }
+}
+
+impl Object for HostVarsObject {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let host = key.as_str()?;
+        if let Some(v) = self.hosts.lock().ok()?.get(host) {
+            return Some(v.clone());
+        }
+        let raw = self.raw()?.get(host)?;
+        let value = match raw {
+            Json::Object(m) => {
+                let obj = Arc::new(VarsObject {
+                    scope: self.scope,
+                    map: m as *const Vars,
+                    env: self.env.clone(),
+                    hostvars: Mutex::new(Some(Value::from_dyn_object(self.clone()))),
+                    cache: Mutex::new(HashMap::new()),
+                    resolving: Mutex::new(HashSet::new()),
+                });
+                Value::from_dyn_object(obj)
+            }
+            other => Value::from(minijinja::value::Serde(other)),
+        };
+        if let Ok(mut h) = self.hosts.lock() {
+            h.insert(host.to_string(), value.clone());
+        }
+        Some(value)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.raw() {
+            Some(m) => Enumerator::Values(m.keys().map(|k| Value::from(k.as_str())).collect()),
+            None => Enumerator::Empty,
+        }
+    }
+}
+
+/// Does a raw value contain template syntax anywhere (strings, keys, nested)?
+pub(crate) fn contains_template(v: &Json) -> bool {
+    match v {
+        Json::String(s) => super::Templar::is_template(s),
+        Json::Array(a) => a.iter().any(contains_template),
+        Json::Object(m) => m
+            .iter()
+            .any(|(k, v)| super::Templar::is_template(k) || contains_template(v)),
+        _ => false,
+    }
+}
