@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod git;
 pub mod apt;
 pub mod service;
 pub mod user;
 pub mod group;
+pub mod lineinfile;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -256,11 +258,13 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &git::GitModule,
         &apt::AptModule,
         &service::ServiceModule,
         &service::SystemdModule,
         &user::UserModule,
         &group::GroupModule,
+        &lineinfile::LineinfileModule,
         // MODULES-END
     ]
 }
