@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
-pub mod git;
 pub mod apt;
 pub mod service;
 pub mod user;
@@ -258,7 +257,6 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
-        &git::GitModule,
         &apt::AptModule,
         &service::ServiceModule,
         &service::SystemdModule,
