@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod blockinfile;
 pub mod apt;
 pub mod service;
 pub mod user;
@@ -263,6 +264,7 @@ fn all() -> &'static [&'static dyn Module] {
         &user::UserModule,
         &group::GroupModule,
         &lineinfile::LineinfileModule,
+        &blockinfile::BlockinfileModule,
         // MODULES-END
     ]
 }
