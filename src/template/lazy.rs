@@ -153,10 +153,14 @@ impl VarsObject {
                 Ok(v) => v,
                 Err(err) => {
                     let inner = super::describe_error(&err, None);
-                    let detail = if inner.contains("while templating variable") {
-                        format!("while templating variable '{key}' → {inner}")
-                    } else {
-                        format!("while templating variable '{key}': {inner}")
+                    const MARK: &str = " (while templating ";
+                    let detail = match inner.rfind(MARK) {
+                        Some(i) if inner.ends_with(')') => format!(
+                            "{}{MARK}'{key}' → {}",
+                            &inner[..i],
+                            &inner[i + MARK.len()..]
+                        ),
+                        _ => format!("{inner}{MARK}'{key}')"),
                     };
                     return Some(Value::from(Error::new(err.kind(), detail)));
                 }

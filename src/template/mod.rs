@@ -441,17 +441,13 @@ pub(crate) fn describe_error(e: &Error, _src: Option<&str>) -> String {
         kind => format!("{kind}: {detail}"),
     };
     let mut msg = msg;
-    // errors from nested variables already carry their context in the detail
     if let Some(src) = std::error::Error::source(e) {
         msg.push_str(&format!(": {src}"));
     }
-    msg
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn undefined_name(detail: &str) -> Option<&str> {
-    if detail.contains("while templating variable") {
-        return None;
-    }
     let start = detail.find('`')?;
     let rest = &detail[start + 1..];
     let end = rest.find("` is undefined")?;

@@ -14,9 +14,629 @@ fn r(src: &str, v: &Vars) -> String {
         .unwrap_or_else(|e| panic!("{src}: {e}"))
 }
 
+fn rerr(src: &str, v: &Vars) -> TemplateError {
+    match Templar::new().render_str(src, v) {
+        Ok(s) => panic!("{src}: expected an error, got {s:?}"),
+        Err(e) => e,
+    }
+}
+
+fn ev(expr: &str, v: &Vars) -> Json {
+    Templar::new()
+        .eval_expr(expr, v)
+        .unwrap_or_else(|e| panic!("{expr}: {e}"))
+}
+
+fn cond(expr: &str, v: &Vars) -> bool {
+    Templar::new()
+        .eval_condition(expr, v)
+        .unwrap_or_else(|e| panic!("{expr}: {e}"))
+}
+
+fn empty() -> Vars {
+    Vars::new()
+}
+
 #[test]
-fn smoke() {
+fn lazy_recursive_vars() {
     let v =
         vars(json!({"user": "bob", "home": "/home/{{ user }}", "app_dir": "{{ home }}/webapp"}));
     assert_eq!(r("{{ app_dir }}", &v), "/home/bob/webapp");
+    let v = vars(json!({
+        "user": "bob",
+        "dirs": ["{{ home }}/a", {"path": "{{ home }}/b"}],
+        "home": "/home/{{ user }}",
+    }));
+    assert_eq!(ev("dirs[1].path", &v), json!("/home/bob/b"));
+    assert_eq!(ev("dirs[0]", &v), json!("/home/bob/a"));
+}
+
+#[test]
+fn native_single_expression() {
+    let v = vars(
+        json!({"base_ports": [80, 443], "ports": "{{ base_ports + [8080] }}", "n": "{{ 2 + 3 }}"}),
+    );
+    assert_eq!(ev("ports", &v), json!([80, 443, 8080]));
+    let t = Templar::new();
+    assert_eq!(
+        t.render_value(&json!("{{ ports }}"), &v).unwrap(),
+        json!([80, 443, 8080])
+    );
+    assert_eq!(t.render_value(&json!(" {{ n }} "), &v).unwrap(), json!(5));
+    assert_eq!(t.render_value(&json!("{{ n }}x"), &v).unwrap(), json!("5x"));
+    assert_eq!(
+        t.render_value(&json!({"{{ 'k' }}": ["{{ n }}", "plain"]}), &v)
+            .unwrap(),
+        json!({"k": [5, "plain"]})
+    );
+    // strings are not re-parsed into types
+    let v2 = vars(json!({"s": "123"}));
+    assert_eq!(
+        t.render_value(&json!("{{ s }}"), &v2).unwrap(),
+        json!("123")
+    );
+}
+
+#[test]
+fn var_referencing_undefined_errors_only_when_used() {
+    let v = vars(json!({"bad": "{{ nope }}", "good": "ok"}));
+    assert_eq!(r("{{ good }}", &v), "ok");
+    let e = rerr("{{ bad }}", &v);
+    assert!(e.message.contains("nope"), "{}", e.message);
+    assert!(e.message.contains("bad"), "{}", e.message);
+}
+
+#[test]
+fn recursion_detected() {
+    let v = vars(json!({"a": "{{ a }}"}));
+    let e = rerr("{{ a }}", &v);
+    assert!(e.message.contains("recursive"), "{}", e.message);
+    let v = vars(json!({"a": "x{{ b }}", "b": "y{{ a }}"}));
+    let e = rerr("{{ a }}", &v);
+    assert!(e.message.contains("recursive"), "{}", e.message);
+}
+
+#[test]
+fn undefined_names_variable_and_line() {
+    let t = Templar::new();
+    let e = t
+        .render_template(
+            "gunicorn.conf.j2",
+            "bind = 1\nuser = {{ app_user }}\n",
+            &empty(),
+        )
+        .unwrap_err();
+    assert_eq!(e.line, Some(2));
+    assert!(e.message.contains("'app_user'"), "{}", e.message);
+    assert!(e.message.contains("gunicorn.conf.j2"), "{}", e.message);
+    let e = rerr("{{ user.nmae }}", &vars(json!({"user": {"name": "x"}})));
+    assert!(e.message.contains("user.nmae"), "{}", e.message);
+    let e = t.eval_condition("missing_flag", &empty()).unwrap_err();
+    assert!(e.message.contains("missing_flag"), "{}", e.message);
+    let e = rerr("{{ 1 | nosuchfilter }}", &empty());
+    assert!(e.message.contains("nosuchfilter"), "{}", e.message);
+    assert!(!e.message.contains('\n'));
+}
+
+#[test]
+fn defined_and_default() {
+    let v = vars(json!({"x": {"a": 1}, "empty": ""}));
+    assert_eq!(r("{{ y | default('d') }}", &v), "d");
+    assert_eq!(r("{{ y.attr | default('d') }}", &v), "d");
+    assert_eq!(r("{{ y.attr['k'].z | d('d') }}", &v), "d");
+    assert_eq!(r("{{ x.b | default('d') }}", &v), "d");
+    assert_eq!(r("{{ x.a | default('d') }}", &v), "1");
+    assert_eq!(r("{{ empty | default('d') }}", &v), "");
+    assert_eq!(r("{{ empty | default('d', true) }}", &v), "d");
+    assert!(cond("y is defined", &v) == false);
+    assert!(cond("y is undefined", &v));
+    assert!(cond("y.z is not defined", &v));
+    assert!(cond("x.a is defined", &v));
+    assert!(cond("x is defined and x.a == 1", &v));
+    assert_eq!(r("{% if y.z is defined %}a{% else %}b{% endif %}", &v), "b");
+    assert_eq!(r("{{ omit }}", &v), OMIT);
+    assert_eq!(ev("y | default(omit)", &v), json!(OMIT));
+}
+
+#[test]
+fn conditions() {
+    let v = vars(json!({
+        "flag": "False", "flag2": "yes", "ansible_distribution": "Debian",
+        "result": {"rc": 1, "failed": false, "changed": true},
+        "a": false, "b": false,
+    }));
+    assert!(!cond("{{ flag }}", &v));
+    assert!(cond("{{ flag2 }}", &v));
+    assert!(!cond("flag", &v));
+    assert!(cond("true", &v));
+    assert!(!cond("False", &v));
+    assert!(cond("ansible_distribution == 'Debian'", &v));
+    assert!(cond("result.rc != 0", &v));
+    assert!(cond("not (a or b)", &v));
+    assert!(cond("result is succeeded", &v));
+    assert!(cond("result is changed", &v));
+    assert!(!cond("result is failed", &v));
+    assert!(!cond("result is skipped", &v));
+    let e = Templar::new()
+        .eval_condition("result.rc = 0", &v)
+        .unwrap_err();
+    assert!(e.message.contains("result.rc = 0"), "{}", e.message);
+}
+
+#[test]
+fn trailing_newlines_and_blocks() {
+    let t = Templar::new();
+    let v = vars(json!({"items": [1, 2]}));
+    let out = t
+        .render_template(
+            "t.j2",
+            "{% for i in items %}\nx={{ i }}\n{% endfor %}\nend\n",
+            &v,
+        )
+        .unwrap();
+    assert_eq!(out, "x=1\nx=2\nend\n");
+    assert_eq!(t.render_template("t.j2", "a\n\n", &v).unwrap(), "a\n\n");
+    // lstrip_blocks is off
+    assert_eq!(
+        t.render_template("t.j2", "  {% if true %}\nx\n{% endif %}\n", &v)
+            .unwrap(),
+        "  x\n"
+    );
+    assert_eq!(r("{{ 1 }}\n", &v), "1\n");
+}
+
+#[test]
+fn python_like_output() {
+    let v = vars(json!({"t": true, "n": null, "l": ["a", 1], "m": {"k": "v"}}));
+    assert_eq!(r("{{ t }}", &v), "True");
+    assert_eq!(r("[{{ n }}]", &v), "[]");
+    assert_eq!(r("{{ l }}", &v), "['a', 1]");
+    assert_eq!(r("{{ m }}", &v), "{'k': 'v'}");
+}
+
+#[test]
+fn hostvars_lazy() {
+    let v = vars(json!({
+        "hostvars": {
+            "web1": {"ip": "10.0.0.1", "url": "http://{{ ip }}:80"},
+            "db1": {"ip": "10.0.0.2"},
+        },
+        "ip": "127.0.0.1",
+    }));
+    assert_eq!(r("{{ hostvars['web1'].url }}", &v), "http://10.0.0.1:80");
+    assert_eq!(r("{{ hostvars['db1']['ip'] }}", &v), "10.0.0.2");
+    assert_eq!(
+        r("{{ hostvars.keys() | list | join(',') }}", &v),
+        "web1,db1"
+    );
+    assert_eq!(r("{{ hostvars['nope'].ip | default('none') }}", &v), "none");
+    assert_eq!(r("{{ vars['ip'] }}", &v), "127.0.0.1");
+}
+
+#[test]
+fn pycompat_methods() {
+    let v = vars(json!({"m": {"a": 1, "b": 2}, "s": " Hello World "}));
+    assert_eq!(
+        r(
+            "{% for k, v in m.items() %}{{ k }}={{ v }};{% endfor %}",
+            &v
+        ),
+        "a=1;b=2;"
+    );
+    assert_eq!(r("{{ m.keys() | list }}", &v), "['a', 'b']");
+    assert_eq!(r("{{ m.get('c', 3) }}", &v), "3");
+    assert_eq!(r("{{ s.strip().lower() }}", &v), "hello world");
+    assert_eq!(r("{{ s.split() }}", &v), "['Hello', 'World']");
+    assert_eq!(r("{{ s.strip().startswith('Hello') }}", &v), "True");
+    assert_eq!(r("{{ s.replace('o', '0') }}", &v), " Hell0 W0rld ");
+    assert_eq!(r("{{ '{}-{}'.format('a', 1) }}", &v), "a-1");
+}
+
+#[test]
+fn filters_conversion() {
+    let e = empty();
+    assert_eq!(ev("'yes' | bool", &e), json!(true));
+    assert_eq!(ev("'no' | bool", &e), json!(false));
+    assert_eq!(ev("'abc' | int", &e), json!(0));
+    assert_eq!(ev("'42' | int + 1", &e), json!(43));
+    assert_eq!(ev("'3.7' | int", &e), json!(3));
+    assert_eq!(ev("'ff' | int(base=16)", &e), json!(255));
+    assert_eq!(ev("'1.5' | float", &e), json!(1.5));
+    assert_eq!(ev("'x' | float", &e), json!(0.0));
+    assert_eq!(ev("true | string", &e), json!("True"));
+    assert_eq!(ev("'abc' | list", &e), json!(["a", "b", "c"]));
+    let err = Templar::new().eval_expr("x | mandatory", &e).unwrap_err();
+    assert!(err.message.contains("mandatory"), "{}", err.message);
+    assert_eq!(ev("5 | mandatory", &e), json!(5));
+}
+
+#[test]
+fn filters_strings() {
+    let e = empty();
+    assert_eq!(ev("['a','b'] | join(',')", &e), json!("a,b"));
+    assert_eq!(ev("'a,b' | split(',')", &e), json!(["a", "b"]));
+    assert_eq!(ev("'Ab' | lower ~ ('Ab' | upper)", &e), json!("abAB"));
+    assert_eq!(ev("'hello world' | capitalize", &e), json!("Hello world"));
+    assert_eq!(ev("'aXa' | replace('a', 'b')", &e), json!("bXb"));
+    assert_eq!(ev("'  x ' | trim", &e), json!("x"));
+    assert_eq!(ev("'abc' | length", &e), json!(3));
+    assert_eq!(ev("[1,2] | count", &e), json!(2));
+    assert_eq!(ev("'ab' | center(6)", &e), json!("  ab  "));
+    assert_eq!(ev("'a b  c' | wordcount", &e), json!(3));
+    assert_eq!(ev("'a\nb' | indent(2)", &e), json!("a\n  b"));
+    assert_eq!(ev("'a b&c' | urlencode", &e), json!("a%20b%26c"));
+    assert_eq!(ev("'hi' | b64encode", &e), json!("aGk="));
+    assert_eq!(ev("'aGk=' | b64decode", &e), json!("hi"));
+    assert_eq!(ev("\"it's\" | quote", &e), json!("'it'\"'\"'s'"));
+    assert_eq!(ev("'simple' | quote", &e), json!("simple"));
+    assert_eq!(ev("'' | quote", &e), json!("''"));
+    assert_eq!(ev("'x' | comment", &e), json!("#\n# x\n#"));
+    assert_eq!(ev("'%s-%s' | format('a', 1)", &e), json!("a-1"));
+}
+
+#[test]
+fn filters_regex() {
+    let e = empty();
+    assert_eq!(
+        ev("'foo123' | regex_replace('(\\\\d+)', '<\\\\1>')", &e),
+        json!("foo<123>")
+    );
+    assert_eq!(ev("'a.b' | regex_replace('\\\\.', '$')", &e), json!("a$b"));
+    assert_eq!(
+        ev("'ABC' | regex_replace('b', 'x', ignorecase=true)", &e),
+        json!("AxC")
+    );
+    assert_eq!(
+        ev("'v1.2.3' | regex_search('\\\\d+\\\\.\\\\d+')", &e),
+        json!("1.2")
+    );
+    assert_eq!(
+        ev(
+            "'k=v' | regex_search('(\\\\w)=(\\\\w)', '\\\\2', '\\\\1')",
+            &e
+        ),
+        json!(["v", "k"])
+    );
+    assert_eq!(ev("'abc' | regex_search('z')", &e), json!(null));
+    assert_eq!(
+        ev("'a1b22' | regex_findall('\\\\d+')", &e),
+        json!(["1", "22"])
+    );
+    assert_eq!(
+        ev("'a=1 b=2' | regex_findall('(\\\\w)=(\\\\d)')", &e),
+        json!([["a", "1"], ["b", "2"]])
+    );
+    assert_eq!(ev("'a.b' | regex_escape", &e), json!("a\\.b"));
+    assert!(cond("'foobar' is match('foo')", &e));
+    assert!(!cond("'foobar' is match('bar')", &e));
+    assert!(cond("'foobar' is search('bar')", &e));
+    assert!(cond("'FOO' is regex('foo', ignorecase=true)", &e));
+}
+
+#[test]
+fn filters_lists() {
+    let e = empty();
+    assert_eq!(ev("[3,1,2] | first", &e), json!(3));
+    assert_eq!(ev("[3,1,2] | last", &e), json!(2));
+    assert_eq!(ev("[3,1,2] | min", &e), json!(1));
+    assert_eq!(ev("[3,1,2] | max", &e), json!(3));
+    assert_eq!(ev("[3,1,2] | sum", &e), json!(6));
+    assert_eq!(ev("[[1],[2]] | sum(start=[])", &e), json!([1, 2]));
+    assert_eq!(ev("[1,1,2] | unique | list", &e), json!([1, 2]));
+    assert_eq!(ev("[1,2] | union([2,3])", &e), json!([1, 2, 3]));
+    assert_eq!(ev("[1,2,3] | intersect([2,3,4])", &e), json!([2, 3]));
+    assert_eq!(ev("[1,2,3] | difference([2])", &e), json!([1, 3]));
+    assert_eq!(ev("[1,2] | symmetric_difference([2,3])", &e), json!([1, 3]));
+    assert_eq!(ev("[1,[2,[3,[4]]]] | flatten", &e), json!([1, 2, 3, 4]));
+    assert_eq!(
+        ev("[1,[2,[3]]] | flatten(levels=1)", &e),
+        json!([1, 2, [3]])
+    );
+    assert_eq!(ev("[3,1,2] | sort | list", &e), json!([1, 2, 3]));
+    assert_eq!(ev("[1,2] | reverse | list", &e), json!([2, 1]));
+    assert_eq!(
+        ev("[{'n': 'a'}, {'n': 'b'}] | map(attribute='n') | list", &e),
+        json!(["a", "b"])
+    );
+    assert_eq!(
+        ev("['a', 'b'] | map('upper') | list", &e),
+        json!(["A", "B"])
+    );
+    assert_eq!(ev("[0, 1, 2] | select | list", &e), json!([1, 2]));
+    assert_eq!(ev("[0, 1, 2] | reject('odd') | list", &e), json!([0, 2]));
+    let v = vars(json!({"users": [{"n": "a", "on": true}, {"n": "b", "on": false}, {"n": "c"}]}));
+    assert_eq!(
+        ev(
+            "users | selectattr('on', 'defined') | map(attribute='n') | list",
+            &v
+        ),
+        json!(["a", "b"])
+    );
+    assert_eq!(
+        ev(
+            "users | selectattr('on', 'defined') | selectattr('on') | map(attribute='n') | list",
+            &v
+        ),
+        json!(["a"])
+    );
+    assert_eq!(
+        ev(
+            "users | rejectattr('on', 'defined') | map(attribute='n') | list",
+            &v
+        ),
+        json!(["c"])
+    );
+    assert_eq!(
+        ev("[1,2] | zip(['a','b']) | list", &e),
+        json!([[1, "a"], [2, "b"]])
+    );
+    assert_eq!(
+        ev("[1,2] | zip_longest(['a'], fillvalue='-') | list", &e),
+        json!([[1, "a"], [2, "-"]])
+    );
+    assert_eq!(
+        ev("[1,2] | product(['a','b'])", &e),
+        json!([[1, "a"], [1, "b"], [2, "a"], [2, "b"]])
+    );
+    assert_eq!(
+        ev("['x', 'y'] | map('extract', {'x': 1, 'y': 2}) | list", &e),
+        json!([1, 2])
+    );
+    assert_eq!(
+        ev("[1, 2, 3] | random(seed='s') in [1, 2, 3]", &e),
+        json!(true)
+    );
+    assert_eq!(
+        ev("[1, 2, 3] | random(seed='s')", &e),
+        ev("[1, 2, 3] | random(seed='s')", &e)
+    );
+    assert_eq!(ev("10 | random(seed=1) < 10", &e), json!(true));
+    assert_eq!(
+        ev("[1, 2, 3] | shuffle(seed=3) | sort | list", &e),
+        json!([1, 2, 3])
+    );
+}
+
+#[test]
+fn filters_dicts() {
+    let e = empty();
+    assert_eq!(
+        ev("{'a': 1} | dict2items", &e),
+        json!([{"key": "a", "value": 1}])
+    );
+    assert_eq!(
+        ev("[{'key': 'a', 'value': 1}] | items2dict", &e),
+        json!({"a": 1})
+    );
+    assert_eq!(
+        ev(
+            "[{'n': 'a', 'v': 1}] | items2dict(key_name='n', value_name='v')",
+            &e
+        ),
+        json!({"a": 1})
+    );
+    assert_eq!(
+        ev("{'a': 1, 'b': {'x': 1}} | combine({'b': {'y': 2}})", &e),
+        json!({"a": 1, "b": {"y": 2}})
+    );
+    assert_eq!(
+        ev(
+            "{'a': 1, 'b': {'x': 1}} | combine({'b': {'y': 2}}, recursive=true)",
+            &e
+        ),
+        json!({"a": 1, "b": {"x": 1, "y": 2}})
+    );
+    assert_eq!(
+        ev("{'l': [1]} | combine({'l': [2]}, list_merge='append')", &e),
+        json!({"l": [1, 2]})
+    );
+    assert_eq!(
+        ev("{'b': 1, 'a': 2} | dictsort | first", &e),
+        json!(["a", 2])
+    );
+    assert_eq!(ev("{'a': 1} | items | list", &e), json!([["a", 1]]));
+}
+
+#[test]
+fn filters_serialization() {
+    let e = empty();
+    assert_eq!(
+        ev("{'a': [1, 'é']} | to_json", &e),
+        json!("{\"a\": [1, \"\\u00e9\"]}")
+    );
+    assert_eq!(
+        ev("{'b': 1, 'a': true} | to_nice_json", &e),
+        json!("{\n    \"a\": true,\n    \"b\": 1\n}")
+    );
+    assert_eq!(ev("'{\"a\": [1]}' | from_json", &e), json!({"a": [1]}));
+    assert_eq!(
+        ev("{'a': 1, 'b': [1, 2]} | to_yaml", &e),
+        json!("a: 1\nb: [1, 2]\n")
+    );
+    assert_eq!(ev("{'a': 1} | to_yaml", &e), json!("{a: 1}\n"));
+    assert_eq!(
+        ev(
+            "{'b': {'c': 'yes'}, 'a': [1, {'x': 1}]} | to_nice_yaml(indent=2)",
+            &e
+        ),
+        json!("a:\n- 1\n- x: 1\nb:\n  c: 'yes'\n")
+    );
+    assert_eq!(
+        ev("'a: [1, 2]\\nb: x' | from_yaml", &e),
+        json!({"a": [1, 2], "b": "x"})
+    );
+}
+
+#[test]
+fn filters_paths_and_hashes() {
+    let e = empty();
+    assert_eq!(ev("'/a/b/c.txt' | basename", &e), json!("c.txt"));
+    assert_eq!(ev("'/a/b/c.txt' | dirname", &e), json!("/a/b"));
+    assert_eq!(
+        ev("'/a/b.tar.gz' | splitext", &e),
+        json!(["/a/b.tar", ".gz"])
+    );
+    assert_eq!(ev("'/a/./b/../c/' | realpath", &e), json!("/a/c"));
+    assert!(ev("'~/x' | expanduser", &e)
+        .as_str()
+        .unwrap()
+        .ends_with("/x"));
+    assert_eq!(
+        ev("'abc' | hash('sha256')", &e),
+        json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    );
+    assert_eq!(
+        ev("'abc' | hash('sha1')", &e),
+        json!("a9993e364706816aba3e25717850c26c9cd0d89d")
+    );
+    assert_eq!(
+        ev("'abc' | checksum", &e),
+        json!("a9993e364706816aba3e25717850c26c9cd0d89d")
+    );
+    assert_eq!(
+        ev("'abc' | hash('md5')", &e),
+        json!("900150983cd24fb0d6963f7d28e17f72")
+    );
+    assert_eq!(
+        ev("'' | md5", &e),
+        json!("d41d8cd98f00b204e9800998ecf8427e")
+    );
+    assert_eq!(
+        ev("'Hello world!' | password_hash('sha512', 'saltstring')", &e),
+        json!("$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1")
+    );
+    let h = ev("'pw' | password_hash('sha512')", &e);
+    assert!(h.as_str().unwrap().starts_with("$6$"));
+}
+
+#[test]
+fn filters_misc() {
+    let e = empty();
+    assert_eq!(ev("true | ternary('a', 'b')", &e), json!("a"));
+    assert_eq!(ev("none | ternary('a', 'b', 'n')", &e), json!("n"));
+    assert_eq!(ev("[1] | type_debug", &e), json!("list"));
+    assert_eq!(ev("'x' | type_debug", &e), json!("str"));
+    assert_eq!(ev("1048576 | human_readable", &e), json!("1.00 MB"));
+    assert_eq!(ev("'1K' | human_to_bytes", &e), json!(1024));
+    assert_eq!(ev("range(3) | list", &e), json!([0, 1, 2]));
+    assert_eq!(ev("'x' | to_uuid", &e).as_str().unwrap().len(), 36);
+}
+
+#[test]
+fn tests_misc() {
+    let e = empty();
+    assert!(cond("'1.2' is version('1.10', '<')", &e));
+    assert!(cond("'2.0.1' is version('2.0', '>=')", &e));
+    assert!(cond("'1.2' is version_compare('1.2', '==')", &e));
+    assert!(cond("'1.2' is version('1.2')", &e));
+    assert!(cond("'a' is truthy", &e));
+    assert!(cond("'' is falsy", &e));
+    assert!(cond("2 is in [1, 2]", &e));
+    assert!(cond("[1, 2] is contains(2)", &e));
+    assert!(cond("[1] is subset([1, 2])", &e));
+    assert!(cond("[1, 2] is superset([1])", &e));
+    assert!(cond("none is none", &e));
+    assert!(cond(
+        "'x' is string and 1 is number and {} is mapping and [] is sequence and [] is iterable",
+        &e
+    ));
+}
+
+#[test]
+fn lookups() {
+    std::env::set_var("PROVISION_TEMPLATE_TEST", "val");
+    let e = vars(json!({"x": "{{ 1 + 1 }}"}));
+    assert_eq!(
+        ev("lookup('env', 'PROVISION_TEMPLATE_TEST')", &e),
+        json!("val")
+    );
+    assert_eq!(
+        ev(
+            "lookup('ansible.builtin.env', 'PROVISION_NOPE_XYZ', default='d')",
+            &e
+        ),
+        json!("d")
+    );
+    assert_eq!(
+        ev("query('env', 'PROVISION_TEMPLATE_TEST')", &e),
+        json!(["val"])
+    );
+    assert_eq!(ev("lookup('vars', 'x')", &e), json!(2));
+    let dir = std::env::temp_dir().join(format!("provision-tpl-{}", std::process::id()));
+    std::fs::write(&dir, "content\n").unwrap();
+    assert_eq!(
+        ev(&format!("lookup('file', '{}')", dir.display()), &e),
+        json!("content")
+    );
+    let _ = std::fs::remove_file(&dir);
+}
+
+#[test]
+fn no_panics_on_garbage() {
+    let t = Templar::new();
+    let v = vars(json!({"a": "{{", "b": "{% if %}", "c": "{{ c.d }}"}));
+    for src in [
+        "{{",
+        "{{ }}",
+        "{% for %}",
+        "{{ a }}",
+        "{{ b }}",
+        "{{ c }}",
+        "{{ 1/0 }}",
+        "{{ [] | first }}",
+        "}}{{",
+        "{{ 'x' * 999999999999 }}",
+        "{{ x | default }}",
+    ] {
+        let _ = t.render_str(src, &v);
+        let _ = t.eval_condition(src, &v);
+        let _ = t.eval_expr(src, &v);
+        let _ = t.render_value(&json!([src]), &v);
+        let _ = t.render_template("t", src, &v);
+    }
+}
+
+#[test]
+fn show_error_messages() {
+    let t = Templar::new();
+    let v = vars(json!({"home": "/home/{{ user }}", "app_dir": "{{ home }}/x", "a": "{{ a }}"}));
+    for src in [
+        "{{ app_dir }}",
+        "{{ a }}",
+        "{{ nope }}",
+        "{{ 1 | nofilter }}",
+        "{{ x is nothing }}",
+        "{{ foo( }}",
+        "{{ 'a' | regex_replace('(') }}",
+        "{{ {} | dict2items | first | int }}",
+        "{% for x in 3 %}{% endfor %}",
+    ] {
+        eprintln!("render_str {src:?}: {:?}", t.render_str(src, &v));
+    }
+    eprintln!(
+        "template: {}",
+        t.render_template("app.conf.j2", "a\n{% if x %}\n{% endif %}", &v)
+            .unwrap_err()
+    );
+    eprintln!(
+        "template: {}",
+        t.render_template("app.conf.j2", "a\nb {{ app_dir }}", &v)
+            .unwrap_err()
+    );
+    eprintln!("cond: {}", t.eval_condition("x == 1", &v).unwrap_err());
+    eprintln!("cond: {}", t.eval_condition("home == 1", &v).unwrap_err());
+}
+
+#[test]
+fn templar_is_send_sync_and_plain_strings_fast() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Templar>();
+    let t = Templar::new();
+    assert_eq!(t.render_str("plain", &empty()).unwrap(), "plain");
+    assert_eq!(
+        t.render_value(&json!({"a": [1, "x"]}), &empty()).unwrap(),
+        json!({"a": [1, "x"]})
+    );
+    assert!(Templar::is_template("a {{ b }}"));
+    assert!(!Templar::is_template("a { b }"));
 }
