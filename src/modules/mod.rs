@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod deb822_repository;
 pub mod blockinfile;
 pub mod apt;
 pub mod service;
@@ -265,6 +266,7 @@ fn all() -> &'static [&'static dyn Module] {
         &group::GroupModule,
         &lineinfile::LineinfileModule,
         &blockinfile::BlockinfileModule,
+        &deb822_repository::Deb822RepositoryModule,
         // MODULES-END
     ]
 }
