@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod apt_repository;
 pub mod deb822_repository;
 pub mod blockinfile;
 pub mod apt;
@@ -267,6 +268,7 @@ fn all() -> &'static [&'static dyn Module] {
         &lineinfile::LineinfileModule,
         &blockinfile::BlockinfileModule,
         &deb822_repository::Deb822RepositoryModule,
+        &apt_repository::AptRepositoryModule,
         // MODULES-END
     ]
 }
