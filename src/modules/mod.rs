@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod apt_key;
 pub mod apt_repository;
 pub mod deb822_repository;
 pub mod blockinfile;
@@ -269,6 +270,7 @@ fn all() -> &'static [&'static dyn Module] {
         &blockinfile::BlockinfileModule,
         &deb822_repository::Deb822RepositoryModule,
         &apt_repository::AptRepositoryModule,
+        &apt_key::AptKeyModule,
         // MODULES-END
     ]
 }
