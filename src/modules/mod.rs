@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod cron;
 pub mod apt_key;
 pub mod apt_repository;
 pub mod deb822_repository;
@@ -271,6 +272,7 @@ fn all() -> &'static [&'static dyn Module] {
         &deb822_repository::Deb822RepositoryModule,
         &apt_repository::AptRepositoryModule,
         &apt_key::AptKeyModule,
+        &cron::CronModule,
         // MODULES-END
     ]
 }
