@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod pip;
+pub mod git;
 pub mod cron;
 pub mod apt_key;
 pub mod apt_repository;
@@ -262,6 +264,8 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &pip::PipModule,
+        &git::GitModule,
         &apt::AptModule,
         &service::ServiceModule,
         &service::SystemdModule,
