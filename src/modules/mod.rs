@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod copy;
+pub mod file;
 pub mod pip;
 pub mod git;
 pub mod cron;
@@ -264,6 +266,8 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &copy::CopyModule,
+        &file::FileModule,
         &pip::PipModule,
         &git::GitModule,
         &apt::AptModule,

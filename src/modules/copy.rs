@@ -1,0 +1,833 @@
+//! `copy`: put a file on the host from `content`, a local file (`src`, looked up in `files/`),
+//! or another file on the host (`remote_src`). Changed only when the sha256 of the content or
+//! the owner/group/mode differ; writes are atomic (temp file beside the destination, attributes
+//! set, optional `validate`, optional backup, rename). `template` reuses [`FileWrite`].
+//!
+//! Not supported: copying a directory (local or remote) recursively, `decrypt` (accepted and
+//! ignored), `checksum` (accepted and ignored), SELinux/attributes.
+
+use super::args::{self, opt_boolish, opt_string, Mode};
+use super::common::{attributes_plan, content_diff, sha256_hex, FileKind, FileState};
+use super::file::{chmod_arg, extra, parse_with_extras, stat_lines};
+use super::{
+    sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext,
+    Probe, ProbeResult, Scope,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+pub struct CopyModule;
+
+const PARAMS: &[&str] = &[
+    "dest",
+    "src",
+    "content",
+    "owner",
+    "group",
+    "mode",
+    "directory_mode",
+    "backup",
+    "force",
+    "thirsty",
+    "validate",
+    "follow",
+    "local_follow",
+    "remote_src",
+    "decrypt",
+    "checksum",
+    "unsafe_writes",
+];
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    dest: String,
+    #[serde(default, deserialize_with = "opt_string")]
+    src: Option<String>,
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default, deserialize_with = "opt_string")]
+    owner: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    group: Option<String>,
+    #[serde(default)]
+    mode: Option<Value>,
+    #[serde(default)]
+    directory_mode: Option<Value>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    backup: Option<bool>,
+    #[serde(default, alias = "thirsty", deserialize_with = "opt_boolish")]
+    force: Option<bool>,
+    #[serde(default)]
+    validate: Option<String>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    follow: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    local_follow: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    remote_src: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    decrypt: Option<bool>,
+    #[serde(default)]
+    checksum: Option<String>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    unsafe_writes: Option<bool>,
+}
+
+/// `mode`: a mode, or `preserve` (the source file's mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ModeSpec {
+    Given(Mode),
+    /// Resolved for local sources at prepare time; for `remote_src` from the probe.
+    PreserveRemote,
+}
+
+pub(crate) fn parse_mode(v: Option<&Value>) -> Result<Option<ModeSpec>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim() == "preserve" => Ok(Some(ModeSpec::PreserveRemote)),
+        Some(v) => Mode::parse(v).map(|m| Some(ModeSpec::Given(m))),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Content(Vec<u8>),
+    /// A file on the host.
+    Remote(String),
+}
+
+/// One file to put on the host.
+#[derive(Debug, Clone)]
+pub(crate) struct FileWrite {
+    pub module: &'static str,
+    pub dest: String,
+    /// Basename of the source, used when `dest` is (or ends like) a directory.
+    pub base: Option<String>,
+    pub source: Source,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<ModeSpec>,
+    pub backup: bool,
+    pub force: bool,
+    pub validate: Option<String>,
+    pub follow: bool,
+    /// Extra result fields (`src`).
+    pub result: Map<String, Value>,
+}
+
+impl Module for CopyModule {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        PARAMS
+    }
+    fn prepare(
+        &self,
+        args: &Map<String, Value>,
+        ctx: &PrepareContext,
+    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
+        Ok(Box::new(build(args, Some(ctx))?))
+    }
+}
+
+/// Ansible writes non-string `content` (a YAML mapping or list) as JSON (`json.dumps`).
+fn content_bytes(v: &Value) -> Vec<u8> {
+    match v {
+        Value::String(s) => s.clone().into_bytes(),
+        Value::Bool(true) => b"True".to_vec(),
+        Value::Bool(false) => b"False".to_vec(),
+        Value::Null => Vec::new(),
+        Value::Number(n) => n.to_string().into_bytes(),
+        other => {
+            let mut s = String::new();
+            python_json(other, &mut s);
+            s.into_bytes()
+        }
+    }
+}
+
+/// `json.dumps` formatting: `", "` and `": "` separators, non-ASCII escaped.
+fn python_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json(&Value::String(k.clone()), out);
+                out.push_str(": ");
+                python_json(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json(v, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut buf = [0u16; 2];
+                        for u in c.encode_utf16(&mut buf) {
+                            out.push_str(&format!("\\u{:04x}", u));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn local_mode(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+fn build(
+    args: &Map<String, Value>,
+    ctx: Option<&PrepareContext>,
+) -> Result<FileWrite, ModuleError> {
+    let a: Args = args::parse("copy", PARAMS, args)?;
+    let mut mode =
+        parse_mode(a.mode.as_ref()).map_err(|e| ModuleError::Args(format!("copy: {e}")))?;
+    parse_mode(a.directory_mode.as_ref())
+        .map_err(|e| ModuleError::Args(format!("copy: directory_mode: {e}")))?;
+    let _ = (a.decrypt, a.checksum, a.unsafe_writes, a.local_follow);
+    if let Some(v) = &a.validate {
+        if !v.contains("%s") {
+            return Err(ModuleError::Args(format!(
+                "copy: validate must contain %s: {v}"
+            )));
+        }
+    }
+    let remote = a.remote_src.unwrap_or(false);
+    let mut result = Map::new();
+    let (source, base) = match (&a.content, &a.src) {
+        (Some(_), Some(_)) => {
+            return Err(ModuleError::Args(
+                "copy: src and content are mutually exclusive".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(ModuleError::Args(
+                "copy: one of src or content is required".into(),
+            ))
+        }
+        (Some(c), None) => {
+            if a.dest.ends_with('/') {
+                return Err(ModuleError::Args(
+                    "copy: can not use content with a dir as dest".into(),
+                ));
+            }
+            if mode == Some(ModeSpec::PreserveRemote) {
+                return Err(ModuleError::Args("copy: mode=preserve needs src".into()));
+            }
+            (Source::Content(content_bytes(c)), None)
+        }
+        (None, Some(src)) => {
+            let base = src
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(src)
+                .to_string();
+            result.insert("src".into(), json!(src));
+            if remote {
+                (Source::Remote(src.clone()), Some(base))
+            } else {
+                let ctx = ctx
+                    .ok_or_else(|| ModuleError::LocalFile(format!("copy: cannot look up {src}")))?;
+                let path = ctx
+                    .find_local("files", src)
+                    .ok_or_else(|| ModuleError::LocalFile(format!("Could not find or access '{src}' (searched files/ of the role and the playbook directory)")))?;
+                if path.is_dir() {
+                    return Err(ModuleError::LocalFile(format!("copy: src '{src}' is a directory; copying directories is not supported, copy files one by one (loop)")));
+                }
+                let data = std::fs::read(&path).map_err(|e| {
+                    ModuleError::LocalFile(format!("Could not read '{}': {e}", path.display()))
+                })?;
+                if mode == Some(ModeSpec::PreserveRemote) {
+                    mode = local_mode(&path).map(|m| ModeSpec::Given(Mode::Octal(m)));
+                }
+                (Source::Content(data), Some(base))
+            }
+        }
+    };
+    Ok(FileWrite {
+        module: "copy",
+        dest: a.dest,
+        base,
+        source,
+        owner: a.owner.filter(|s| !s.is_empty()),
+        group: a.group.filter(|s| !s.is_empty()),
+        mode,
+        backup: a.backup.unwrap_or(false),
+        force: a.force.unwrap_or(true),
+        validate: a.validate.filter(|v| !v.trim().is_empty()),
+        follow: a.follow.unwrap_or(false),
+        result,
+    })
+}
+
+impl FileWrite {
+    fn dest_into_dir(&self) -> bool {
+        self.dest.ends_with('/')
+    }
+
+    fn script_for(
+        &self,
+        target: &str,
+        mode: Option<&Mode>,
+        owner: Option<&str>,
+        group: Option<&str>,
+        keep_mode: Option<u32>,
+    ) -> String {
+        let t = sh_quote(target);
+        let mut s = format!("set -e\nd=$(dirname -- {t})\n");
+        if self.dest_into_dir() {
+            s.push_str("mkdir -p -- \"$d\"\n");
+        } else {
+            s.push_str("[ -d \"$d\" ] || { echo \"Destination directory $d does not exist\" >&2; exit 1; }\n");
+        }
+        s.push_str("tmp=$(mktemp \"$d/.provision.XXXXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\n");
+        match &self.source {
+            Source::Content(_) => s.push_str("cat > \"$tmp\"\n"),
+            Source::Remote(src) => s.push_str(&format!("cat -- {} > \"$tmp\"\n", sh_quote(src))),
+        }
+        if let Some(o) = owner {
+            s.push_str(&format!("chown {} \"$tmp\"\n", sh_quote(o)));
+        }
+        if let Some(g) = group {
+            s.push_str(&format!("chgrp {} \"$tmp\"\n", sh_quote(g)));
+        }
+        match (mode, keep_mode) {
+            (Some(Mode::Octal(m)), _) => s.push_str(&format!("chmod {m:04o} \"$tmp\"\n")),
+            (Some(m @ Mode::Symbolic(_)), Some(k)) => s.push_str(&format!(
+                "chmod {k:04o} \"$tmp\"\nchmod {} \"$tmp\"\n",
+                chmod_arg(m)
+            )),
+            (Some(m @ Mode::Symbolic(_)), None) => s.push_str(&format!(
+                "chmod $(printf '%04o' $((0666 & ~$(umask)))) \"$tmp\"\nchmod {} \"$tmp\"\n",
+                chmod_arg(m)
+            )),
+            (None, Some(k)) => s.push_str(&format!("chmod {k:04o} \"$tmp\"\n")),
+            // mktemp creates 0600; give the umask default a new file would get.
+            (None, None) => s.push_str("chmod $(printf '%04o' $((0666 & ~$(umask)))) \"$tmp\"\n"),
+        }
+        if let Some(v) = &self.validate {
+            let check = v.replace("%s", "\"$tmp\"");
+            let shown = v.replace('\'', "");
+            s.push_str(&format!(
+                "if ! ( {check} ) >&2; then echo 'failed to validate: {shown}' >&2; exit 1; fi\n"
+            ));
+        }
+        if self.backup {
+            s.push_str(&format!(
+                "if [ -e {t} ]; then b={t}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p -- {t} \"$b\"; printf 'backup_file|%s\\n' \"$b\"; fi\n"
+            ));
+        }
+        s.push_str(&format!("mv -f \"$tmp\" {t}\ntrap - EXIT\n"));
+        s
+    }
+
+    fn base_result(&self, plan: &mut Plan, target: &str) {
+        plan.result.extend(self.result.clone());
+        plan.result.insert("dest".into(), json!(target));
+    }
+}
+
+impl ModuleTask for FileWrite {
+    fn probes(&self) -> Vec<Probe> {
+        let mut s = format!("p={}\n", sh_quote(self.dest.trim_end_matches('/')));
+        let mut reads = vec![self.dest.clone()];
+        match &self.base {
+            Some(b) if self.dest_into_dir() => s.push_str(&format!(
+                "p=\"$p\"/{}\nprintf '@into|%s\\n' \"$p\"\n",
+                sh_quote(b)
+            )),
+            Some(b) => s.push_str(&format!(
+                "if [ -d \"$p\" ]; then p=\"$p\"/{}; printf '@into|%s\\n' \"$p\"; fi\n",
+                sh_quote(b)
+            )),
+            None => s.push_str("if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then echo '@isdir|yes'; fi\n"),
+        }
+        if self.follow {
+            s.push_str("if [ -L \"$p\" ] && [ -e \"$p\" ]; then p=$(readlink -f -- \"$p\"); printf '@real|%s\\n' \"$p\"; fi\n");
+        }
+        if let Source::Remote(src) = &self.source {
+            reads.push(src.clone());
+            s.push_str(&format!(
+                "s={}\nif [ -f \"$s\" ]; then printf '@src_mode|%s\\n' \"$(stat -L -c %a -- \"$s\")\"; \
+                 printf '@src_sha256|%s\\n' \"$(sha256sum < \"$s\" | cut -d' ' -f1)\"; \
+                 if [ \"$(stat -L -c %s -- \"$s\")\" -le {} ]; then printf '@src_content|%s\\n' \"$(base64 -w0 < \"$s\")\"; fi; \
+                 elif [ -d \"$s\" ]; then echo '@src|directory'; else echo '@src|missing'; fi\n",
+                sh_quote(src),
+                super::common::MAX_DIFF_BYTES
+            ));
+        }
+        s.push_str(&stat_lines(true));
+        vec![Probe::new(s, Scope::Paths(reads))]
+    }
+
+    fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {
+        let r = probes
+            .first()
+            .ok_or_else(|| ModuleError::Probe(format!("{}: missing probe", self.module)))?;
+        let (extras, st) = parse_with_extras(r)?;
+        let mut plan = Plan::ok();
+        let target = extra(&extras, "real")
+            .or(extra(&extras, "into"))
+            .unwrap_or(self.dest.as_str())
+            .to_string();
+        self.base_result(&mut plan, &target);
+        if extra(&extras, "isdir").is_some() {
+            plan.failed = Some(format!(
+                "can not use content with a dir as dest: {}",
+                self.dest
+            ));
+            return Ok(plan);
+        }
+        // The new content (None: remote source larger than the diff limit, only its checksum known).
+        let (content, new_sha, src_mode): (Option<Vec<u8>>, String, Option<u32>) = match &self
+            .source
+        {
+            Source::Content(c) => (Some(c.clone()), sha256_hex(c), None),
+            Source::Remote(src) => {
+                match extra(&extras, "src") {
+                    Some("directory") => {
+                        plan.failed = Some(format!(
+                            "remote_src: copying the directory {src} is not supported"
+                        ));
+                        return Ok(plan);
+                    }
+                    Some(_) => {
+                        plan.failed = Some(format!("Source {src} not found"));
+                        return Ok(plan);
+                    }
+                    None => {}
+                }
+                let content = match extra(&extras, "src_content") {
+                    Some(b) => {
+                        use base64::Engine as _;
+                        Some(
+                            base64::engine::general_purpose::STANDARD
+                                .decode(b.trim())
+                                .map_err(|e| ModuleError::Probe(format!("source content: {e}")))?,
+                        )
+                    }
+                    None => None,
+                };
+                let sha = extra(&extras, "src_sha256").unwrap_or("").to_string();
+                let m =
+                    extra(&extras, "src_mode").and_then(|m| u32::from_str_radix(m.trim(), 8).ok());
+                (content, sha, m)
+            }
+        };
+        let mode: Option<Mode> = match &self.mode {
+            Some(ModeSpec::Given(m)) => Some(m.clone()),
+            Some(ModeSpec::PreserveRemote) => src_mode.map(Mode::Octal),
+            None => None,
+        };
+        plan.result.insert("checksum".into(), json!(new_sha));
+        if let Some(c) = &content {
+            plan.result.insert("size".into(), json!(c.len()));
+        }
+        plan.result.insert("state".into(), json!("file"));
+        if st.exists() && !self.force {
+            plan.result
+                .insert("msg".into(), json!("file already exists"));
+            return Ok(plan);
+        }
+        if st.kind == FileKind::Directory {
+            plan.failed = Some(format!("Destination {target} is a directory"));
+            return Ok(plan);
+        }
+        let is_file = st.kind == FileKind::File;
+        let content_same = is_file && st.sha256.as_deref() == Some(new_sha.as_str());
+        if content_same {
+            let (diffs, action) = attributes_plan(
+                &target,
+                &st,
+                self.owner.as_deref(),
+                self.group.as_deref(),
+                mode.as_ref(),
+                false,
+            );
+            plan.diffs.extend(diffs);
+            plan.actions.extend(action);
+            result_attrs(
+                &mut plan,
+                &st,
+                self.owner.as_deref(),
+                self.group.as_deref(),
+                mode.as_ref(),
+            );
+            return Ok(plan);
+        }
+        // Content changes: write (keeping an existing file's owner, group and mode unless given).
+        match (&st.kind, &content) {
+            (FileKind::File, Some(c)) => plan.diffs.push(content_diff(&target, &st, c)),
+            (_, Some(c)) => {
+                if st.exists() {
+                    plan.diffs.push(Diff::Field {
+                        name: "state".into(),
+                        before: st.kind.name().into(),
+                        after: "file".into(),
+                    });
+                }
+                plan.diffs
+                    .push(content_diff(&target, &FileState::absent(), c));
+            }
+            (_, None) => plan.diffs.push(Diff::Field {
+                name: "checksum".into(),
+                before: st.sha256.clone().unwrap_or_else(|| st.kind.name().into()),
+                after: new_sha.clone(),
+            }),
+        }
+        let (owner, group, keep_mode) = if is_file {
+            let (attr_diffs, _) = attributes_plan(
+                &target,
+                &st,
+                self.owner.as_deref(),
+                self.group.as_deref(),
+                mode.as_ref(),
+                false,
+            );
+            plan.diffs.extend(attr_diffs);
+            (
+                Some(self.owner.clone().unwrap_or(st.owner.clone())),
+                Some(self.group.clone().unwrap_or(st.group.clone())),
+                Some(st.mode),
+            )
+        } else {
+            (self.owner.clone(), self.group.clone(), None)
+        };
+        let script = self.script_for(
+            &target,
+            mode.as_ref(),
+            owner.as_deref(),
+            group.as_deref(),
+            keep_mode,
+        );
+        let mut action = Action::new(format!("write {target}"), script, Scope::path(&target));
+        if let Some(c) = content.filter(|_| matches!(self.source, Source::Content(_))) {
+            action = action.with_stdin(c);
+        }
+        plan.actions.push(action);
+        let after = FileState {
+            kind: FileKind::File,
+            mode: keep_mode.unwrap_or(0o644),
+            ..st.clone()
+        };
+        result_attrs(
+            &mut plan,
+            &after,
+            owner.as_deref(),
+            group.as_deref(),
+            mode.as_ref(),
+        );
+        if !is_file {
+            plan.result.remove("mode");
+            if let Some(Mode::Octal(m)) = &mode {
+                plan.result.insert("mode".into(), json!(format!("{m:04o}")));
+            }
+        }
+        Ok(plan)
+    }
+
+    fn finish(&self, mut plan: Plan, outputs: &[ActionOutput]) -> Result<Plan, ModuleError> {
+        for o in outputs {
+            for line in o.stdout_str().lines() {
+                if let Some(b) = line.strip_prefix("backup_file|") {
+                    plan.result.insert("backup_file".into(), json!(b));
+                }
+            }
+        }
+        Ok(plan)
+    }
+}
+
+fn result_attrs(
+    plan: &mut Plan,
+    st: &FileState,
+    owner: Option<&str>,
+    group: Option<&str>,
+    mode: Option<&Mode>,
+) {
+    if let Some(o) = owner
+        .map(str::to_string)
+        .or_else(|| st.exists().then(|| st.owner.clone()))
+    {
+        plan.result.insert("owner".into(), json!(o));
+    }
+    if let Some(g) = group
+        .map(str::to_string)
+        .or_else(|| st.exists().then(|| st.group.clone()))
+    {
+        plan.result.insert("group".into(), json!(g));
+    }
+    if st.exists() || mode.is_some() {
+        let m = mode.map(|m| m.resolve(st.mode, false)).unwrap_or(st.mode);
+        plan.result.insert("mode".into(), json!(format!("{m:04o}")));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn task(v: Value) -> FileWrite {
+        build(v.as_object().unwrap(), None).unwrap()
+    }
+    pub(crate) fn ok(s: &str) -> ProbeResult {
+        ProbeResult {
+            stdout: s.into(),
+            stderr: String::new(),
+            rc: 0,
+        }
+    }
+    pub(crate) fn sh(script: &str, stdin: Option<&[u8]>) -> (i32, String, String) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or_default()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+    pub(crate) fn apply(t: &dyn ModuleTask) -> Plan {
+        let probes: Vec<ProbeResult> = t
+            .probes()
+            .iter()
+            .map(|p| {
+                let (rc, stdout, stderr) = sh(&p.script, None);
+                ProbeResult { stdout, stderr, rc }
+            })
+            .collect();
+        let plan = t.plan(&probes).unwrap();
+        let mut outs = Vec::new();
+        for a in &plan.actions {
+            let (rc, stdout, stderr) = sh(&a.script, a.stdin.as_deref());
+            assert!(rc == 0 || a.may_fail, "{}: {stderr}", a.script);
+            outs.push(ActionOutput {
+                stdout: stdout.into_bytes(),
+                stderr: stderr.into_bytes(),
+                exit_code: rc,
+            });
+        }
+        t.finish(plan, &outs).unwrap()
+    }
+
+    #[test]
+    fn content_changes_only_when_checksum_differs() {
+        let t = task(json!({"dest": "/etc/motd", "content": "hello\n", "mode": "0644"}));
+        let same = "file|root|root|0|0|644|6|1\nsha256|5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03\ncontent\naGVsbG8K\n";
+        let p = t.plan(&[ok(same)]).unwrap();
+        assert!(p.actions.is_empty() && p.diffs.is_empty(), "{:?}", p.diffs);
+        assert_eq!(
+            p.result["checksum"],
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
+        let p = t
+            .plan(&[ok(
+                "file|www-data|adm|33|4|600|4|1\nsha256|abc\ncontent\naGkK\n",
+            )])
+            .unwrap();
+        assert_eq!(
+            p.diffs,
+            vec![
+                Diff::Text {
+                    path: "/etc/motd".into(),
+                    before: Some("hi\n".into()),
+                    after: Some("hello\n".into())
+                },
+                Diff::Field {
+                    name: "mode".into(),
+                    before: "0600".into(),
+                    after: "0644".into()
+                },
+            ]
+        );
+        // existing owner/group kept across the rename
+        let s = &p.actions[0].script;
+        assert!(
+            s.contains("chown www-data \"$tmp\"")
+                && s.contains("chgrp adm \"$tmp\"")
+                && s.contains("chmod 0644 \"$tmp\""),
+            "{s}"
+        );
+        assert_eq!(p.actions[0].stdin.as_deref(), Some(&b"hello\n"[..]));
+        let p = t.plan(&[ok("absent\n")]).unwrap();
+        assert_eq!(
+            p.diffs,
+            vec![Diff::Text {
+                path: "/etc/motd".into(),
+                before: None,
+                after: Some("hello\n".into())
+            }]
+        );
+        let p = t.plan(&[ok("file|root|root|0|0|600|6|1\nsha256|5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03\n")]).unwrap();
+        assert_eq!(p.actions[0].script, "chmod 0644 /etc/motd");
+        let t = task(json!({"dest": "/etc/motd", "content": "x", "force": false}));
+        assert!(t
+            .plan(&[ok("file|root|root|0|0|600|6|1\nsha256|abc\n")])
+            .unwrap()
+            .actions
+            .is_empty());
+    }
+
+    #[test]
+    fn structured_content_is_json() {
+        assert_eq!(
+            content_bytes(&json!({"a": [1, "é"], "b": true})),
+            br#"{"a": [1, "\u00e9"], "b": true}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn real_host_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap().to_string();
+        let t = task(
+            json!({"dest": format!("{base}/f"), "content": "one\n", "mode": "u=rw,g=r,o=", "backup": true}),
+        );
+        let p = apply(&t);
+        assert_eq!(p.actions.len(), 1);
+        assert!(!p.result.contains_key("backup_file"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(format!("{base}/f"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o640
+        );
+        assert!(apply(&t).actions.is_empty());
+        let t = task(json!({"dest": format!("{base}/f"), "content": "two\n", "backup": true}));
+        let p = apply(&t);
+        let b = p.result["backup_file"].as_str().unwrap().to_string();
+        assert!(
+            regex::Regex::new(r"/f\.\d+\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$")
+                .unwrap()
+                .is_match(&b),
+            "{b}"
+        );
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "one\n");
+        assert_eq!(
+            std::fs::metadata(format!("{base}/f"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o640,
+            "mode kept"
+        );
+        // remote_src into an existing directory
+        std::fs::create_dir(format!("{base}/d")).unwrap();
+        let t = task(
+            json!({"dest": format!("{base}/d"), "src": format!("{base}/f"), "remote_src": true, "mode": "preserve"}),
+        );
+        let p = apply(&t);
+        assert_eq!(p.result["dest"], format!("{base}/d/f"));
+        assert_eq!(
+            std::fs::read_to_string(format!("{base}/d/f")).unwrap(),
+            "two\n"
+        );
+        assert_eq!(
+            std::fs::metadata(format!("{base}/d/f"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o640
+        );
+        assert!(apply(&t).actions.is_empty());
+        // dest ending with / is created
+        let t = task(
+            json!({"dest": format!("{base}/new/"), "src": format!("{base}/f"), "remote_src": true}),
+        );
+        apply(&t);
+        assert_eq!(
+            std::fs::read_to_string(format!("{base}/new/f")).unwrap(),
+            "two\n"
+        );
+        // validate failure leaves the file alone
+        let t = task(
+            json!({"dest": format!("{base}/f"), "content": "bad\n", "validate": "grep -q good %s"}),
+        );
+        let probes: Vec<_> = t
+            .probes()
+            .iter()
+            .map(|p| {
+                let (rc, stdout, stderr) = sh(&p.script, None);
+                ProbeResult { stdout, stderr, rc }
+            })
+            .collect();
+        let p = t.plan(&probes).unwrap();
+        let (rc, _, err) = sh(&p.actions[0].script, p.actions[0].stdin.as_deref());
+        assert_ne!(rc, 0);
+        assert!(err.contains("failed to validate"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(format!("{base}/f")).unwrap(),
+            "two\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(&base)
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".provision"))
+                .count(),
+            0
+        );
+        // missing parent
+        let t = task(json!({"dest": format!("{base}/nope/x"), "content": "x"}));
+        let probes: Vec<_> = t
+            .probes()
+            .iter()
+            .map(|p| {
+                let (rc, stdout, stderr) = sh(&p.script, None);
+                ProbeResult { stdout, stderr, rc }
+            })
+            .collect();
+        let p = t.plan(&probes).unwrap();
+        let (_, _, err) = sh(&p.actions[0].script, p.actions[0].stdin.as_deref());
+        assert!(err.contains("Destination directory"), "{err}");
+    }
+}
