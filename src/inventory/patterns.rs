@@ -142,25 +142,17 @@ pub fn split_pattern(pattern: &str) -> Vec<String> {
         // Runs of anything but whitespace/':'/brackets, or complete bracketed expressions.
         let mut out = Vec::new();
         let mut cur = String::new();
-        let mut chars = pattern.chars().peekable();
+        let mut chars = pattern.chars();
         while let Some(c) = chars.next() {
             match c {
                 '[' => {
-                    let mut group = String::from('[');
-                    let mut closed = false;
+                    // A bracketed expression (range, slice or glob class) never separates terms.
+                    cur.push('[');
                     for d in chars.by_ref() {
-                        group.push(d);
+                        cur.push(d);
                         if d == ']' {
-                            closed = true;
                             break;
                         }
-                    }
-                    if closed {
-                        cur.push_str(&group);
-                    } else {
-                        // An unterminated bracket separates like Ansible's regex would; keep
-                        // the text so the glob compiler reports it.
-                        cur.push_str(&group);
                     }
                 }
                 ':' | ']' => {
