@@ -79,6 +79,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     validate(&pb)?;
     let mut inventory = Inventory::load(&inv_path)?;
     inventory.add_vars_dir(&pb.dir)?;
+    for w in inventory.warnings() {
+        eprintln!("[WARNING]: {w}");
+    }
     if let Some(l) = &opts.limit {
         if inventory.select(l)?.is_empty() {
             anyhow::bail!("--limit '{l}' matches no host of the inventory");

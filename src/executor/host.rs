@@ -16,8 +16,7 @@ use std::sync::Arc;
 /// How many following tasks have their probes batched with the current one.
 const LOOKAHEAD: usize = 64;
 
-/// The `omit` placeholder (same value as the template engine's).
-const OMIT: &str = "__omit_place_holder__provision__";
+use crate::template::OMIT;
 
 pub struct PlayContext {
     pub play_idx: usize,
