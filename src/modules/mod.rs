@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod hostname;
+pub mod sysctl;
 pub mod copy;
 pub mod file;
 pub mod pip;
@@ -281,6 +283,8 @@ fn all() -> &'static [&'static dyn Module] {
         &apt_repository::AptRepositoryModule,
         &apt_key::AptKeyModule,
         &cron::CronModule,
+        &sysctl::SysctlModule,
+        &hostname::HostnameModule,
         // MODULES-END
     ]
 }

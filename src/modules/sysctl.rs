@@ -1,0 +1,347 @@
+//! `sysctl`: a kernel parameter in a sysctl file (`key=value`, comments kept) and, with
+//! `sysctl_set`, in the running kernel. A changed file is applied with `sysctl -p FILE` when
+//! `reload` (default). With `ignoreerrors`, unknown or read-only keys (containers) don't fail.
+
+use super::args::{self, opt_boolish, opt_string};
+use super::common;
+use super::{sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+pub struct SysctlModule;
+
+const PARAMS: &[&str] = &[
+    "name",
+    "key",
+    "value",
+    "val",
+    "state",
+    "reload",
+    "sysctl_file",
+    "sysctl_set",
+    "ignoreerrors",
+];
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(alias = "key")]
+    name: String,
+    #[serde(default, alias = "val", deserialize_with = "opt_string")]
+    value: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    reload: Option<bool>,
+    #[serde(default)]
+    sysctl_file: Option<String>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    sysctl_set: Option<bool>,
+    #[serde(default, deserialize_with = "opt_boolish")]
+    ignoreerrors: Option<bool>,
+}
+
+#[derive(Debug)]
+struct SysctlTask {
+    name: String,
+    value: String,
+    present: bool,
+    reload: bool,
+    file: String,
+    set: bool,
+    ignore: bool,
+}
+
+impl Module for SysctlModule {
+    fn name(&self) -> &'static str {
+        "sysctl"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        PARAMS
+    }
+    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
+        Ok(Box::new(build(args)?))
+    }
+}
+
+/// Whitespace-normalised value; booleans as 1/0 like Ansible.
+fn norm(v: &str) -> String {
+    let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => "1".into(),
+        "false" | "no" | "off" => "0".into(),
+        _ => v,
+    }
+}
+
+fn build(args: &Map<String, Value>) -> Result<SysctlTask, ModuleError> {
+    let a: Args = args::parse("sysctl", PARAMS, args)?;
+    let present = match a.state.as_deref().unwrap_or("present") {
+        "present" => true,
+        "absent" => false,
+        s => return Err(ModuleError::Args(format!("sysctl: state must be present or absent, got '{s}'"))),
+    };
+    let name = a.name.trim().to_string();
+    if name.is_empty() || name.contains(['=', ' ', '\n']) {
+        return Err(ModuleError::Args(format!("sysctl: invalid key '{name}'")));
+    }
+    let value = norm(a.value.as_deref().unwrap_or(""));
+    if present && value.is_empty() {
+        return Err(ModuleError::Args("sysctl: value is required with state=present".into()));
+    }
+    Ok(SysctlTask {
+        name,
+        value,
+        present,
+        reload: a.reload.unwrap_or(true),
+        file: a.sysctl_file.unwrap_or_else(|| "/etc/sysctl.conf".into()),
+        set: a.sysctl_set.unwrap_or(false),
+        ignore: a.ignoreerrors.unwrap_or(false),
+    })
+}
+
+impl SysctlTask {
+    fn key_of(line: &str) -> Option<(&str, &str)> {
+        let t = line.trim();
+        if t.starts_with('#') || t.starts_with(';') {
+            return None;
+        }
+        let (k, v) = t.split_once('=')?;
+        Some((k.trim().trim_start_matches('-'), v.trim()))
+    }
+
+    fn same_key(&self, k: &str) -> bool {
+        k.replace('/', ".") == self.name.replace('/', ".")
+    }
+
+    /// (current value in file, new content or None)
+    fn edit(&self, content: &str) -> (Option<String>, Option<String>) {
+        let mut out = Vec::new();
+        let mut found = None;
+        let mut changed = false;
+        for line in content.lines() {
+            match Self::key_of(line) {
+                Some((k, v)) if self.same_key(k) => {
+                    found = Some(norm(v));
+                    if !self.present {
+                        changed = true;
+                        continue;
+                    }
+                    let want = format!("{}={}", self.name, self.value);
+                    if norm(v) != self.value {
+                        changed = true;
+                        out.push(want);
+                    } else {
+                        out.push(line.to_string());
+                    }
+                }
+                _ => out.push(line.to_string()),
+            }
+        }
+        if self.present && found.is_none() {
+            out.push(format!("{}={}", self.name, self.value));
+            changed = true;
+        }
+        let new = changed.then(|| {
+            let mut s = out.join("\n");
+            s.push('\n');
+            s
+        });
+        (found, new)
+    }
+}
+
+impl ModuleTask for SysctlTask {
+    fn probes(&self) -> Vec<Probe> {
+        let k = sh_quote(&self.name);
+        let cur = format!("if v=$(sysctl -n -- {k} 2>/dev/null); then printf 'value|%s\\n' \"$(printf '%s' \"$v\" | tr '\\t\\n' '  ')\"; else echo 'value|unknown'; fi");
+        vec![common::file_probe(&self.file, true), Probe::new(cur, Scope::Host)]
+    }
+
+    fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {
+        if probes.len() < 2 {
+            return Err(ModuleError::Probe("missing sysctl probes".into()));
+        }
+        let st = common::parse_file_state(&probes[0])?;
+        let running = probes[1]
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("value|"))
+            .map(str::to_string)
+            .filter(|v| v != "unknown")
+            .map(|v| norm(&v));
+        let mut plan = Plan::ok();
+        plan.result.insert("name".into(), json!(self.name));
+        if self.present && running.is_none() && !self.ignore && (self.reload || self.set) {
+            return Err(ModuleError::Failed(format!(
+                "setting {} failed: no such sysctl key (use ignoreerrors to skip)",
+                self.name
+            )));
+        }
+        let text = if st.exists() {
+            Some(
+                st.text()
+                    .ok_or_else(|| ModuleError::Failed(format!("sysctl: {} is not a readable text file", self.file)))?,
+            )
+        } else {
+            None
+        };
+        if text.is_none() && !self.present {
+            return Ok(plan);
+        }
+        let (_, new) = self.edit(text.as_deref().unwrap_or(""));
+        let ignore = if self.ignore { " || true" } else { "" };
+        if let Some(n) = &new {
+            plan.diffs.push(common::content_diff(&self.file, &st, n.as_bytes()));
+            let owner = st.exists().then(|| st.owner.clone()).unwrap_or_else(|| "root".into());
+            let group = st.exists().then(|| st.group.clone()).unwrap_or_else(|| "root".into());
+            let mut a = common::write_file_action(
+                &self.file,
+                n.as_bytes(),
+                Some(&owner),
+                Some(&group),
+                None,
+                st.exists().then_some(st.mode).or(Some(0o644)),
+            );
+            a.summary = format!("set {} in {}", self.name, self.file);
+            plan.actions.push(a);
+        }
+        let applies = self.present && (self.set || (new.is_some() && self.reload));
+        if applies && running.as_deref() != Some(self.value.as_str()) {
+            plan.diffs.push(Diff::Field {
+                name: self.name.clone(),
+                before: running.clone().unwrap_or_else(|| "unknown".into()),
+                after: self.value.clone(),
+            });
+            let s = if self.set {
+                format!("sysctl -q -w {}{ignore}", sh_quote(&format!("{}={}", self.name, self.value)))
+            } else {
+                String::new()
+            };
+            let s = if !self.set {
+                format!("sysctl -q -p {}{ignore}", sh_quote(&self.file))
+            } else {
+                s
+            };
+            plan.actions.push(Action::new(format!("apply {}", self.name), s, Scope::Host));
+        } else if new.is_some() && self.reload {
+            // file changed (e.g. key removed or value already live): reload it as Ansible does
+            plan.actions.push(Action::new(
+                format!("reload {}", self.file),
+                format!("sysctl -q -p {}{ignore}", sh_quote(&self.file)),
+                Scope::Host,
+            ));
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn ok(s: &str) -> ProbeResult {
+        ProbeResult {
+            stdout: s.into(),
+            stderr: String::new(),
+            rc: 0,
+        }
+    }
+    fn file(c: &str) -> ProbeResult {
+        ok(&format!(
+            "file|root|root|0|0|644|{}|1\nsha256|0\ncontent\n{}\n",
+            c.len(),
+            base64::engine::general_purpose::STANDARD.encode(c)
+        ))
+    }
+
+    #[test]
+    fn writes_file_and_applies() {
+        let t = build(
+            json!({"name": "net.ipv4.ip_forward", "value": 1, "sysctl_file": "/etc/sysctl.d/60-fwd.conf"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let p = t.plan(&[ok("absent\n"), ok("value|0\n")]).unwrap();
+        assert_eq!(p.actions.len(), 2);
+        assert_eq!(p.actions[0].stdin.as_deref(), Some(&b"net.ipv4.ip_forward=1\n"[..]));
+        assert_eq!(p.actions[1].script, "sysctl -q -p /etc/sysctl.d/60-fwd.conf");
+        let p = t.plan(&[file("# x\nnet.ipv4.ip_forward = 1\n"), ok("value|1\n")]).unwrap();
+        assert!(p.actions.is_empty());
+        let t = build(
+            json!({"name": "net.ipv4.tcp_rmem", "value": "4096  131072 33554432", "sysctl_set": true})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let p = t
+            .plan(&[file("net.ipv4.tcp_rmem=4096 131072 33554432\n"), ok("value|4096 131072 6291456\n")])
+            .unwrap();
+        assert_eq!(p.actions.len(), 1);
+        assert_eq!(p.actions[0].script, "sysctl -q -w 'net.ipv4.tcp_rmem=4096 131072 33554432'");
+    }
+
+    #[test]
+    fn read_only_and_unknown_keys() {
+        let t = build(
+            json!({"name": "vm.swappiness", "value": "10", "ignoreerrors": true})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let p = t.plan(&[ok("absent\n"), ok("value|60\n")]).unwrap();
+        assert!(p.actions[1].script.ends_with("|| true"));
+        let t = build(json!({"name": "no.such", "value": "1"}).as_object().unwrap()).unwrap();
+        assert!(t.plan(&[ok("absent\n"), ok("value|unknown\n")]).is_err());
+        let t = build(json!({"name": "vm.swappiness", "state": "absent"}).as_object().unwrap()).unwrap();
+        let p = t.plan(&[file("a=1\nvm.swappiness=10\n"), ok("value|60\n")]).unwrap();
+        assert_eq!(p.actions[0].stdin.as_deref(), Some(&b"a=1\n"[..]));
+    }
+
+    #[test]
+    fn probe_runs_here() {
+        let t = build(json!({"name": "kernel.ostype", "value": "Linux"}).as_object().unwrap()).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&t.probes()[1].script)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "value|Linux\n");
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::super::apt::testhost;
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn sysctl_on_test_host() {
+        if testhost::port().is_none() {
+            return;
+        }
+        testhost::run("rm -f /etc/sysctl.d/60-ms.conf; sysctl -q -w net.ipv4.ip_forward=0", None);
+        let t = build(
+            json!({"name": "net.ipv4.ip_forward", "value": "1", "sysctl_file": "/etc/sysctl.d/60-ms.conf"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let (first, second) = testhost::converge(&t);
+        assert!(first.changed());
+        assert!(second.actions.is_empty(), "{:?}", second.diffs);
+        assert_eq!(testhost::run("sysctl -n net.ipv4.ip_forward", None).stdout_str(), "1\n");
+        // read-only in a container: ignoreerrors keeps the task from failing
+        let t = build(
+            json!({"name": "vm.swappiness", "value": "11", "sysctl_file": "/etc/sysctl.d/60-ms.conf", "ignoreerrors": true})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let (_, second) = testhost::converge(&t);
+        assert!(second.actions.is_empty(), "{:?}", second.diffs);
+    }
+}
