@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod command;
 pub mod hostname;
 pub mod sysctl;
 pub mod copy;
@@ -268,6 +269,8 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &command::ShellModule,
+        &command::CommandModule,
         &copy::CopyModule,
         &file::FileModule,
         &pip::PipModule,
