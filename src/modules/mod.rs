@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod template;
 pub mod command;
 pub mod hostname;
 pub mod sysctl;
@@ -269,6 +270,7 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &template::TemplateModule,
         &command::ShellModule,
         &command::CommandModule,
         &copy::CopyModule,
