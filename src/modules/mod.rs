@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod postgresql;
 pub mod template;
 pub mod command;
 pub mod hostname;
@@ -270,6 +271,9 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &postgresql::PostgresqlDbModule,
+        &postgresql::PostgresqlPrivsModule,
+        &postgresql::PostgresqlUserModule,
         &template::TemplateModule,
         &command::ShellModule,
         &command::CommandModule,
