@@ -42,9 +42,10 @@ pub enum ConnectionError {
 }
 
 impl ConnectionError {
-    /// A host that we never got a working shell on.
+    /// A host that we never got a working shell on (connecting, host key or login failed).
+    /// `Lost` is a connection that worked and then broke.
     pub fn is_unreachable(&self) -> bool {
-        true
+        !matches!(self, ConnectionError::Lost { .. })
     }
 }
 
@@ -113,6 +114,62 @@ impl ConnectionSpec {
         None
     }
 
+    /// Host key checking after `-o StrictHostKeyChecking=...` in `ssh_args` (the more specific,
+    /// per-host setting) overrides the run-wide one. Changed keys are refused in every mode.
+    pub fn effective_host_key_checking(&self) -> HostKeyChecking {
+        match self.ssh_option("StrictHostKeyChecking").map(|v| v.to_ascii_lowercase()) {
+            Some(v) if v == "yes" || v == "ask" => HostKeyChecking::Strict,
+            Some(v) if v == "accept-new" => HostKeyChecking::AcceptNew,
+            Some(v) if v == "no" || v == "off" => HostKeyChecking::Off,
+            _ => self.host_key_checking,
+        }
+    }
+
+    /// Private key files to offer: `private_key`, else `-i FILE` / `-o IdentityFile=` in
+    /// `ssh_args`, else the usual `~/.ssh/id_*` that exist.
+    pub fn identity_files(&self) -> Vec<PathBuf> {
+        if let Some(k) = &self.private_key {
+            return vec![k.clone()];
+        }
+        let mut v = Vec::new();
+        let mut it = self.ssh_args.iter();
+        while let Some(a) = it.next() {
+            if a == "-i" {
+                v.extend(it.next().map(|p| expand_tilde(p)));
+            } else if let Some(p) = a.strip_prefix("-i").filter(|p| !p.is_empty()) {
+                v.push(expand_tilde(p));
+            }
+        }
+        if let Some(p) = self.ssh_option("IdentityFile") {
+            v.push(expand_tilde(&p));
+        }
+        if v.is_empty() {
+            if let Some(h) = dirs::home_dir() {
+                v.extend(["id_ed25519", "id_ecdsa", "id_rsa"].iter().map(|n| h.join(".ssh").join(n)).filter(|p| p.exists()));
+            }
+        }
+        v
+    }
+
+    /// The login user: `user`, else `-l USER` / `-o User=` in `ssh_args`, else `$USER`.
+    pub fn login_user(&self) -> String {
+        if let Some(u) = &self.user {
+            return u.clone();
+        }
+        let mut it = self.ssh_args.iter();
+        while let Some(a) = it.next() {
+            if a == "-l" {
+                if let Some(u) = it.next() {
+                    return u.clone();
+                }
+            }
+        }
+        self.ssh_option("User")
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .unwrap_or_else(|| "root".to_string())
+    }
+
     /// known_hosts files to check, in order (UserKnownHostsFile may list several).
     pub fn known_hosts_files(&self) -> Vec<PathBuf> {
         if let Some(v) = self.ssh_option("UserKnownHostsFile") {
@@ -176,5 +233,31 @@ mod tests {
         assert_eq!(spec(&["-o", "UserKnownHostsFile=/a b"]).known_hosts_files(), vec![PathBuf::from("/a"), PathBuf::from("b")]);
         assert_eq!(spec(&["-oUserKnownHostsFile=/k"]).ssh_option("userknownhostsfile").as_deref(), Some("/k"));
         assert_eq!(spec(&["-o", "StrictHostKeyChecking no"]).ssh_option("StrictHostKeyChecking").as_deref(), Some("no"));
+    }
+
+    #[test]
+    fn strict_host_key_checking_in_args_overrides_the_run_setting() {
+        assert_eq!(spec(&[]).effective_host_key_checking(), HostKeyChecking::Strict);
+        assert_eq!(spec(&["-o", "StrictHostKeyChecking=no"]).effective_host_key_checking(), HostKeyChecking::Off);
+        assert_eq!(spec(&["-oStrictHostKeyChecking=accept-new"]).effective_host_key_checking(), HostKeyChecking::AcceptNew);
+        let mut s = spec(&["-o", "StrictHostKeyChecking=yes"]);
+        s.host_key_checking = HostKeyChecking::Off;
+        assert_eq!(s.effective_host_key_checking(), HostKeyChecking::Strict);
+    }
+
+    #[test]
+    fn identity_and_user_from_args() {
+        assert_eq!(spec(&["-i", "/k1", "-o", "IdentityFile=/k2"]).identity_files(), vec![PathBuf::from("/k1"), PathBuf::from("/k2")]);
+        let mut s = spec(&["-i", "/k1"]);
+        s.private_key = Some("/main".into());
+        assert_eq!(s.identity_files(), vec![PathBuf::from("/main")]);
+        assert_eq!(spec(&["-l", "deploy"]).login_user(), "deploy");
+        assert_eq!(spec(&["-o", "User=ops"]).login_user(), "ops");
+    }
+
+    #[test]
+    fn only_connection_failures_are_unreachable() {
+        assert!(ConnectionError::Auth { user: "u".into(), host: "h".into(), reason: "r".into() }.is_unreachable());
+        assert!(!ConnectionError::Lost { host: "h".into(), reason: "r".into() }.is_unreachable());
     }
 }
