@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod fail;
+pub mod assert;
+pub mod set_fact;
+pub mod debug;
+pub mod slurp;
+pub mod stat;
 pub mod postgresql;
 pub mod template;
 pub mod command;
@@ -271,6 +277,12 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &fail::FailModule,
+        &assert::AssertModule,
+        &set_fact::SetFactModule,
+        &debug::DebugModule,
+        &slurp::SlurpModule,
+        &stat::StatModule,
         &postgresql::PostgresqlDbModule,
         &postgresql::PostgresqlPrivsModule,
         &postgresql::PostgresqlUserModule,
