@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod ufw;
+pub mod secret;
 pub mod fail;
 pub mod assert;
 pub mod set_fact;
@@ -277,6 +279,8 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &ufw::UfwModule,
+        &secret::SecretModule,
         &fail::FailModule,
         &assert::AssertModule,
         &set_fact::SetFactModule,
