@@ -20,7 +20,11 @@ use serde_json::Value as Json;
 
 use super::Vars;
 
+/// Nested lazy resolutions allowed (each is a nested render on the stack).
+const MAX_DEPTH: usize = 64;
+
 thread_local! {
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     static ACTIVE_SCOPES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
@@ -145,7 +149,19 @@ impl VarsObject {
                 resolving.insert(key.to_string());
             }
             let ctx = Value::from_dyn_object(self.clone());
-            let result = super::render_raw(&self.env, raw, &ctx);
+            let depth = DEPTH.with(|d| {
+                d.set(d.get() + 1);
+                d.get()
+            });
+            let result = if depth > MAX_DEPTH {
+                Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("variables nested too deep (more than {MAX_DEPTH} levels)"),
+                ))
+            } else {
+                super::render_raw(&self.env, raw, &ctx)
+            };
+            DEPTH.with(|d| d.set(d.get() - 1));
             if let Ok(mut r) = self.resolving.lock() {
                 r.remove(key);
             }
@@ -162,7 +178,7 @@ impl VarsObject {
                         ),
                         _ => format!("{inner}{MARK}'{key}')"),
                     };
-                    return Some(Value::from(Error::new(err.kind(), detail)));
+                    Value::from(Error::new(err.kind(), detail))
                 }
             }
         };

@@ -640,3 +640,70 @@ fn templar_is_send_sync_and_plain_strings_fast() {
     assert!(Templar::is_template("a {{ b }}"));
     assert!(!Templar::is_template("a { b }"));
 }
+
+#[test]
+fn perf_many_vars_many_renders() {
+    let mut m = serde_json::Map::new();
+    for i in 0..200 {
+        m.insert(
+            format!("v{i}"),
+            json!(format!("value-{{{{ v{} }}}}-x", i + 1)),
+        );
+    }
+    m.insert("v200".into(), json!("end"));
+    m.insert("facts".into(), json!({"a": [1, 2, 3], "b": {"c": "d"}}));
+    let mut hv = serde_json::Map::new();
+    for h in 0..100 {
+        hv.insert(format!("host{h}"), Json::Object(m.clone()));
+    }
+    m.insert("hostvars".into(), Json::Object(hv));
+    let t = Templar::new();
+    let start = std::time::Instant::now();
+    for _ in 0..2000 {
+        let out = t
+            .render_str(
+                "{{ v195 }} {{ facts.b.c }} {{ hostvars['host3'].v200 }}",
+                &m,
+            )
+            .unwrap();
+        assert!(out.ends_with("-end-x-x-x-x-x d end"), "{out}");
+    }
+    let elapsed = start.elapsed();
+    eprintln!("2000 renders: {elapsed:?}");
+    // debug build; generous bound, catches accidental O(all vars) work per render
+    assert!(elapsed.as_secs() < 20);
+}
+
+#[test]
+fn default_rewrite_keeps_locals_and_semantics() {
+    let v = vars(json!({"users": [{"name": "a", "shell": "/bin/zsh"}, {"name": "b"}], "d": 1}));
+    assert_eq!(
+        r(
+            "{% for u in users %}{{ u.name }}:{{ u.shell | default('/bin/bash') }};{% endfor %}",
+            &v
+        ),
+        "a:/bin/zsh;b:/bin/bash;"
+    );
+    assert_eq!(ev("users[1].shell | default(omit)", &v), json!(OMIT));
+    assert_eq!(ev("users[0]['shell'] | d('x')", &v), json!("/bin/zsh"));
+    assert_eq!(r("{{ 'a.b | default(1)' }}", &v), "a.b | default(1)");
+    assert_eq!(r("{{ d }}", &v), "1");
+    assert_eq!(
+        r("text x.y | default(1) {{ d }}", &v),
+        "text x.y | default(1) 1"
+    );
+}
+
+#[test]
+fn deep_variable_chains_do_not_overflow() {
+    let mut m = serde_json::Map::new();
+    for i in 0..500 {
+        m.insert(format!("v{i}"), json!(format!("{{{{ v{} }}}}", i + 1)));
+    }
+    m.insert("v500".into(), json!("end"));
+    let t = Templar::new();
+    let res = t.render_str("{{ v480 }}", &m);
+    assert_eq!(res.unwrap(), "end");
+    let e = t.render_str("{{ v0 }}", &m).unwrap_err();
+    assert!(e.message.contains("too deep"), "{}", e.message);
+}
