@@ -600,6 +600,9 @@ pub(crate) mod tests {
     fn task(v: Value) -> FileWrite {
         build(v.as_object().unwrap(), None).unwrap()
     }
+    pub(crate) fn build_for_tests(v: Value) -> FileWrite {
+        task(v)
+    }
     pub(crate) fn ok(s: &str) -> ProbeResult {
         ProbeResult {
             stdout: s.into(),

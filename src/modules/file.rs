@@ -136,19 +136,20 @@ fn build(args: &Map<String, Value>) -> Result<FileTask, ModuleError> {
     } else {
         path
     };
-    let state =
-        match a.state.as_deref() {
-            None => None,
-            Some("file") => Some(State::File),
-            Some("directory") => Some(State::Directory),
-            Some("link") => Some(State::Link),
-            Some("hard") => Some(State::Hard),
-            Some("absent") => Some(State::Absent),
-            Some("touch") => Some(State::Touch),
-            Some(s) => return Err(ModuleError::Args(format!(
+    let state = match a.state.as_deref() {
+        None => None,
+        Some("file") => Some(State::File),
+        Some("directory") => Some(State::Directory),
+        Some("link") => Some(State::Link),
+        Some("hard") => Some(State::Hard),
+        Some("absent") => Some(State::Absent),
+        Some("touch") => Some(State::Touch),
+        Some(s) => {
+            return Err(ModuleError::Args(format!(
                 "file: state must be one of absent, directory, file, hard, link, touch; got '{s}'"
-            ))),
-        };
+            )))
+        }
+    };
     let recurse = a.recurse.unwrap_or(false);
     if recurse && !matches!(state, None | Some(State::Directory)) {
         return Err(ModuleError::Args(
@@ -1084,5 +1085,81 @@ mod tests {
         let t = task(json!({"path": format!("{base}/a"), "state": "absent"}));
         assert_eq!(apply(&t).actions.len(), 1);
         assert!(apply(&t).actions.is_empty());
+    }
+}
+
+/// Real-host checks: `MS_TESTHOST=<port> MS_KNOWN_HOSTS=<file> cargo test -- --ignored mc_`.
+#[cfg(test)]
+mod host_tests {
+    use super::super::apt::testhost;
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn mc_file_copy_command_stat_on_test_host() {
+        if testhost::port().is_none() {
+            return;
+        }
+        testhost::run("rm -rf /tmp/mc-t; mkdir -p /tmp/mc-t/tree/sub; echo x > /tmp/mc-t/tree/sub/f; chmod 600 /tmp/mc-t/tree/sub/f", None);
+        // recursive ownership and symbolic mode
+        let t = build(json!({"path": "/tmp/mc-t/tree", "recurse": true, "owner": "www-data", "group": "www-data", "mode": "u=rwX,g=rX,o="}).as_object().unwrap()).unwrap();
+        let (first, second) = testhost::converge(&t);
+        assert!(first.changed(), "{:?}", first.diffs);
+        assert!(second.actions.is_empty(), "{:?}", second.diffs);
+        let o = testhost::run(
+            "stat -c '%U:%G %a' /tmp/mc-t/tree /tmp/mc-t/tree/sub/f",
+            None,
+        );
+        assert_eq!(
+            o.stdout_str(),
+            "www-data:www-data 750\nwww-data:www-data 640\n"
+        );
+        // directories with parents, a link to them, absent
+        let t = build(json!({"path": "/tmp/mc-t/a/b", "state": "directory", "owner": "www-data", "mode": "0700"}).as_object().unwrap()).unwrap();
+        let (first, second) = testhost::converge(&t);
+        assert!(first.changed() && second.actions.is_empty());
+        let t = build(
+            json!({"path": "/tmp/mc-t/l", "src": "/tmp/mc-t/a", "state": "link"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let (first, second) = testhost::converge(&t);
+        assert!(first.changed() && second.actions.is_empty());
+        // copy with owner, validate and backup; template-like content
+        let c = crate::modules::copy::tests::build_for_tests(
+            json!({"dest": "/tmp/mc-t/a/b/conf", "content": "k=v\n", "owner": "www-data", "mode": "0640", "validate": "grep -q k= %s"}),
+        );
+        let (first, second) = testhost::converge(&c);
+        assert!(
+            first.changed() && second.actions.is_empty(),
+            "{:?}",
+            second.diffs
+        );
+        let c = crate::modules::copy::tests::build_for_tests(
+            json!({"dest": "/tmp/mc-t/a/b/conf", "content": "k=w\n", "backup": true}),
+        );
+        let (first, _) = testhost::converge(&c);
+        assert!(first.result["backup_file"]
+            .as_str()
+            .unwrap()
+            .starts_with("/tmp/mc-t/a/b/conf."));
+        let o = testhost::run(
+            "stat -c '%U %a' /tmp/mc-t/a/b/conf; cat /tmp/mc-t/a/b/conf",
+            None,
+        );
+        assert_eq!(
+            o.stdout_str(),
+            "www-data 640\nk=w\n",
+            "owner and mode kept on rewrite"
+        );
+        let t = build(
+            json!({"path": "/tmp/mc-t", "state": "absent"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let (first, second) = testhost::converge(&t);
+        assert!(first.changed() && second.actions.is_empty());
     }
 }
