@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod port_redirect;
 pub mod ufw;
 pub mod secret;
 pub mod fail;
@@ -279,6 +280,7 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &port_redirect::PortRedirectModule,
         &ufw::UfwModule,
         &secret::SecretModule,
         &fail::FailModule,
