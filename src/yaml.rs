@@ -166,14 +166,39 @@ struct KeyString(String);
 
 impl<'de> Deserialize<'de> for KeyString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match NodeValue::deserialize(d)? {
-            NodeValue::Str(s) => Ok(KeyString(s)),
-            NodeValue::Int(i) => Ok(KeyString(i.to_string())),
-            NodeValue::Float(f) => Ok(KeyString(f.to_string())),
-            NodeValue::Bool(b) => Ok(KeyString(b.to_string())),
-            NodeValue::Null => Ok(KeyString("null".into())),
-            _ => Err(de::Error::custom("mapping keys must be scalars")),
-        }
+        // Ask for the key's text, so `y:`/`n:` stay keys named y and n (serde-saphyr's YAML 1.1
+        // booleans are wider than PyYAML's, which Ansible uses).
+        d.deserialize_string(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = KeyString;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a scalar mapping key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<KeyString, E> {
+        Ok(KeyString(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<KeyString, E> {
+        Ok(KeyString(v))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<KeyString, E> {
+        Ok(KeyString(v.to_string()))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<KeyString, E> {
+        Ok(KeyString(v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<KeyString, E> {
+        Ok(KeyString(v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<KeyString, E> {
+        Ok(KeyString(v.to_string()))
+    }
+    fn visit_unit<E>(self) -> Result<KeyString, E> {
+        Ok(KeyString("null".into()))
     }
 }
 
@@ -289,5 +314,14 @@ mod tests {
     #[test]
     fn empty_document_is_null() {
         assert!(parse("---\n# nothing\n").unwrap().is_null());
+    }
+}
+#[cfg(test)]
+mod flow_tests {
+    #[test]
+    fn flow_map_in_block_map() {
+        let f = std::sync::Arc::new(std::path::PathBuf::from("x"));
+        let n = super::parse_str(&f, "x: {y: 1}\n").unwrap();
+        assert_eq!(n.to_json()["x"]["y"], 1, "{:?}", n.to_json());
     }
 }

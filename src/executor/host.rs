@@ -573,24 +573,17 @@ impl HostRun {
                 let mut m = Map::new();
                 match module.free_form() {
                     Some(param) => {
-                        // Trailing `key=value` words for known params (chdir=, creates=...).
-                        let mut raw_words = Vec::new();
-                        let words = shlex::split(&s).unwrap_or_default();
+                        // Ansible cuts its own `key=value` words out of the command text
+                        // (`chdir=/tmp creates=x`); the rest is passed on untouched.
+                        let re = regex::Regex::new(r#"(^|\s)(creates|removes|chdir|executable|stdin|stdin_add_newline|strip_empty_ends|warn)=("[^"]*"|'[^']*'|\S+)"#).expect("static regex");
                         let mut extracted = Map::new();
-                        for w in &words {
-                            if let Some((k, v)) = w.split_once('=') {
-                                if module.params().contains(&k) && k != param && !k.starts_with('_') {
-                                    extracted.insert(k.to_string(), Value::String(v.to_string()));
-                                    continue;
-                                }
+                        for c in re.captures_iter(&s) {
+                            let v = c[3].trim_matches(|ch| ch == '"' || ch == '\'').to_string();
+                            if module.params().contains(&&c[2]) {
+                                extracted.insert(c[2].to_string(), Value::String(v));
                             }
-                            raw_words.push(w.clone());
                         }
-                        let raw = if extracted.is_empty() {
-                            s.clone()
-                        } else {
-                            raw_words.iter().map(|w| modules::sh_quote(w)).collect::<Vec<_>>().join(" ")
-                        };
+                        let raw = if extracted.is_empty() { s.clone() } else { re.replace_all(&s, "$1").trim().to_string() };
                         m.insert(param.to_string(), Value::String(raw));
                         m.extend(extracted);
                     }
@@ -668,7 +661,7 @@ impl HostRun {
                 let tag = probe::new_tag();
                 let scripts: Vec<&str> = group.iter().map(|p| p.script.as_str()).collect();
                 let script = self.wrap(&probe::batch_script(&tag, &scripts), &user);
-                let out = self.conn.exec(&script, None).await?;
+                let out = self.conn.exec(&script, Some(&[])).await?;
                 let results = match probe::parse_batch(&tag, group.len(), &out.stdout) {
                     Ok(r) => r,
                     Err(e) => {
@@ -797,7 +790,7 @@ impl HostRun {
                 let mut failure = None;
                 for action in &plan.actions {
                     let script = self.wrap(&action.script, &run_as);
-                    let out = self.conn.exec(&script, action.stdin.as_deref()).await;
+                    let out = self.conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
                     self.invalidate(&action.touches);
                     let out = out?;
                     let bad = out.exit_code != 0 && !action.may_fail;
@@ -816,6 +809,12 @@ impl HostRun {
                 if let Some(f) = failure {
                     plan.failed.get_or_insert(f);
                 }
+            }
+        }
+        if let Some(v) = plan.result.remove("_verbosity") {
+            if v.as_u64().unwrap_or(0) > self.ctx.opts.verbosity as u64 {
+                skipped_reason = Some("verbosity threshold not met".into());
+                plan.msg = None;
             }
         }
         let skipped = skipped_reason.is_some();

@@ -169,6 +169,20 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
     Ok(Playbook { path: path.to_path_buf(), dir, plays })
 }
 
+/// Error pointing at a mapping key (`fiel:`), found on the value's line when possible.
+fn err_at_key(file: &Arc<PathBuf>, key: &str, value: &Node, message: impl Into<String>) -> PlaybookError {
+    let mut location = value.location(file);
+    if let Ok(text) = std::fs::read_to_string(file.as_path()) {
+        if let Some(line) = text.lines().nth(value.line.saturating_sub(1) as usize) {
+            let upto: String = line.chars().take(value.column.saturating_sub(1) as usize).collect();
+            if let Some(pos) = upto.rfind(&format!("{key}:")) {
+                location.column = upto[..pos].chars().count() as u32 + 1;
+            }
+        }
+    }
+    PlaybookError::At { location, message: message.into() }
+}
+
 fn str_list(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<Vec<String>, PlaybookError> {
     match &node.value {
         NodeValue::Str(s) => Ok(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
@@ -529,7 +543,7 @@ impl Loader<'_> {
                 } else {
                     format!("unknown module or task keyword '{k}'. Modules: {}. Task keywords: {}", modules::names().join(", "), TASK_KEYWORDS.join(", "))
                 };
-                return Err(err_at(file, v, msg));
+                return Err(err_at_key(file, k, v, msg));
             }
         }
         let (module, margs) = module.ok_or_else(|| err_at(file, node, "task has no module"))?;
