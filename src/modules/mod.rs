@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod get_url;
 pub mod port_redirect;
 pub mod ufw;
 pub mod secret;
@@ -280,6 +281,7 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &get_url::GetUrlModule,
         &port_redirect::PortRedirectModule,
         &ufw::UfwModule,
         &secret::SecretModule,
