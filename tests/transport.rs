@@ -440,3 +440,49 @@ fn base64_decode(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
+
+#[test]
+fn ssh_options_from_the_inventory_reach_openssh() {
+    if !testbed() {
+        return;
+    }
+    rt().block_on(async {
+        // ProxyCommand sends the "search1" connection to web1: proof that -o options get through.
+        let mut s = spec(SEARCH1, &known_hosts(), HostKeyChecking::Strict);
+        s.ssh_args.extend(["-o".to_string(), format!("ProxyCommand=socat - TCP:127.0.0.1:{WEB1}"), "-o".into(), "ControlPersist=600".into(), "-f".into()]);
+        let t = connect(TransportKind::OpenSsh, &s).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.exec("hostname", None).await.unwrap().stdout_str(), "tr-web1\n");
+        t.close().await;
+        // russh cannot proxy: it says so instead of connecting directly.
+        match connect(TransportKind::Russh, &s).await {
+            Err(ConnectionError::Unreachable { reason, .. }) => assert!(reason.contains("not supported"), "{reason}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("russh ignored ProxyCommand"),
+        }
+    });
+}
+
+#[test]
+fn a_dead_connection_is_an_error_not_a_hang() {
+    if !testbed() {
+        return;
+    }
+    rt().block_on(async {
+        for kind in KINDS {
+            let t = connect(kind, &spec(SEARCH1, &known_hosts(), HostKeyChecking::Strict)).await.unwrap();
+            // Kill this connection's sshd process from inside.
+            let first = tokio::time::timeout(Duration::from_secs(20), t.exec("kill -9 $PPID", None)).await.expect("hung");
+            match first {
+                Ok(o) => assert!(o.exit_code == 255 || o.exit_code == 137, "{kind:?}: {o:?}"),
+                Err(ConnectionError::Lost { .. }) => {}
+                Err(e) => panic!("{kind:?}: {e}"),
+            }
+            let next = tokio::time::timeout(Duration::from_secs(20), t.exec("true", None)).await.expect("hung");
+            match next {
+                Err(e @ ConnectionError::Lost { .. }) => assert!(!e.is_unreachable()),
+                other => panic!("{kind:?}: {other:?}"),
+            }
+            t.close().await;
+        }
+    });
+}

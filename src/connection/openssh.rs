@@ -115,8 +115,8 @@ pub fn classify_failure(spec: &ConnectionSpec, log: &str) -> ConnectionError {
     let reason = log
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
-        .last()
+        .rev()
+        .find(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
         .unwrap_or("ssh failed without a message")
         .to_string();
     if log.contains("Permission denied") || log.contains("Too many authentication failures") || log.contains("No more authentication methods") {

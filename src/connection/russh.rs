@@ -124,6 +124,12 @@ impl RusshTransport {
 
     async fn connect_inner(spec: &ConnectionSpec) -> Result<Self, ConnectionError> {
         let unreachable = |reason: String| ConnectionError::Unreachable { host: spec.address.clone(), port: spec.port, reason };
+        // Connecting directly when a jump host was asked for could reach the wrong machine.
+        let proxied = spec.ssh_option("ProxyJump").or_else(|| spec.ssh_option("ProxyCommand")).filter(|v| !v.eq_ignore_ascii_case("none")).is_some()
+            || spec.ssh_args.iter().any(|a| a.starts_with("-J"));
+        if proxied {
+            return Err(unreachable("ProxyJump/ProxyCommand are not supported by the russh transport; use the openssh transport".into()));
+        }
         let files = spec.known_hosts_files();
 
         // Ask for the key types known_hosts has for this host first (as ssh does), so a server
@@ -189,7 +195,7 @@ impl RusshTransport {
                     return Ok(RusshTransport { host: spec.name.clone(), handle, slots: Semaphore::new(MAX_SESSIONS) });
                 }
                 Ok(AuthResult::Failure { remaining_methods, .. }) => {
-                    problems.push(format!("{}: key refused (server accepts: {})", path.display(), remaining_methods.iter().map(|m| <&str>::from(m)).collect::<Vec<_>>().join(",")));
+                    problems.push(format!("{}: key refused (server accepts: {})", path.display(), remaining_methods.iter().map(<&str>::from).collect::<Vec<_>>().join(",")));
                 }
                 Err(e) => return Err(ConnectionError::Lost { host: spec.name.clone(), reason: format!("during authentication: {e}") }),
             }
