@@ -175,19 +175,16 @@ impl AnsibleCfg {
     }
 }
 
-/// `--inventory prod` -> `inventory/prod` when `prod` is not an existing path.
+/// `--inventory prod` -> `inventory/prod`: a bare name (no `/`) prefers the project's
+/// `inventory/` folder; anything else is a path.
 pub fn resolve_inventory(arg: &str) -> PathBuf {
-    let p = Path::new(arg);
-    if p.exists() {
-        return p.to_path_buf();
-    }
     if !arg.contains('/') {
         let under = Path::new("inventory").join(arg);
         if under.exists() {
             return under;
         }
     }
-    p.to_path_buf()
+    PathBuf::from(arg)
 }
 
 /// Parse one `-e` argument.

@@ -761,7 +761,7 @@ impl HostRun {
             // In check mode, an error after a predicted change is most likely a consequence of
             // that change not having been made (a package not installed, a user not created).
             return ItemOutcome {
-                msg: Some(format!("cannot predict: depends on earlier changes not made in check mode ({e})")),
+                msg: Some(format!("cannot predict in check mode: depends on earlier tasks not run or changes not made ({e})")),
                 ..skipped_outcome("")
             };
         }
@@ -784,6 +784,8 @@ impl HostRun {
                 if mtask.check_support() == CheckSupport::SkipIfActions {
                     skipped_reason = Some("skipped in check mode: the command would run".into());
                     action_summaries.clear();
+                    // Later tasks may depend on what it would have done or registered.
+                    self.predicted_change = true;
                 }
             } else {
                 let mut outputs: Vec<ExecOutput> = Vec::new();

@@ -103,10 +103,11 @@ impl Default for Inventory {
 /// Extensions skipped when reading an inventory directory (Ansible's `INVENTORY_IGNORE_EXTS`
 /// since 2.19; `.ini` files are read).
 const IGNORED_EXTS: &[&str] = &[
-    ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry",
+    ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry", ".pub",
 ];
 /// Names skipped when reading an inventory directory.
-const IGNORED_NAMES: &[&str] = &["group_vars", "host_vars", "vars_plugins"];
+/// `known_hosts` lives beside generated inventories (e.g. scripts/testbed), so it is skipped too.
+const IGNORED_NAMES: &[&str] = &["group_vars", "host_vars", "vars_plugins", "known_hosts", "known_hosts.old"];
 /// Extensions of vars files (plus none).
 const VARS_EXTS: &[&str] = &["", ".yml", ".yaml", ".json"];
 

@@ -11,35 +11,35 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
-pub mod get_url;
-pub mod port_redirect;
-pub mod ufw;
-pub mod secret;
 pub mod fail;
 pub mod assert;
 pub mod set_fact;
 pub mod debug;
 pub mod slurp;
 pub mod stat;
-pub mod postgresql;
 pub mod template;
 pub mod command;
-pub mod hostname;
-pub mod sysctl;
 pub mod copy;
 pub mod file;
-pub mod pip;
+pub mod get_url;
 pub mod git;
-pub mod cron;
-pub mod apt_key;
-pub mod apt_repository;
-pub mod deb822_repository;
-pub mod blockinfile;
+pub mod pip;
+pub mod postgresql;
+pub mod port_redirect;
+pub mod secret;
+pub mod ufw;
 pub mod apt;
 pub mod service;
 pub mod user;
 pub mod group;
 pub mod lineinfile;
+pub mod blockinfile;
+pub mod deb822_repository;
+pub mod apt_repository;
+pub mod apt_key;
+pub mod cron;
+pub mod sysctl;
+pub mod hostname;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -281,26 +281,26 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
-        &get_url::GetUrlModule,
-        &port_redirect::PortRedirectModule,
-        &ufw::UfwModule,
-        &secret::SecretModule,
         &fail::FailModule,
         &assert::AssertModule,
         &set_fact::SetFactModule,
         &debug::DebugModule,
         &slurp::SlurpModule,
         &stat::StatModule,
+        &template::TemplateModule,
+        &command::CommandModule,
+        &command::ShellModule,
+        &copy::CopyModule,
+        &file::FileModule,
+        &get_url::GetUrlModule,
+        &git::GitModule,
+        &pip::PipModule,
+        &port_redirect::PortRedirectModule,
         &postgresql::PostgresqlDbModule,
         &postgresql::PostgresqlPrivsModule,
         &postgresql::PostgresqlUserModule,
-        &template::TemplateModule,
-        &command::ShellModule,
-        &command::CommandModule,
-        &copy::CopyModule,
-        &file::FileModule,
-        &pip::PipModule,
-        &git::GitModule,
+        &secret::SecretModule,
+        &ufw::UfwModule,
         &apt::AptModule,
         &service::ServiceModule,
         &service::SystemdModule,

@@ -344,8 +344,9 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                         green()
                     };
                     let host_col = paint(host_style, &format!("{host:<26}"));
+                    // Ansible's layout: `label=%-4d` columns.
                     let num = |n: u32, st: Style, label: &str| {
-                        let t = format!("{label}={n}");
+                        let t = format!("{label}={n:<4}");
                         if n > 0 {
                             paint(st, &t)
                         } else {
@@ -353,7 +354,7 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                         }
                     };
                     let line = format!(
-                        "{host_col}: {:<13} {:<16} {:<20} {:<15} {:<16} {:<15} {}",
+                        "{host_col}: {} {} {} {} {} {} {}",
                         num(s.ok, green(), "ok"),
                         num(s.changed, yellow(), "changed"),
                         num(s.unreachable, red(), "unreachable"),
