@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+pub mod unarchive;
 pub mod fail;
 pub mod assert;
 pub mod set_fact;
@@ -281,6 +282,7 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
+        &unarchive::UnarchiveModule,
         &fail::FailModule,
         &assert::AssertModule,
         &set_fact::SetFactModule,
