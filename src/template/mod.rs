@@ -286,7 +286,12 @@ pub(crate) fn render_string_value(
         return Ok(Value::from(s));
     }
     if let Some(inner) = single_expression(s) {
-        return eval_expression(env, inner, ctx);
+        let v = eval_expression(env, inner, ctx)?;
+        // Whitespace around a lone expression is content when the result is text
+        // (`content: "{{ x }}\n"`); lists, dicts, numbers and booleans stay native.
+        if s == s.trim() || !matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::None) {
+            return Ok(v);
+        }
     }
     render_string(env, s, ctx).map(Value::from)
 }
@@ -335,9 +340,12 @@ fn render_json(env: &Environment<'static>, v: &Json, ctx: &Value) -> Result<Json
                 return Ok(v.clone());
             }
             if let Some(inner) = single_expression(s) {
-                return eval_expression(env, inner, ctx)
-                    .and_then(|v| to_json(&v))
-                    .map_err(|e| string_error(&e, s));
+                let v = eval_expression(env, inner, ctx).map_err(|e| string_error(&e, s))?;
+                // Whitespace around a lone expression is content when the result is text
+                // (`content: "{{ x }}\n"`); lists, dicts, numbers and booleans stay native.
+                if s == s.trim() || !matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::None) {
+                    return to_json(&v).map_err(|e| string_error(&e, s));
+                }
             }
             render_string(env, s, ctx)
                 .map(Json::String)
@@ -554,4 +562,20 @@ fn rewrite_safe_paths(src: &str) -> Cow<'_, str> {
     }
     out.push_str(rest);
     Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod whitespace_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_around_a_lone_expression_is_kept() {
+        let t = Templar::new();
+        let mut vars = Vars::new();
+        vars.insert("l".into(), json!(["one", "two"]));
+        assert_eq!(t.render_value(&json!("{{ l | join('\n') }}\n"), &vars).unwrap(), json!("one\ntwo\n"));
+        assert_eq!(t.render_value(&json!("{{ l }}"), &vars).unwrap(), json!(["one", "two"]));
+        assert_eq!(t.render_value(&json!("{{ l }}\n"), &vars).unwrap(), json!(["one", "two"]));
+    }
 }
