@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
-pub mod unarchive;
 pub mod fail;
 pub mod assert;
 pub mod set_fact;
@@ -29,6 +28,7 @@ pub mod postgresql;
 pub mod port_redirect;
 pub mod secret;
 pub mod ufw;
+pub mod unarchive;
 pub mod apt;
 pub mod service;
 pub mod user;
@@ -282,7 +282,6 @@ const PREFIXES: &[&str] = &[
 fn all() -> &'static [&'static dyn Module] {
     &[
         // MODULES-START (keep one per line, sorted)
-        &unarchive::UnarchiveModule,
         &fail::FailModule,
         &assert::AssertModule,
         &set_fact::SetFactModule,
@@ -303,6 +302,7 @@ fn all() -> &'static [&'static dyn Module] {
         &postgresql::PostgresqlUserModule,
         &secret::SecretModule,
         &ufw::UfwModule,
+        &unarchive::UnarchiveModule,
         &apt::AptModule,
         &service::ServiceModule,
         &service::SystemdModule,
