@@ -25,8 +25,6 @@ pub struct PlayContext {
     pub opts: Arc<RunOptions>,
     pub templar: Templar,
     pub events: Events,
-    pub hostvars: Arc<Value>,
-    pub groups: Arc<Value>,
     pub play_hosts: Vec<String>,
 }
 
@@ -96,6 +94,10 @@ pub struct HostRun {
     host_vars: Vars,
     /// Variables common to all tasks of this play (computed once).
     base_vars: Vars,
+    /// The host's inventory variables (group and host vars).
+    inventory_vars: Vars,
+    /// Names set by a layer above role defaults in `base_vars`.
+    above_defaults: std::collections::HashSet<String>,
     probe_cache: HashMap<(String, String), CachedProbe>,
     /// Handler indices notified and not yet run, in notification order.
     notified: Vec<usize>,
@@ -127,12 +129,23 @@ impl HostRun {
             facts,
             host_vars,
             base_vars: Vars::new(),
+            inventory_vars: Vars::new(),
+            above_defaults: Default::default(),
             probe_cache: HashMap::new(),
             notified: Vec::new(),
             predicted_change: false,
             secrets: Vec::new(),
         };
+        run.inventory_vars = run.ctx.inventory.host_vars(&run.host);
         run.base_vars = run.compute_base_vars();
+        let play = run.ctx.play();
+        let mut above: std::collections::HashSet<String> = run.inventory_vars.keys().cloned().collect();
+        above.extend(run.facts.keys().cloned());
+        above.extend(play.vars.keys().cloned());
+        for r in &play.roles {
+            above.extend(r.vars.keys().cloned());
+        }
+        run.above_defaults = above;
         for (k, v) in run.base_vars.iter() {
             if secret_name(k) {
                 if let Value::String(s) = v {
@@ -157,29 +170,18 @@ impl HostRun {
         for r in &play.roles {
             merge(&mut v, &r.defaults);
         }
-        merge(&mut v, &self.ctx.inventory.host_vars(&self.host));
+        merge(&mut v, &self.inventory_vars);
         merge(&mut v, &self.facts);
         merge(&mut v, &play.vars);
         for r in &play.roles {
             merge(&mut v, &r.vars);
         }
-        let opts = &self.ctx.opts;
+        // Play-wide names (hostvars, groups, ansible_play_hosts...) live in the templar's
+        // shared globals; only per-host ones are copied here.
         let magic = [
             ("inventory_hostname", json!(self.host)),
             ("inventory_hostname_short", json!(self.host.split('.').next().unwrap_or(&self.host))),
             ("group_names", json!(self.ctx.inventory.group_names(&self.host))),
-            ("groups", (*self.ctx.groups).clone()),
-            ("hostvars", (*self.ctx.hostvars).clone()),
-            ("playbook_dir", json!(self.ctx.playbook.dir.canonicalize().unwrap_or(self.ctx.playbook.dir.clone()).display().to_string())),
-            ("ansible_check_mode", json!(opts.check)),
-            ("ansible_diff_mode", json!(opts.diff)),
-            ("ansible_play_hosts", json!(self.ctx.play_hosts)),
-            ("ansible_play_hosts_all", json!(self.ctx.play_hosts)),
-            ("ansible_play_batch", json!(self.ctx.play_hosts)),
-            ("ansible_play_name", json!(play.name)),
-            ("ansible_run_tags", json!(if opts.tags.only.is_empty() { vec!["all".to_string()] } else { opts.tags.only.clone() })),
-            ("ansible_skip_tags", json!(opts.tags.skip)),
-            ("omit", json!(OMIT)),
         ];
         for (k, val) in magic {
             v.insert(k.to_string(), val);
@@ -190,11 +192,11 @@ impl HostRun {
     fn task_vars(&self, task: &Task) -> Vars {
         let mut v = self.base_vars.clone();
         if let Some(r) = &task.role {
-            // The task's own role wins over other roles of the play.
-            merge(&mut v, &r.defaults);
-            for (k, val) in self.ctx.inventory.host_vars(&self.host) {
-                if r.defaults.contains_key(&k) {
-                    v.insert(k, val);
+            // The task's own role defaults win over other roles' defaults, but not over
+            // anything of higher precedence (inventory, facts, play vars, role vars).
+            for (k, val) in &r.defaults {
+                if !self.above_defaults.contains(k) {
+                    v.insert(k.clone(), val.clone());
                 }
             }
             merge(&mut v, &r.vars);

@@ -317,8 +317,22 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
             v.insert("inventory_hostname".into(), Value::String(h.clone()));
             hostvars.insert(h.clone(), Value::Object(v));
         }
-        let hostvars = Arc::new(Value::Object(hostvars));
-        let groups = Arc::new(serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
+        let mut globals = Vars::new();
+        globals.insert("hostvars".into(), Value::Object(hostvars));
+        globals.insert("groups".into(), serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
+        for k in ["ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch"] {
+            globals.insert(k.into(), serde_json::json!(running));
+        }
+        let dir = playbook.dir.canonicalize().unwrap_or(playbook.dir.clone());
+        globals.insert("playbook_dir".into(), Value::String(dir.display().to_string()));
+        globals.insert("ansible_check_mode".into(), Value::Bool(opts.check));
+        globals.insert("ansible_diff_mode".into(), Value::Bool(opts.diff));
+        globals.insert("ansible_play_name".into(), Value::String(play.name.clone()));
+        let run_tags = if opts.tags.only.is_empty() { vec!["all".to_string()] } else { opts.tags.only.clone() };
+        globals.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
+        globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
+        globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
+        let play_templar = templar.with_globals(Arc::new(globals));
 
         // Phase 2: every host runs the tasks independently.
         let play_ctx = Arc::new(host::PlayContext {
@@ -326,10 +340,8 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
             playbook: playbook.clone(),
             inventory: inventory.clone(),
             opts: opts.clone(),
-            templar: templar.clone(),
+            templar: play_templar,
             events: events.clone(),
-            hostvars,
-            groups,
             play_hosts: running.clone(),
         });
         let mut joins = Vec::new();

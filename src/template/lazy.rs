@@ -71,6 +71,9 @@ pub(crate) struct VarsObject {
     env: Env,
     /// `hostvars` object inherited from the top-level vars (for per-host objects).
     hostvars: Mutex<Option<Value>>,
+    /// Play-wide variables shared by every host (`hostvars`, `groups`...), consulted when a
+    /// name is not in `map`: shared, never copied per task.
+    globals: Option<Arc<Vars>>,
     cache: Mutex<HashMap<String, Value>>,
     resolving: Mutex<HashSet<String>>,
 }
@@ -87,12 +90,13 @@ impl fmt::Debug for VarsObject {
 }
 
 impl VarsObject {
-    pub(crate) fn new(scope: &Scope<'_>, map: &Vars, env: Env) -> Arc<VarsObject> {
+    pub(crate) fn new(scope: &Scope<'_>, map: &Vars, env: Env, globals: Option<Arc<Vars>>) -> Arc<VarsObject> {
         Arc::new(VarsObject {
             scope: scope.id,
             map: map as *const Vars,
             env,
             hostvars: Mutex::new(None),
+            globals,
             cache: Mutex::new(HashMap::new()),
             resolving: Mutex::new(HashSet::new()),
         })
@@ -112,7 +116,7 @@ impl VarsObject {
             return Some(v.clone());
         }
         let raw_map = self.raw()?;
-        let raw = match raw_map.get(key) {
+        let raw = match raw_map.get(key).or_else(|| self.globals.as_deref().and_then(|g| g.get(key))) {
             Some(raw) => raw,
             None => {
                 return match key {
@@ -129,6 +133,7 @@ impl VarsObject {
                         scope: self.scope,
                         map: hosts as *const serde_json::Map<String, Json>,
                         env: self.env.clone(),
+                        globals: self.globals.clone(),
                         hosts: Mutex::new(HashMap::new()),
                     };
                     Value::from_object(obj)
@@ -211,6 +216,8 @@ struct HostVarsObject {
     scope: u64,
     map: *const serde_json::Map<String, Json>,
     env: Env,
+    /// Keeps shared globals (which `map` may point into) alive.
+    globals: Option<Arc<Vars>>,
     hosts: Mutex<HashMap<String, Value>>,
 }
 
@@ -253,6 +260,7 @@ impl Object for HostVarsObject {
                     map: m as *const Vars,
                     env: self.env.clone(),
                     hostvars: Mutex::new(Some(Value::from_dyn_object(self.clone()))),
+                    globals: self.globals.clone(),
                     cache: Mutex::new(HashMap::new()),
                     resolving: Mutex::new(HashSet::new()),
                 });

@@ -47,6 +47,8 @@ pub struct TemplateError {
 #[derive(Clone)]
 pub struct Templar {
     env: Arc<Environment<'static>>,
+    /// Variables shared by all hosts of a play, looked up when a name is not in the task's vars.
+    globals: Option<Arc<Vars>>,
 }
 
 impl Default for Templar {
@@ -120,7 +122,13 @@ fn safe_path(base: &Value, keys: Rest<Value>) -> Value {
 
 impl Templar {
     pub fn new() -> Self {
-        Templar { env: shared_env() }
+        Templar { env: shared_env(), globals: None }
+    }
+
+    /// A templar whose renders also see `globals` (play-wide names such as `hostvars` and
+    /// `groups`) behind each call's own vars, without copying them into every task's vars.
+    pub fn with_globals(&self, globals: Arc<Vars>) -> Self {
+        Templar { env: self.env.clone(), globals: Some(globals) }
     }
 
     /// Does this string contain template syntax (`{{`, `{%`, `{#`)?
@@ -138,7 +146,7 @@ impl Templar {
         vars: &Vars,
     ) -> Result<String, TemplateError> {
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone()));
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.globals.clone()));
         let src = rewrite_safe_paths(src);
         let env: &Environment<'_> = &self.env;
         let result = env
@@ -162,7 +170,7 @@ impl Templar {
             return Ok(src.to_string());
         }
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone()));
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.globals.clone()));
         render_string(&self.env, src, &ctx).map_err(|e| string_error(&e, src))
     }
 
@@ -173,7 +181,7 @@ impl Templar {
             return Ok(v.clone());
         }
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone()));
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.globals.clone()));
         render_json(&self.env, v, &ctx)
     }
 
@@ -201,7 +209,7 @@ impl Templar {
     ) -> Result<T, TemplateError> {
         let t = expr.trim();
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone()));
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.globals.clone()));
         let result = if let Some(inner) = single_expression(t) {
             eval_expression(&self.env, inner, &ctx)
         } else if Self::is_template(t) {
@@ -562,6 +570,25 @@ fn rewrite_safe_paths(src: &str) -> Cow<'_, str> {
     }
     out.push_str(rest);
     Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod globals_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn globals_are_seen_behind_task_vars() {
+        let mut g = Vars::new();
+        g.insert("groups".into(), json!({"web": ["a", "b"]}));
+        g.insert("hostvars".into(), json!({"a": {"ip": "{{ base }}.1", "base": "10.0.0"}}));
+        g.insert("shadowed".into(), json!("global"));
+        let t = Templar::new().with_globals(Arc::new(g));
+        let mut vars = Vars::new();
+        vars.insert("shadowed".into(), json!("task"));
+        assert_eq!(t.render_str("{{ groups.web | join(',') }} {{ hostvars['a'].ip }} {{ shadowed }}", &vars).unwrap(), "a,b 10.0.0.1 task");
+        assert!(t.eval_condition("'a' in groups['web']", &vars).unwrap());
+    }
 }
 
 #[cfg(test)]
