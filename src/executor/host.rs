@@ -653,17 +653,24 @@ impl HostRun {
                     }
                 }
             }
-            // One exec per become user.
+            // One round trip for all of them: each become user's probes run in their own
+            // subshell (sudo/runuser), framed with their own tag.
             let mut users: Vec<String> = batch.iter().map(|(u, _)| u.clone()).collect();
-            users.dedup();
             users.sort();
             users.dedup();
+            let mut parts = Vec::new();
+            let mut groups = Vec::new();
             for user in users {
                 let group: Vec<&Probe> = batch.iter().filter(|(u, _)| *u == user).map(|(_, p)| p).collect();
                 let tag = probe::new_tag();
                 let scripts: Vec<&str> = group.iter().map(|p| p.script.as_str()).collect();
-                let script = self.wrap(&probe::batch_script(&tag, &scripts), &user);
-                let out = self.conn.exec(&script, Some(&[])).await?;
+                parts.push(format!("(\n{}\n)", self.wrap(&probe::batch_script(&tag, &scripts), &user)));
+                groups.push((user, tag, group));
+            }
+            self.ctx.events.round_trip(&self.host);
+            tracing::debug!(host = %self.host, probes = batch.len(), users = groups.len(), "exec probe batch");
+            let out = self.conn.exec(&parts.join("\n"), Some(&[])).await?;
+            for (user, tag, group) in groups {
                 let results = match probe::parse_batch(&tag, group.len(), &out.stdout) {
                     Ok(r) => r,
                     Err(e) => {
@@ -726,10 +733,13 @@ impl HostRun {
                 if !matches!(self.eval_when(task, &v), Ok(true)) {
                     continue;
                 }
-                if let Ok(t) = self.prepare(task, &v, &run_as) {
-                    for p in t.probes() {
-                        out.push((run_as.clone(), p));
+                match self.prepare(task, &v, &run_as) {
+                    Ok(t) => {
+                        for p in t.probes() {
+                            out.push((run_as.clone(), p));
+                        }
                     }
+                    Err(e) => tracing::debug!(host = %self.host, task = %task.display_name(), "not probed ahead: {e}"),
                 }
             }
         }
@@ -794,6 +804,8 @@ impl HostRun {
                 let mut failure = None;
                 for action in &plan.actions {
                     let script = self.wrap(&action.script, &run_as);
+                    self.ctx.events.round_trip(&self.host);
+                    tracing::debug!(host = %self.host, action = %action.summary, "exec action");
                     let out = self.conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
                     self.invalidate(&action.touches);
                     let out = out?;

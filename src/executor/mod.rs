@@ -108,6 +108,11 @@ impl Events {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.1.entry(r.host.clone()).or_default().count(&r);
     }
+    /// Count SSH round trips made to a host.
+    pub fn round_trip(&self, host: &str) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.entry(host.to_string()).or_default().round_trips += 1;
+    }
     fn touch(&self, host: &str) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.1.entry(host.to_string()).or_default();
@@ -265,6 +270,8 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
                 let need_whoami = rec.login_user.is_empty();
                 if (gather && rec.facts.is_none()) || need_whoami {
                     let script = if gather { facts::FACTS_SCRIPT.to_string() } else { "echo \"user_id=$(id -un)\"".to_string() };
+                    events.round_trip(&h);
+                    tracing::debug!(host = %h, "exec facts");
                     match conn.exec(&script, None).await {
                         Ok(out) => {
                             let text = out.stdout_str();

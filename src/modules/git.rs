@@ -357,7 +357,7 @@ impl GitTask {
         s.push_str("  printf 'head|%s\\n' \"$(\"$g\" -C \"$d\" rev-parse --verify -q HEAD 2>/dev/null)\"\n");
         s.push_str(&format!("  printf 'url|%s\\n' \"$(\"$g\" -C \"$d\" config --get remote.{r}.url 2>/dev/null)\"\n"));
         s.push_str(&format!("  printf 'local|%s\\n' \"$(\"$g\" -C \"$d\" rev-parse --verify -q {v} 2>/dev/null)\"\n"));
-        s.push_str("  \"$g\" -C \"$d\" status --porcelain --untracked-files=no 2>/dev/null | sed 's/^/mod|/'\n");
+        s.push_str("  \"$g\" --no-optional-locks -C \"$d\" status --porcelain --untracked-files=no 2>/dev/null | sed 's/^/mod|/'\n");
         if !self.update {
             s.push_str("  exit 0\n");
         }

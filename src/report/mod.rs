@@ -94,6 +94,8 @@ pub struct HostStats {
     pub skipped: u32,
     pub rescued: u32,
     pub ignored: u32,
+    /// Commands sent to the host (facts, probe batches, actions): SSH round trips.
+    pub round_trips: u32,
 }
 
 impl HostStats {
@@ -363,6 +365,7 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                         num(s.rescued, green(), "rescued"),
                         num(s.ignored, magenta(), "ignored"),
                     );
+                    let line = if self.opts.verbosity >= 1 { format!("{} round_trips={}", line.trim_end(), s.round_trips) } else { line };
                     self.line(line.trim_end());
                 }
                 self.line("");
