@@ -116,7 +116,7 @@ fn merge(into: &mut Vars, from: &Vars) {
 /// Variable names whose literal values are treated as secrets in output.
 fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "private_key", "api_key", "passphrase"].iter().any(|s| n.contains(s))
+    n.starts_with("vault_") || ["password", "passwd", "secret", "token", "private_key", "api_key", "passphrase"].iter().any(|s| n.contains(s))
 }
 
 impl HostRun {
@@ -245,8 +245,19 @@ impl HostRun {
         }
     }
 
+    /// Task names may be templated (`Install {{ pkg }}`); rendered with the task's vars when
+    /// possible (not with loop items, like Ansible), else shown as written.
+    fn task_title(&self, task: &Task) -> String {
+        let raw = task.display_name();
+        if !Templar::is_template(&raw) {
+            return raw;
+        }
+        let vars = self.task_vars(task);
+        self.scrub(&self.ctx.templar.render_str(&raw, &vars).unwrap_or(raw))
+    }
+
     fn emit_header(&self, key: SlotKey, task: &Task, handler: bool) {
-        self.ctx.events.emit(Event::Task { play: self.ctx.play_idx, key, name: task.display_name(), handler, location: task.location.to_string() });
+        self.ctx.events.emit(Event::Task { play: self.ctx.play_idx, key, name: self.task_title(task), handler, location: task.location.to_string() });
     }
 
     fn emit_result(&self, key: SlotKey, task: &Task, item: Option<String>, out: &ItemOutcome, counts: bool) {
