@@ -320,6 +320,7 @@ impl ModuleTask for ServiceTask {
         let Some(name) = &self.name else {
             plan.actions = actions;
             plan.diffs = diffs;
+            self.daemon_only_is_no_change(&mut plan);
             return Ok(plan);
         };
         let o = parse(probes.first().ok_or_else(|| ModuleError::Probe("missing service probe".into()))?)?;
@@ -430,7 +431,21 @@ impl ModuleTask for ServiceTask {
         }
         plan.actions = actions;
         plan.diffs = diffs;
+        self.daemon_only_is_no_change(&mut plan);
         Ok(plan)
+    }
+}
+
+impl ServiceTask {
+    /// As in Ansible, `daemon_reload`/`daemon_reexec` run whenever asked but do not by
+    /// themselves make the task `changed` (else `daemon_reload: true` next to `state: started`
+    /// would never converge to changed=0).
+    fn daemon_only_is_no_change(&self, plan: &mut Plan) {
+        let n = self.daemon_reload as usize + self.daemon_reexec as usize;
+        if n > 0 && plan.actions.len() == n {
+            plan.changed = Some(false);
+            plan.diffs.retain(|d| !matches!(d, Diff::Field { name, .. } if name == "daemon"));
+        }
     }
 }
 
@@ -488,11 +503,23 @@ mod tests {
     }
 
     #[test]
+    fn daemon_reload_does_not_count_as_change() {
+        let t = task(json!({"name": "nginx", "state": "started", "enabled": true, "daemon_reload": true}));
+        let p = t.plan(&[ok(RUNNING)]).unwrap();
+        assert_eq!(p.actions.len(), 1, "daemon-reload still runs");
+        assert!(!p.changed() && p.diffs.is_empty(), "{:?}", p.diffs);
+        let p = t.plan(&[ok(STOPPED)]).unwrap();
+        assert!(p.changed() && p.actions.len() == 3, "{:?}", p.actions);
+        assert!(p.diffs.iter().any(|d| matches!(d, Diff::Field { name, .. } if name == "daemon")));
+    }
+
+    #[test]
     fn daemon_reload_alone_and_masking() {
         let t = task(json!({"daemon_reload": true}));
         assert!(t.probes().is_empty());
         let p = t.plan(&[]).unwrap();
         assert_eq!(p.actions[0].script, "systemctl daemon-reload");
+        assert!(!p.changed(), "daemon-reload alone is not a change");
         let t = task(json!({"name": "x", "masked": true}));
         let p = t.plan(&[ok(STOPPED)]).unwrap();
         assert_eq!(p.actions[0].script, "systemctl mask -- x");

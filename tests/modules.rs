@@ -1,0 +1,396 @@
+//! Every module on real test hosts through the `provision` binary, in groups (one playbook per
+//! group): `--check --diff` on fresh hosts predicts changes and leaves the host byte-for-byte
+//! unchanged, converging reaches the verified end state, a second run changes nothing and
+//! `--check` on the converged host agrees. Then per-module follow-ups (drift, new versions,
+//! password changes, failing validation).
+//!
+//! Hosts: `md-web1` (packages & system, files over openssh), `md-search1` (app modules, files
+//! over russh). Tests on different hosts run in parallel; tests on one host take its lock.
+
+mod common;
+use common::*;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+static BED: OnceLock<Testbed> = OnceLock::new();
+static WEB1: Mutex<()> = Mutex::new(());
+static SEARCH1: Mutex<()> = Mutex::new(());
+
+/// Hosts `md-web1`/`md-search1` on ports 3001/3002; `MODULES_TESTBED=prefix:port_base` picks
+/// others (to run this file while another run of the suite holds the `md` hosts).
+fn bed() -> &'static Testbed {
+    BED.get_or_init(|| match std::env::var("MODULES_TESTBED").ok().and_then(|v| v.split_once(':').map(|(p, b)| (p.to_string(), b.parse().unwrap()))) {
+        Some((prefix, base)) => Testbed::up(&prefix, base, 2),
+        None => Testbed::up("md", 3000, 2),
+    })
+}
+
+fn lock(short: &str) -> MutexGuard<'static, ()> {
+    let m = if short == "web1" { &WEB1 } else { &SEARCH1 };
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs the playbook `site.yml` of `p` on one host.
+struct Target<'a> {
+    tb: &'a Testbed,
+    short: &'a str,
+    dir: &'a std::path::Path,
+    transport: &'a str,
+}
+
+impl Target<'_> {
+    fn run(&self, extra: &[&str]) -> Run {
+        self.run_pb("site.yml", extra)
+    }
+
+    fn run_pb(&self, playbook: &str, extra: &[&str]) -> Run {
+        let inv = self.tb.inventory();
+        let host = self.tb.host(self.short);
+        let mut args = vec!["-i", inv.to_str().unwrap(), playbook, "--limit", &host, "--transport", self.transport];
+        args.extend_from_slice(extra);
+        provision(self.dir, &args)
+    }
+
+    fn ssh(&self, cmd: &str) -> String {
+        self.tb.ssh_ok(self.short, cmd)
+    }
+
+    fn changed(&self, r: &Run) -> Vec<String> {
+        r.changed_tasks(&self.tb.host(self.short))
+    }
+
+    /// The common cycle; returns (check run on the fresh host, converging run).
+    fn cycle(&self, verify: impl Fn(&Run)) -> (Run, Run) {
+        let before = self.tb.snapshot(self.short);
+        let check = self.run(&["--check", "--diff"]);
+        assert_eq!(check.code, 0, "--check on a fresh host failed:\n{}\n{}", check.stdout, check.stderr);
+        assert!(check.total_changed() > 0, "--check predicted no change on a fresh host:\n{}", check.stdout);
+        assert_eq!(self.tb.snapshot(self.short), before, "--check --diff changed the host:\n{}", check.stdout);
+
+        let first = self.run(&["--diff"]);
+        first.assert_ok();
+        assert!(first.total_changed() > 0, "{}", first.stdout);
+        verify(&first);
+
+        let second = self.run(&[]);
+        second.assert_no_changes();
+        let snap = self.tb.snapshot(self.short);
+        let check2 = self.run(&["--check", "--diff"]);
+        check2.assert_no_changes();
+        assert_eq!(self.tb.snapshot(self.short), snap, "--check on the converged host changed it");
+        verify(&second);
+        (check, first)
+    }
+}
+
+fn assert_has(hay: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(hay.contains(n), "missing {n:?} in:\n{hay}");
+    }
+}
+
+// ------------------------------------------------------------------------ a) packages & system
+
+const PW_HASH: &str = "$6$mdsalt01$8t23gzmttEsQ6UpADdrmNL8oP.QmAxqoCqrTFLBKOmHBCXkDerrWpILTnE37QW4URBMxPuxHf1oKU5npRW60b.";
+
+fn system_site() -> String {
+    format!(
+        r#"
+- name: packages and system
+  hosts: all
+  tasks:
+    - name: refresh lists, install several packages
+      apt:
+        name: [cron, logrotate, htop]
+        state: present
+        update_cache: true
+        cache_valid_time: 3600
+        install_recommends: false
+    - name: latest curl
+      apt: {{name: curl, state: latest}}
+    - name: unzip removed
+      apt: {{name: unzip, state: absent}}
+    - name: deploy group
+      group: {{name: deploy, gid: 2345}}
+    - name: system group
+      group: {{name: appsvc, system: true}}
+    - name: deploy user
+      user:
+        name: deploy
+        uid: 2345
+        group: deploy
+        groups: [appsvc]
+        shell: /bin/bash
+        home: /home/deploy
+        comment: Deploy User
+        password: '{PW_HASH}'
+    - name: system user
+      user: {{name: appsvc, system: true, group: appsvc, shell: /usr/sbin/nologin, create_home: false, home: /nonexistent}}
+    - name: old user removed
+      user: {{name: olduser, state: absent, remove: true}}
+    - name: old group removed
+      group: {{name: oldgroup, state: absent}}
+    - name: cron running and enabled
+      service: {{name: cron, state: started, enabled: true}}
+    - name: unit file
+      copy:
+        dest: /etc/systemd/system/md-hello.service
+        content: |
+          [Unit]
+          Description=md hello
+          [Service]
+          ExecStart=/bin/sleep infinity
+          [Install]
+          WantedBy=multi-user.target
+    - name: unit running and enabled
+      systemd: {{name: md-hello, state: started, enabled: true, daemon_reload: true}}
+    - name: a unit stopped and disabled
+      systemd: {{name: md-idle.service, state: stopped, enabled: false}}
+    - name: user cron job
+      cron: {{name: cleanup, minute: "*/15", hour: "2", job: "/usr/bin/find /tmp -mtime +7 -delete", user: deploy}}
+    - name: cron.d job
+      cron: {{name: backup, special_time: daily, job: /bin/true, cron_file: md-backup, user: root}}
+    - name: cron environment variable
+      cron: {{name: MAILTO, env: true, job: ops@example.org}}
+    - name: stale cron job removed
+      cron: {{name: stale, state: absent}}
+    - name: ip forwarding
+      sysctl: {{name: net.ipv4.ip_forward, value: "1", sysctl_file: /etc/sysctl.d/60-md.conf, sysctl_set: true}}
+    - name: listen backlog
+      sysctl: {{name: net.core.somaxconn, value: "1024", sysctl_file: /etc/sysctl.d/60-md.conf}}
+    - name: host name
+      hostname: {{name: md-renamed}}
+"#
+    )
+}
+
+/// State a fresh host gets before the cycle: things the playbook removes.
+const SYSTEM_SETUP: &str = "set -e; apt-get install -y -qq unzip >/dev/null; useradd -m olduser; groupadd oldgroup; \
+    printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/md-idle.service; \
+    systemctl daemon-reload; systemctl enable --now md-idle.service 2>/dev/null";
+
+fn verify_system(t: &Target) {
+    let s = t.ssh(
+        "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' cron logrotate htop curl unzip; \
+         getent passwd deploy appsvc; id -nG deploy; getent shadow deploy | cut -d: -f2; test -d /home/deploy && echo deploy-home; \
+         getent passwd olduser || echo no-olduser; test -e /home/olduser || echo no-olduser-home; getent group oldgroup || echo no-oldgroup; \
+         getent group deploy; \
+         echo cron=$(systemctl is-active cron)/$(systemctl is-enabled cron); \
+         echo hello=$(systemctl is-active md-hello)/$(systemctl is-enabled md-hello); \
+         echo idle=$(systemctl is-active md-idle)/$(systemctl is-enabled md-idle); \
+         crontab -l -u deploy; cat /etc/cron.d/md-backup; echo ROOTCRON; crontab -l; echo END; \
+         echo fwd=$(sysctl -n net.ipv4.ip_forward); cat /etc/sysctl.d/60-md.conf; \
+         echo host=$(hostname) file=$(cat /etc/hostname)",
+    );
+    assert_has(
+        &s,
+        &[
+            "cron ii ",
+            "logrotate ii ",
+            "htop ii ",
+            "curl ii ",
+            "deploy:x:2345:2345:Deploy User:/home/deploy:/bin/bash",
+            ":/nonexistent:/usr/sbin/nologin",
+            "deploy-home",
+            "no-olduser\n",
+            "no-olduser-home",
+            "no-oldgroup",
+            "deploy:x:2345:",
+            "cron=active/enabled",
+            "hello=active/enabled",
+            "idle=inactive/disabled",
+            "#Ansible: cleanup\n*/15 2 * * * /usr/bin/find /tmp -mtime +7 -delete",
+            "#Ansible: backup\n@daily root /bin/true",
+            "MAILTO=ops@example.org",
+            "fwd=1",
+            "net.ipv4.ip_forward",
+            "net.core.somaxconn",
+            "host=md-renamed file=md-renamed",
+        ],
+    );
+    assert!(!s.contains("unzip ii"), "unzip still installed:\n{s}");
+    assert!(s.contains(&format!("{PW_HASH}\n")), "password hash not set:\n{s}");
+    assert!(s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["deploy", "appsvc"]), "groups of deploy:\n{s}");
+    let appsvc = s.lines().find(|l| l.starts_with("appsvc:x:")).unwrap_or_else(|| panic!("no appsvc:\n{s}"));
+    let uid: u32 = appsvc.split(':').nth(2).unwrap().parse().unwrap();
+    assert!(uid < 1000, "appsvc is not a system user: {appsvc}");
+    let root_cron = s.split("ROOTCRON").nth(1).unwrap().split("END").next().unwrap();
+    assert!(!root_cron.contains("stale") && !root_cron.contains("/bin/false"), "stale cron job kept:\n{root_cron}");
+    let somaxconn = t.ssh("grep -E '^net.core.somaxconn *= *1024$' /etc/sysctl.d/60-md.conf");
+    assert!(!somaxconn.is_empty());
+}
+
+#[test]
+fn packages_users_services_cron_sysctl_hostname() {
+    let tb = bed();
+    let _g = lock("web1");
+    tb.reset(&["web1"]);
+    tb.ssh_ok("web1", SYSTEM_SETUP);
+    let p = project(&[("site.yml", &system_site())]);
+    let t = Target { tb, short: "web1", dir: p.path(), transport: "openssh" };
+    let (check, first) = t.cycle(|_| verify_system(&t));
+    // --check predicted the package work, the removals, the unit changes. (Tasks depending on
+    // earlier predicted changes, like the user whose group does not exist yet, are skipped.)
+    let predicted = t.changed(&check);
+    for task in ["refresh lists, install several packages", "unzip removed", "deploy group", "old user removed", "a unit stopped and disabled", "user cron job", "host name", "ip forwarding"] {
+        assert!(predicted.contains(&task.to_string()), "check did not predict {task:?}: {predicted:?}\n{}", check.stdout);
+    }
+    assert!(!first.stdout.contains(PW_HASH) && !check.stdout.contains(PW_HASH), "password hash printed:\n{}", first.stdout);
+
+    // Drift is corrected, and only the drifted resources change.
+    t.ssh("systemctl disable --now cron 2>/dev/null; sysctl -qw net.ipv4.ip_forward=0; usermod -s /bin/sh deploy; hostname drifted; \
+        (crontab -l; printf '#Ansible: stale\\n* * * * * /bin/false\\n') | crontab -");
+    let r = t.run(&["--diff"]);
+    r.assert_ok();
+    let mut changed = t.changed(&r);
+    changed.sort();
+    assert_eq!(changed, vec!["cron running and enabled", "deploy user", "host name", "ip forwarding", "stale cron job removed"], "{}", r.stdout);
+    verify_system(&t);
+}
+
+// ------------------------------------------------------------------------ b) files, commands
+
+const FILES_SITE: &str = r##"
+- name: files and commands
+  hosts: all
+  vars:
+    root: /srv/files
+  tasks:
+    - name: deep directory
+      file: {path: "{{ root }}/tree/a/b", state: directory}
+    - name: file in the tree
+      copy: {content: "x\n", dest: "{{ root }}/tree/a/b/f.txt"}
+    - name: tree owned by nobody, recursively
+      file: {path: "{{ root }}/tree", state: directory, recurse: true, owner: nobody, group: nogroup, mode: "0750"}
+    - name: stamp file
+      file: {path: "{{ root }}/stamp", state: touch, modification_time: preserve, access_time: preserve, mode: "0600"}
+    - name: hard link
+      file: {src: "{{ root }}/tree/a/b/f.txt", dest: "{{ root }}/hard.txt", state: hard}
+    - name: obsolete file removed
+      file: {path: /etc/md/obsolete.conf, state: absent}
+    - name: obsolete directory removed
+      file: {path: /etc/md/obsolete.d, state: absent}
+    - name: config replaced, old one backed up
+      copy: {content: "version 2\n", dest: /etc/md/app.conf, backup: true}
+      register: cp
+    - name: port line rewritten
+      lineinfile: {path: /etc/md/settings.ini, regexp: '^port\s*=', line: "port = 8080"}
+    - name: workers after [server]
+      lineinfile: {path: /etc/md/settings.ini, insertafter: '^\[server\]', line: "workers = 4"}
+    - name: debug lines removed
+      lineinfile: {path: /etc/md/settings.ini, regexp: '^debug', state: absent}
+    - name: new file with one line
+      lineinfile: {path: /etc/md/new.conf, line: "created = yes", create: true, mode: "0600"}
+    - name: managed block
+      blockinfile:
+        path: /etc/md/settings.ini
+        marker: "# {mark} MD BLOCK"
+        block: |
+          a = 1
+          b = 2
+    - name: block at the top of a new file
+      blockinfile: {path: /etc/md/hosts.extra, create: true, insertbefore: BOF, block: "10.0.0.1 db"}
+    - name: template from the playbook dir
+      template: {src: motd.j2, dest: /etc/md/motd, mode: "0644"}
+    - name: run once (creates)
+      command: {cmd: "touch done", chdir: "{{ root }}", creates: "{{ root }}/done"}
+    - name: run while the flag exists (removes)
+      shell: {cmd: "rm old.flag && echo removed >> removed.log", chdir: /etc/md, removes: /etc/md/old.flag}
+    - name: look at the hard link
+      stat: {path: "{{ root }}/hard.txt"}
+      register: st
+    - name: read the new file
+      slurp: {src: /etc/md/new.conf}
+      register: sl
+    - name: stat and slurp results
+      assert:
+        that:
+          - st.stat.exists and st.stat.isreg and st.stat.nlink == 2
+          - "(sl.content | b64decode) == 'created = yes\n'"
+      when: not ansible_check_mode
+"##;
+
+/// Separate: check mode cannot run `validate`, so it predicts this change on every run.
+const VALIDATE_SITE: &str = r##"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a change that fails validation
+      lineinfile: {path: /etc/md/validated.conf, line: "broken = yes", validate: "grep -q '^never-there' %s"}
+"##;
+
+const FILES_SETUP: &str = "set -e; mkdir -p /etc/md/obsolete.d; echo old > /etc/md/obsolete.conf; echo x > /etc/md/obsolete.d/x; \
+    echo 'version 1' > /etc/md/app.conf; printf '[server]\\nport = 80\\ndebug = true\\nhost = a\\n' > /etc/md/settings.ini; \
+    touch /etc/md/old.flag; printf 'keep = me\\n' > /etc/md/validated.conf";
+
+fn verify_files(t: &Target) {
+    let s = t.ssh(
+        "cd /srv/files; stat -c '%n %U %G %a %F' tree tree/a tree/a/b tree/a/b/f.txt stamp; stat -c 'links=%h' hard.txt; \
+         test -e /etc/md/obsolete.conf || echo gone1; test -e /etc/md/obsolete.d || echo gone2; \
+         cat /etc/md/app.conf; for b in /etc/md/app.conf.*~; do echo BACKUP $b; cat $b; done; \
+         echo INI; cat /etc/md/settings.ini; echo NEW; stat -c %a /etc/md/new.conf; cat /etc/md/new.conf; cat /etc/md/hosts.extra; \
+         cat /etc/md/motd; test -f done && echo done-exists; cat /etc/md/removed.log; test -e /etc/md/old.flag || echo flag-gone; \
+         echo VALIDATED; cat /etc/md/validated.conf",
+    );
+    assert_has(
+        &s,
+        &[
+            "tree nobody nogroup 750 directory",
+            "tree/a nobody nogroup 750 directory",
+            "tree/a/b nobody nogroup 750 directory",
+            "tree/a/b/f.txt nobody nogroup 750 regular file",
+            "stamp root root 600 regular empty file",
+            "links=2",
+            "gone1",
+            "gone2",
+            "version 2\nBACKUP /etc/md/app.conf.",
+            "~\nversion 1\n",
+            "INI\n[server]\nworkers = 4\nport = 8080\nhost = a\n# BEGIN MD BLOCK\na = 1\nb = 2\n# END MD BLOCK\nNEW\n600\ncreated = yes\n",
+            "# BEGIN ANSIBLE MANAGED BLOCK\n10.0.0.1 db\n# END ANSIBLE MANAGED BLOCK\n",
+            "welcome to ",
+            "done-exists",
+            "flag-gone",
+            "VALIDATED\nkeep = me\n",
+        ],
+    );
+    assert!(!s.contains("debug"), "{s}");
+    assert_eq!(s.matches("BACKUP").count(), 1, "one backup only:\n{s}");
+    assert_eq!(s.matches("removed\n").count(), 1, "removes ran more than once:\n{s}");
+}
+
+fn files_cycle(short: &str, transport: &str) {
+    let tb = bed();
+    let _g = lock(short);
+    tb.reset(&[short]);
+    tb.ssh_ok(short, FILES_SETUP);
+    let p = project(&[("site.yml", FILES_SITE), ("validate.yml", VALIDATE_SITE), ("motd.j2", "welcome to {{ inventory_hostname }}\n")]);
+    let t = Target { tb, short, dir: p.path(), transport };
+    let validated_before = t.ssh("stat -c '%s %Y' /etc/md/validated.conf; sha256sum /etc/md/validated.conf");
+    let (check, first) = t.cycle(|_| verify_files(&t));
+    assert!(check.stdout.contains("+port = 8080") && check.stdout.contains("-port = 80"), "lineinfile diff:\n{}", check.stdout);
+    assert!(check.stdout.contains("+version 2") && check.stdout.contains("-version 1"), "copy diff:\n{}", check.stdout);
+    // A change that fails validation: the task fails, the file is untouched.
+    let v = t.run_pb("validate.yml", &[]);
+    assert_eq!(v.code, 2, "{}\n{}", v.stdout, v.stderr);
+    assert_eq!(v.recap()[&tb.host(short)].failed, 1, "{}", v.stdout);
+    assert!(v.stdout.contains("never-there") || v.stdout.to_lowercase().contains("validat"), "validation failure not explained:\n{}", v.stdout);
+    assert_eq!(t.ssh("stat -c '%s %Y' /etc/md/validated.conf; sha256sum /etc/md/validated.conf"), validated_before, "validate failed but the file changed");
+    let _ = first;
+
+    // A file inside the tree with a wrong mode: only the recursive task changes.
+    t.ssh("chmod 0644 /srv/files/tree/a/b/f.txt");
+    let r = t.run(&[]);
+    r.assert_ok();
+    let changed = t.changed(&r);
+    assert!(changed.contains(&"tree owned by nobody, recursively".to_string()), "{}", r.stdout);
+    assert_eq!(t.ssh("stat -c %a /srv/files/tree/a/b/f.txt").trim(), "750");
+}
+
+#[test]
+fn files_lines_blocks_and_commands_over_openssh() {
+    files_cycle("web1", "openssh");
+}
+
+#[test]
+fn files_lines_blocks_and_commands_over_russh() {
+    files_cycle("search1", "russh");
+}
