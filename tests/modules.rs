@@ -394,3 +394,265 @@ fn files_lines_blocks_and_commands_over_openssh() {
 fn files_lines_blocks_and_commands_over_russh() {
     files_cycle("search1", "russh");
 }
+
+// ------------------------------------------------------------------------ c) app modules
+
+const KEY: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mDMEawRqUhYJKwYBBAHaRw8BAQdArvqj3yiiaCCeoWXEthvdM8MZRoDpHztvXtdD
+kgAbQ5i0HG1kIHRlc3Qga2V5IDxtZEBleGFtcGxlLm9yZz6IkAQTFggAOBYhBNmi
+KYzZdMRX7S9i14Q7mqlw62uJBQJrBGpSAhsDBQsJCAcCBhUKCQgLAgQWAgMBAh4B
+AheAAAoJEIQ7mqlw62uJqegBAOOWZ9zvX1pYcPTflgp6Pjo4FdLo1S+7JqpaXmBz
+SEq1AQCNF+p+LDG1Ul5jBY2SDLL4i/zn2PpeZIwo/AlqnFILDg==
+=FlrN
+-----END PGP PUBLIC KEY BLOCK-----
+";
+
+const DB_PW: &str = "Db-Pa55-first-7f3c";
+const DB_PW2: &str = "Db-Pa55-second-91ab";
+
+fn app_site(head_sha256: &str) -> String {
+    format!(
+        r##"
+- name: app modules
+  hosts: all
+  vars:
+    app: /srv/app
+    dbpw: "{DB_PW}"
+  tasks:
+    - name: deb822 source for the local repo
+      deb822_repository: {{name: md-local, types: deb, uris: "file:/srv/localrepo/", suites: "./", trusted: true}}
+      register: src822
+    - name: one-line source for the local repo
+      apt_repository: {{repo: "deb [trusted=yes] file:///srv/localrepo ./", filename: md-oneline}}
+    - name: refresh lists after a source change
+      apt: {{update_cache: true}}
+      when: src822 is changed
+    - name: app packages
+      apt: {{name: [git, python3-venv, postgresql, curl, unzip, gnupg, iptables, ufw], state: present}}
+    - name: armored key
+      apt_key: {{data: "{{{{ lookup('file', 'key.asc') }}}}", keyring: /etc/apt/keyrings/md-test.asc}}
+    - name: binary keyring
+      apt_key: {{data: "{{{{ lookup('file', 'key.asc') }}}}", keyring: /etc/apt/trusted.gpg.d/md-test.gpg}}
+    - name: postgresql running
+      service: {{name: postgresql, state: started, enabled: true}}
+    - name: app directory
+      file: {{path: "{{{{ app }}}}", state: directory}}
+    - name: checkout
+      git:
+        repo: file:///srv/sample-app.git
+        dest: "{{{{ app }}}}/src"
+        version: "{{{{ app_version | default('main') }}}}"
+        force: "{{{{ git_force | default(false) }}}}"
+      register: checkout
+    - name: virtualenv with the requirements
+      pip:
+        requirements: "{{{{ app }}}}/src/requirements.txt"
+        virtualenv: "{{{{ app }}}}/venv"
+        extra_args: --no-index --find-links /srv/wheels
+    - name: a named package in the virtualenv
+      pip: {{name: sqlparse, virtualenv: "{{{{ app }}}}/venv", extra_args: --no-index --find-links /srv/wheels}}
+    - name: secret key
+      secret: {{path: "{{{{ app }}}}/secret_key", length: 50, mode: "0600"}}
+      register: sk
+    - name: env file using the secret
+      template: {{src: env.j2, dest: "{{{{ app }}}}/env", mode: "0600"}}
+    - name: db user
+      postgresql_user: {{name: appuser, password: "{{{{ dbpw }}}}"}}
+    - name: reporting role
+      postgresql_user: {{name: reporter}}
+    - name: database
+      postgresql_db: {{name: appdb, owner: appuser, encoding: UTF8, template: template0}}
+    - name: reporter may connect
+      postgresql_privs: {{database: appdb, roles: reporter, privs: CONNECT, type: database}}
+    - name: download (file URL)
+      get_url: {{url: "file:///srv/sample-app.git/HEAD", dest: "{{{{ app }}}}/HEAD.txt", mode: "0644"}}
+    - name: download with checksum into a directory
+      get_url: {{url: "file:///srv/sample-app.git/HEAD", dest: "{{{{ app }}}}/", checksum: "sha256:{head_sha256}"}}
+    - name: unpack dirs
+      file: {{path: "{{{{ app }}}}/{{{{ item }}}}", state: directory}}
+      loop: [bundle, bundle-zip, bundle-remote]
+    - name: unpack a controller tarball
+      unarchive: {{src: bundle.tar.gz, dest: "{{{{ app }}}}/bundle"}}
+    - name: unpack a controller zip
+      unarchive: {{src: bundle.zip, dest: "{{{{ app }}}}/bundle-zip"}}
+    - name: ship the tarball
+      copy: {{src: bundle.tar.gz, dest: "{{{{ app }}}}/remote.tar.gz"}}
+    - name: unpack a remote tarball
+      unarchive: {{src: "{{{{ app }}}}/remote.tar.gz", dest: "{{{{ app }}}}/bundle-remote", remote_src: true}}
+    - name: firewall rules (exclusive)
+      ufw:
+        exclusive: true
+        rules:
+          - {{rule: allow, port: "22", proto: tcp}}
+          - {{rule: allow, port: "80", proto: tcp}}
+          - {{rule: allow, port: "443", proto: tcp}}
+          - {{rule: allow, port: "9200:9400", proto: tcp, from_ip: 10.0.0.0/8}}
+    - name: deny incoming by default
+      ufw: {{policy: deny, direction: incoming}}
+    - name: firewall on
+      ufw: {{state: enabled}}
+    - name: 8080 to 80
+      port_redirect: {{from_port: 8080, to_port: 80}}
+"##
+    )
+}
+
+fn app_project(head_sha256: &str) -> tempfile::TempDir {
+    let p = project(&[
+        ("site.yml", &app_site(head_sha256)),
+        ("key.asc", KEY),
+        ("templates/env.j2", "SECRET_KEY={{ sk.secret }}\n"),
+        ("bundle/README.txt", "bundle readme\n"),
+        ("bundle/bin/run.sh", "#!/bin/sh\necho run\n"),
+    ]);
+    for cmd in ["tar czf bundle.tar.gz -C bundle .", "cd bundle && zip -qr ../bundle.zip ."] {
+        let ok = std::process::Command::new("sh").arg("-c").arg(cmd).current_dir(p.path()).status().unwrap().success();
+        assert!(ok, "{cmd}");
+    }
+    p
+}
+
+fn psql(t: &Target, sql: &str) -> String {
+    t.ssh(&format!("cd / && runuser -u postgres -- psql -XAtc \"{sql}\""))
+}
+
+fn verify_app(t: &Target, branch: &str) {
+    let s = t.ssh(
+        "cat /etc/apt/sources.list.d/md-local.sources /etc/apt/sources.list.d/md-oneline.list; ls /var/lib/apt/lists/; \
+         dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' git python3-venv postgresql curl unzip ufw iptables; \
+         head -1 /etc/apt/keyrings/md-test.asc; gpg --show-keys /etc/apt/trusted.gpg.d/md-test.gpg 2>/dev/null | grep -c 'md test key'; \
+         echo pg=$(systemctl is-active postgresql)/$(systemctl is-enabled postgresql); \
+         /srv/app/venv/bin/python -c 'import django, gunicorn, sqlparse; print(\"django\", django.get_version())'; \
+         stat -c '%a %s' /srv/app/secret_key; stat -c '%a' /srv/app/env; \
+         cat /srv/app/HEAD.txt /srv/app/HEAD; find /srv/app/bundle /srv/app/bundle-zip /srv/app/bundle-remote -type f | sort; \
+         cat /srv/app/bundle-remote/bin/run.sh; ufw status verbose; iptables -t nat -S; grep -c 'provision port_redirect' /etc/ufw/before.rules",
+    );
+    assert_has(
+        &s,
+        &[
+            "Types: deb\nURIs: file:/srv/localrepo/\nSuites: ./\n",
+            "Trusted: yes",
+            "deb [trusted=yes] file:///srv/localrepo ./",
+            "git ii ",
+            "postgresql ii ",
+            "ufw ii ",
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----",
+            "\n1\n",
+            "pg=active/enabled",
+            "django 4.2.30",
+            "600 50\n600\n",
+            "ref: refs/heads/main\nref: refs/heads/main\n",
+            "/srv/app/bundle-remote/README.txt\n/srv/app/bundle-remote/bin/run.sh\n/srv/app/bundle-zip/README.txt\n/srv/app/bundle-zip/bin/run.sh\n/srv/app/bundle/README.txt\n/srv/app/bundle/bin/run.sh\n",
+            "echo run",
+            "Status: active",
+            "Default: deny (incoming)",
+            "22/tcp                     ALLOW IN    Anywhere",
+            "80/tcp                     ALLOW IN    Anywhere",
+            "443/tcp                    ALLOW IN    Anywhere",
+            "9200:9400/tcp              ALLOW IN    10.0.0.0/8",
+            "-A PREROUTING -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 80",
+        ],
+    );
+    assert!(!s.contains("25/tcp") && !s.contains("3306"), "undeclared ufw rule kept:\n{s}");
+    // The checkout.
+    let head = t.ssh("git -C /srv/app/src rev-parse HEAD");
+    let want = t.ssh(&format!("git --git-dir=/srv/sample-app.git rev-parse {branch}"));
+    assert_eq!(head, want, "HEAD is not {branch}");
+    assert_eq!(t.ssh("git -C /srv/app/src status --porcelain --untracked-files=no"), "", "working copy modified");
+    // PostgreSQL.
+    assert_eq!(psql(t, "SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'appdb'"), "appdb|appuser|UTF8\n");
+    assert_eq!(psql(t, "SELECT rolname, rolcanlogin, left(rolpassword, 14) FROM pg_authid WHERE rolname IN ('appuser', 'reporter') ORDER BY 1"), "appuser|t|SCRAM-SHA-256$\nreporter|t|\n");
+    let acl = psql(t, "SELECT datacl FROM pg_database WHERE datname = 'appdb'");
+    assert!(acl.contains("reporter=c/"), "CONNECT not granted: {acl}");
+    // The secret is in the env file.
+    let secret = t.ssh("cat /srv/app/secret_key");
+    assert_eq!(t.ssh("cat /srv/app/env"), format!("SECRET_KEY={secret}\n"));
+}
+
+fn pg_login(t: &Target, pw: &str) -> i32 {
+    t.tb.ssh(t.short, &format!("PGPASSWORD='{pw}' psql -h 127.0.0.1 -U appuser -d appdb -XAtc 'SELECT 1'")).0
+}
+
+fn no_secrets(runs: &[&Run], secrets: &[&str]) {
+    for r in runs {
+        for s in secrets {
+            assert!(!r.stdout.contains(s) && !r.stderr.contains(s), "secret {s:?} printed:\n{}\n{}", r.stdout, r.stderr);
+        }
+    }
+}
+
+#[test]
+fn app_git_pip_postgresql_secret_downloads_archives_repos_firewall() {
+    let tb = bed();
+    let _g = lock("search1");
+    tb.reset(&["search1"]);
+    // An undeclared rule added by hand before the first run: the exclusive set removes it.
+    tb.ssh_ok("search1", "set -e; apt-get install -y -qq ufw >/dev/null 2>&1; ufw allow 25/tcp >/dev/null");
+    let head_sha = tb.ssh_ok("search1", "sha256sum /srv/sample-app.git/HEAD");
+    let head_sha = head_sha.split_whitespace().next().unwrap();
+    let p = app_project(head_sha);
+    let t = Target { tb, short: "search1", dir: p.path(), transport: "openssh" };
+
+    let before = tb.snapshot("search1");
+    let check = t.run(&["--check", "--diff"]);
+    assert_eq!(check.code, 0, "--check on a fresh host failed:\n{}\n{}", check.stdout, check.stderr);
+    assert!(check.total_changed() > 0);
+    assert_eq!(tb.snapshot("search1"), before, "--check --diff changed the host:\n{}", check.stdout);
+    assert!(check.stdout.contains("-  rule: allow in proto tcp from any to any port 25\n+  rule: absent"), "exclusive ufw diff does not remove 25:\n{}", check.stdout);
+
+    let first = t.run(&["--diff", "-vv"]);
+    first.assert_ok();
+    verify_app(&t, "main");
+    let secret = t.ssh("cat /srv/app/secret_key");
+    assert!(pg_login(&t, DB_PW) == 0, "cannot log in with the password");
+
+    let second = t.run(&["--diff", "-vv"]);
+    second.assert_no_changes();
+    assert_eq!(t.ssh("cat /srv/app/secret_key"), secret, "secret regenerated");
+    let snap = tb.snapshot("search1");
+    let check2 = t.run(&["--check", "--diff", "-vv"]);
+    check2.assert_no_changes();
+    assert_eq!(tb.snapshot("search1"), snap, "--check on the converged host changed it");
+    verify_app(&t, "main");
+    no_secrets(&[&check, &first, &second, &check2], &[&secret, DB_PW]);
+
+    // New branch: only the checkout changes; the diff shows both revisions.
+    let main_sha = t.ssh("git --git-dir=/srv/sample-app.git rev-parse main");
+    let next_sha = t.ssh("git --git-dir=/srv/sample-app.git rev-parse next");
+    let c = t.run(&["--check", "--diff", "-e", "app_version=next"]);
+    c.assert_ok();
+    assert_eq!(t.changed(&c), vec!["checkout"], "{}", c.stdout);
+    let r = t.run(&["--diff", "-e", "app_version=next"]);
+    r.assert_ok();
+    assert_eq!(t.changed(&r), vec!["checkout"], "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("-  revision: {}", &main_sha[..7])) && r.stdout.contains(&format!("+  revision: {}", &next_sha[..7])), "git diff lacks the revisions:\n{}", r.stdout);
+    verify_app(&t, "next");
+    t.run(&["-e", "app_version=next"]).assert_no_changes();
+
+    // A modified tracked file: fails without force, is reset with force.
+    t.ssh("echo local-edit >> /srv/app/src/README.md");
+    let r = t.run(&["-e", "app_version=main"]);
+    assert_eq!(r.code, 2, "local modifications must fail without force:\n{}", r.stdout);
+    assert!(t.ssh("cat /srv/app/src/README.md").contains("local-edit"));
+    let r = t.run(&["-e", "app_version=main", "-e", "git_force=true"]);
+    r.assert_ok();
+    assert_eq!(t.changed(&r), vec!["checkout"], "{}", r.stdout);
+    verify_app(&t, "main");
+
+    // Password change: only the user task changes; neither password is printed.
+    let r = t.run(&["--diff", "-vv", "-e", &format!("dbpw={DB_PW2}")]);
+    r.assert_ok();
+    assert_eq!(t.changed(&r), vec!["db user"], "{}", r.stdout);
+    no_secrets(&[&r], &[DB_PW, DB_PW2, &secret]);
+    assert_eq!(pg_login(&t, DB_PW2), 0, "new password does not work");
+    assert_ne!(pg_login(&t, DB_PW), 0, "old password still works");
+    t.run(&["-e", &format!("dbpw={DB_PW2}")]).assert_no_changes();
+
+    // Drift: a rule added by hand and a deleted redirect are corrected.
+    t.ssh("ufw allow 3306/tcp >/dev/null; iptables -t nat -D PREROUTING -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 80; while iptables -t nat -D PREROUTING -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 80 2>/dev/null; do :; done");
+    let r = t.run(&["--diff", "-e", &format!("dbpw={DB_PW2}")]);
+    r.assert_ok();
+    assert_eq!(t.changed(&r), vec!["firewall rules (exclusive)", "8080 to 80"], "{}", r.stdout);
+    verify_app(&t, "main");
+}
