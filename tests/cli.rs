@@ -1,0 +1,71 @@
+//! Command-line behaviour that needs no hosts: listing, selection, input errors, exit codes.
+
+mod common;
+use common::*;
+
+fn repo_run(args: &[&str]) -> Run {
+    provision(&repo(), args)
+}
+
+#[test]
+fn list_hosts_resolves_bare_inventory_names_and_limits() {
+    let r = repo_run(&["--inventory", "prod", "--list-hosts", "--limit", "web:!web2*"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("hosts (1):") && r.stdout.contains("web1.example.com"), "{}", r.stdout);
+    assert!(!r.stdout.contains("web2.example.com"));
+}
+
+#[test]
+fn list_tasks_honours_tags_and_roles() {
+    let r = repo_run(&["-i", "prod", "--list-tasks", "--tags", "nginx"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("gunicorn_nginx : Write the Nginx site"));
+    assert!(!r.stdout.contains("Gunicorn config") && !r.stdout.contains("postgres :"), "{}", r.stdout);
+    let r = repo_run(&["-i", "prod", "--list-tasks", "--roles", "postgres"]);
+    assert!(r.stdout.lines().filter(|l| l.contains(" : ")).all(|l| l.trim_start().starts_with("postgres :")), "{}", r.stdout);
+}
+
+#[test]
+fn ini_inventory_with_ranges_children_and_patterns() {
+    let p = project(&[
+        ("hosts.ini", "[web]\nweb[01:03].example.com\n\n[db]\ndb1 ansible_host=192.0.2.10\n\n[prod:children]\nweb\ndb\n"),
+        ("site.yml", "- hosts: prod:&web:!web02.example.com\n  tasks: []\n"),
+    ]);
+    let r = provision(p.path(), &["-i", "hosts.ini", "--list-hosts"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let hosts: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("      ")).map(str::trim).collect();
+    assert_eq!(hosts, vec!["web01.example.com", "web03.example.com"], "{}", r.stdout);
+}
+
+#[test]
+fn usage_and_input_errors_exit_1() {
+    assert_eq!(repo_run(&["--bogus"]).code, 1);
+    let r = repo_run(&["-i", "nope-inventory"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("nope-inventory"), "{}", r.stderr);
+    let r = repo_run(&["-i", "prod", "missing.yml"]);
+    assert_eq!(r.code, 1);
+    let r = repo_run(&["-i", "prod", "--limit", "nosuchhost"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("matches no host"), "{}", r.stderr);
+    let r = repo_run(&["-i", "prod", "-e", "novalue"]);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn syntax_check_reports_yaml_errors_with_location() {
+    let p = project(&[("hosts.yml", "all:\n  hosts:\n    h1:\n"), ("site.yml", "- hosts: all\n  tasks:\n    - name: x\n      copy: {content: a, dest: /x}\n      when: [unclosed\n")]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "--syntax-check"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("site.yml:"), "{}", r.stderr);
+    let p = project(&[("hosts.yml", "all:\n  hosts:\n    h1:\n"), ("site.yml", "- hosts: all\n  tasks:\n    - copy: {content: a, dest: /x}\n")]);
+    assert_eq!(provision(p.path(), &["-i", "hosts.yml", "--syntax-check"]).code, 0);
+}
+
+#[test]
+fn extra_vars_from_a_file_reach_list_output() {
+    let p = project(&[("hosts.yml", "all:\n  hosts:\n    h1:\n"), ("vars.yml", "target: all\n"), ("site.yml", "- hosts: all\n  tasks: []\n")]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "-e", "@vars.yml", "--list-hosts"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("h1"));
+}
