@@ -246,8 +246,12 @@ impl<W: Write + Send> HumanReporter<W> {
                 }
             }
             Status::Skipped => {
-                if let (Some(m), true) = (&r.msg, self.opts.verbosity > 0) {
-                    text.push_str(&format!(" => {m}"));
+                // A false condition is the usual reason and stays quiet, like Ansible; any other
+                // reason (check mode could not predict, command not run) is worth showing.
+                if let Some(m) = &r.msg {
+                    if self.opts.verbosity > 0 || !m.starts_with("Conditional result was False") {
+                        text.push_str(&format!(" => {m}"));
+                    }
                 }
             }
             _ => {
