@@ -789,17 +789,11 @@ impl ModuleTask for AptTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok;
     use super::*;
 
     fn task(v: Value) -> AptTask {
         build(v.as_object().unwrap()).unwrap()
-    }
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
     }
     const POLICY: &str = "nginx:\n  Installed: (none)\n  Candidate: 1.22.1-9+deb12u9\n  Version table:\n     1.22.1-9+deb12u9 500\n        500 file:/srv/localrepo ./ Packages\nsudo:\n  Installed: 1.9.13p3-1+deb12u4\n  Candidate: 1.9.13p3-1+deb12u4\n  Version table:\n *** 1.9.13p3-1+deb12u4 100\n        100 /var/lib/dpkg/status\n";
 
@@ -955,87 +949,9 @@ mod tests {
     }
 }
 
-/// Test helper for this file's modules: run a task's probes, plan, actions and a second plan
-/// against a real test host (`MS_TESTHOST=<port>`, see testbed/README.md). Tests using it are
-/// `#[ignore]`d so the normal suite never needs a host.
-#[cfg(test)]
-pub(crate) mod testhost {
-    use super::super::{ActionOutput, ModuleTask, Plan, ProbeResult};
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-
-    pub fn port() -> Option<String> {
-        std::env::var("MS_TESTHOST").ok()
-    }
-
-    pub fn run(script: &str, stdin: Option<&[u8]>) -> ActionOutput {
-        let port = port().expect("MS_TESTHOST");
-        let known = std::env::var("MS_KNOWN_HOSTS").unwrap_or_else(|_| "/tmp/ms/known_hosts".into());
-        let mut c = Command::new("ssh")
-            .args([
-                "-i",
-                "/var/cache/provision-testbed/id_ed25519",
-                "-o",
-                &format!("UserKnownHostsFile={known}"),
-                "-p",
-                &port,
-                "root@127.0.0.1",
-            ])
-            .arg(format!("sh -c {}", super::sh_quote(script)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            let mut i = c.stdin.take().unwrap();
-            if let Some(d) = stdin {
-                i.write_all(d).unwrap();
-            }
-        }
-        let o = c.wait_with_output().unwrap();
-        ActionOutput {
-            stdout: o.stdout,
-            stderr: o.stderr,
-            exit_code: o.status.code().unwrap_or(-1),
-        }
-    }
-
-    pub fn plan(t: &dyn ModuleTask) -> Plan {
-        let res: Vec<ProbeResult> = t
-            .probes()
-            .iter()
-            .map(|p| {
-                let o = run(&p.script, None);
-                ProbeResult {
-                    stdout: o.stdout_str(),
-                    stderr: o.stderr_str(),
-                    rc: o.exit_code,
-                }
-            })
-            .collect();
-        t.plan(&res).unwrap()
-    }
-
-    /// Plan, apply, finish; returns (first plan after finish, plan of a second run).
-    pub fn converge(t: &dyn ModuleTask) -> (Plan, Plan) {
-        let p = plan(t);
-        let mut outs = Vec::new();
-        for a in &p.actions {
-            let o = run(&a.script, a.stdin.as_deref());
-            let rc = o.exit_code;
-            if rc != 0 && !a.may_fail {
-                panic!("action '{}' failed rc={rc}: {}\n{}", a.summary, o.stderr_str(), a.script);
-            }
-            outs.push(o);
-        }
-        let done = t.finish(p, &outs).unwrap();
-        (done, plan(t))
-    }
-}
-
 #[cfg(test)]
 mod host_tests {
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

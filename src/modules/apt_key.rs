@@ -211,15 +211,8 @@ impl ModuleTask for KeyTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok;
     use super::*;
-
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
 
     #[test]
     fn key_files() {

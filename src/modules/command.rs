@@ -431,7 +431,7 @@ impl ModuleTask for CommandTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{apply, ok, sh};
+    use crate::modules::testutil::{apply, ok, sh};
 
     fn task(shell: bool, v: Value) -> CommandTask {
         build(shell, v.as_object().unwrap()).unwrap()

@@ -227,11 +227,8 @@ pub fn attributes_plan(path: &str, st: &FileState, owner: Option<&str>, group: O
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok as res;
     use super::*;
-
-    fn res(s: &str) -> ProbeResult {
-        ProbeResult { stdout: s.into(), stderr: String::new(), rc: 0 }
-    }
 
     #[test]
     fn parses_file_states() {

@@ -595,6 +595,7 @@ fn result_attrs(
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::testutil::{apply, ok, sh};
     use super::*;
 
     fn task(v: Value) -> FileWrite {
@@ -602,55 +603,6 @@ pub(crate) mod tests {
     }
     pub(crate) fn build_for_tests(v: Value) -> FileWrite {
         task(v)
-    }
-    pub(crate) fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
-    pub(crate) fn sh(script: &str, stdin: Option<&[u8]>) -> (i32, String, String) {
-        use std::io::Write;
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.unwrap_or_default()).unwrap();
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
-    pub(crate) fn apply(t: &dyn ModuleTask) -> Plan {
-        let probes: Vec<ProbeResult> = t
-            .probes()
-            .iter()
-            .map(|p| {
-                let (rc, stdout, stderr) = sh(&p.script, None);
-                ProbeResult { stdout, stderr, rc }
-            })
-            .collect();
-        let plan = t.plan(&probes).unwrap();
-        let mut outs = Vec::new();
-        for a in &plan.actions {
-            let (rc, stdout, stderr) = sh(&a.script, a.stdin.as_deref());
-            assert!(rc == 0 || a.may_fail, "{}: {stderr}", a.script);
-            outs.push(ActionOutput {
-                stdout: stdout.into_bytes(),
-                stderr: stderr.into_bytes(),
-                exit_code: rc,
-            });
-        }
-        t.finish(plan, &outs).unwrap()
     }
 
     #[test]

@@ -333,23 +333,9 @@ impl ModuleTask for RepoTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{file, ok};
     use super::*;
-    use base64::Engine as _;
 
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
-    fn file(c: &str) -> ProbeResult {
-        ok(&format!(
-            "file|root|root|0|0|644|{}|1\nsha256|0\ncontent\n{}\n",
-            c.len(),
-            base64::engine::general_purpose::STANDARD.encode(c)
-        ))
-    }
 
     #[test]
     fn writes_source_and_key() {

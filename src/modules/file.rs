@@ -810,17 +810,11 @@ impl FileTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok;
     use super::*;
 
     fn task(v: Value) -> FileTask {
         build(v.as_object().unwrap()).unwrap()
-    }
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
     }
     fn run_probe(t: &FileTask) -> ProbeResult {
         let out = std::process::Command::new("sh")
@@ -1091,7 +1085,7 @@ mod tests {
 /// Real-host checks: `MS_TESTHOST=<port> MS_KNOWN_HOSTS=<file> cargo test -- --ignored mc_`.
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

@@ -674,6 +674,7 @@ impl ModuleTask for GitTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok as res;
     use super::*;
 
     const MAIN: &str = "7800f3b7043dbace65a034bc2d8ce6d1448a376d";
@@ -689,13 +690,6 @@ mod tests {
         build(&m).unwrap()
     }
 
-    fn res(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
 
     fn present(head: &str, extra: &str) -> String {
         format!("repo|present\nhead|{head}\nurl|file:///srv/sample-app.git\nlocal|{head}\n{extra}ls|ref: refs/heads/main\tHEAD\nls|{MAIN}\tHEAD\n")
@@ -893,7 +887,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

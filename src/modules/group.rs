@@ -195,17 +195,11 @@ impl ModuleTask for GroupTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok;
     use super::*;
 
     fn task(v: Value) -> GroupTask {
         build(v.as_object().unwrap()).unwrap()
-    }
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
     }
 
     #[test]

@@ -117,15 +117,8 @@ impl ModuleTask for HostnameTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok;
     use super::*;
-
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
 
     #[test]
     fn sets_name_and_file() {
@@ -173,7 +166,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

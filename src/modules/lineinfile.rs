@@ -739,7 +739,7 @@ pub(crate) mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub mod args;
 pub mod common;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod fail;
 pub mod assert;
 pub mod set_fact;

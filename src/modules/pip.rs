@@ -1090,17 +1090,11 @@ impl PipTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok as res;
     use super::*;
 
     fn task(a: Value) -> PipTask {
         build(a.as_object().unwrap()).unwrap()
-    }
-    fn res(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
     }
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)
@@ -1311,7 +1305,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

@@ -321,24 +321,13 @@ impl ModuleTask for RedirectTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{file_with_mode, ok as res};
     use super::*;
-    use base64::Engine as _;
 
     const BEFORE: &str = "#\n# rules.before\n#\n\n# Don't delete these required lines, otherwise there will be errors\n*filter\n:ufw-before-input - [0:0]\nCOMMIT\n";
 
-    fn res(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
     fn file(text: &str) -> ProbeResult {
-        res(&format!(
-            "file|root|root|0|0|640|{}|1\nsha256|x\ncontent\n{}\n",
-            text.len(),
-            base64::engine::general_purpose::STANDARD.encode(text)
-        ))
+        file_with_mode("640", text)
     }
 
     #[test]
@@ -396,7 +385,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

@@ -245,15 +245,8 @@ impl ModuleTask for SecretTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok as res;
     use super::*;
-
-    fn res(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
 
     #[test]
     fn generates_once_and_never_shows_the_value() {

@@ -451,17 +451,11 @@ impl ServiceTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok;
     use super::*;
 
     fn task(v: Value) -> ServiceTask {
         build("systemd", SYSTEMD_PARAMS, v.as_object().unwrap()).unwrap()
-    }
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
     }
     const RUNNING: &str = "init|systemd\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nCanReload=yes\nNeedDaemonReload=no\nis-enabled|enabled\n";
     const STOPPED: &str = "init|systemd\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nUnitFileState=disabled\nCanReload=yes\nNeedDaemonReload=no\nis-enabled|disabled\n";
@@ -569,7 +563,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]
@@ -599,7 +593,7 @@ mod host_tests {
 
 #[cfg(test)]
 mod host_tests2 {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

@@ -87,7 +87,7 @@ impl ModuleTask for SlurpTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::apply;
+    use crate::modules::testutil::apply;
 
     #[test]
     fn reads_files_and_fails_on_missing() {

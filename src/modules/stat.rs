@@ -236,7 +236,7 @@ impl ModuleTask for StatTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::apply;
+    use crate::modules::testutil::apply;
 
     fn task(v: Value) -> StatTask {
         build(v.as_object().unwrap()).unwrap()

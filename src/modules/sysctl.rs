@@ -238,23 +238,9 @@ impl ModuleTask for SysctlTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{file, ok};
     use super::*;
-    use base64::Engine as _;
 
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
-    fn file(c: &str) -> ProbeResult {
-        ok(&format!(
-            "file|root|root|0|0|644|{}|1\nsha256|0\ncontent\n{}\n",
-            c.len(),
-            base64::engine::general_purpose::STANDARD.encode(c)
-        ))
-    }
 
     #[test]
     fn writes_file_and_applies() {
@@ -314,7 +300,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

@@ -220,7 +220,7 @@ fn local_owner(path: &std::path::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::apply;
+    use crate::modules::testutil::apply;
     use crate::modules::Diff;
     use crate::template::{Templar, Vars};
 

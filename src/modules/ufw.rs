@@ -932,6 +932,7 @@ impl ModuleTask for UfwTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok as res;
     use super::*;
 
     const STATE: &str = "enabled|yes\nloglevel|low\npolicy|INPUT|\"DROP\"\npolicy|OUTPUT|\"ACCEPT\"\npolicy|FORWARD|\"DROP\"\nipv6|yes\n\
@@ -941,13 +942,6 @@ tuple|user.rules|allow any any 0.0.0.0/0 any 0.0.0.0/0 in_lo\n\
 tuple|user6.rules|limit tcp 22 ::/0 any ::/0 in\n\
 tuple|user6.rules|allow any any ::/0 any ::/0 in_lo\n";
 
-    fn res(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
     fn task(v: Value) -> UfwTask {
         build(v.as_object().unwrap()).unwrap()
     }
@@ -1052,7 +1046,7 @@ tuple|user6.rules|allow any any ::/0 any ::/0 in_lo\n";
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

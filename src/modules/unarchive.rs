@@ -475,15 +475,9 @@ impl ModuleTask for UnarchiveTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok as res;
     use super::*;
 
-    fn res(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
-    }
     fn args(v: Value) -> Args {
         serde_json::from_value(v).unwrap()
     }
@@ -598,7 +592,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]

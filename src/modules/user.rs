@@ -570,17 +570,11 @@ impl ModuleTask for UserTask {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::ok;
     use super::*;
 
     fn task(v: Value) -> UserTask {
         build(v.as_object().unwrap()).unwrap()
-    }
-    fn ok(s: &str) -> ProbeResult {
-        ProbeResult {
-            stdout: s.into(),
-            stderr: String::new(),
-            rc: 0,
-        }
     }
     const HASH: &str = "$6$salt$abcdef";
 
@@ -673,7 +667,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::super::apt::testhost;
+    use super::super::testutil::testhost;
     use super::*;
 
     #[test]
