@@ -105,6 +105,11 @@ pub struct HostRun {
     predicted_change: bool,
     /// Strings never to print.
     secrets: Vec<String>,
+    /// Bumped whenever host variables change (register, set_fact): a task prepared ahead
+    /// (for its probes) is reused only if nothing changed since.
+    generation: u64,
+    /// Tasks prepared during lookahead: (task index, item index) -> (generation, task).
+    prepared: HashMap<(usize, usize), (u64, Box<dyn ModuleTask>)>,
 }
 
 fn merge(into: &mut Vars, from: &Vars) {
@@ -135,6 +140,8 @@ impl HostRun {
             notified: Vec::new(),
             predicted_change: false,
             secrets: Vec::new(),
+            generation: 0,
+            prepared: HashMap::new(),
         };
         run.inventory_vars = run.ctx.inventory.host_vars(&run.host);
         run.base_vars = run.compute_base_vars();
@@ -423,15 +430,7 @@ impl HostRun {
             let mut outs = Vec::new();
             let total = items.len();
             for (idx, item) in items.into_iter().enumerate() {
-                let mut ivars = vars.clone();
-                ivars.insert(loop_var.clone(), item.clone());
-                if let Some(iv) = &task.loop_control.index_var {
-                    ivars.insert(iv.clone(), json!(idx));
-                }
-                ivars.insert(
-                    "ansible_loop".into(),
-                    json!({"index": idx + 1, "index0": idx, "first": idx == 0, "last": idx + 1 == total, "length": total, "revindex": total - idx, "revindex0": total - idx - 1}),
-                );
+                let ivars = item_vars(task, &vars, &loop_var, idx, item.clone(), total);
                 let label = match &task.loop_control.label {
                     Some(l) => self.ctx.templar.render_str(l, &ivars).unwrap_or_else(|_| l.clone()),
                     None => match &item {
@@ -439,7 +438,7 @@ impl HostRun {
                         other => short_json(other),
                     },
                 };
-                let out = self.run_item(task, &ivars, index).await;
+                let out = self.run_item(task, &ivars, index, idx).await;
                 let stop = matches!(out.status, Status::Unreachable);
                 outs.push((Some(label), out));
                 if stop {
@@ -452,7 +451,7 @@ impl HostRun {
             }
             outcomes = outs;
         } else {
-            outcomes = vec![(None, self.run_item(task, &vars, index).await)];
+            outcomes = vec![(None, self.run_item(task, &vars, index, 0).await)];
         }
         self.finish_task(task, key, outcomes, skipped_all, index)
     }
@@ -477,6 +476,9 @@ impl HostRun {
             for (k, v) in &o.facts {
                 self.host_vars.insert(k.clone(), v.clone());
             }
+        }
+        if task.register.is_some() || outcomes.iter().any(|(_, o)| !o.facts.is_empty()) {
+            self.generation += 1;
         }
         if let Some(reg) = &task.register {
             let value = if looped {
@@ -657,7 +659,11 @@ impl HostRun {
         if !missing.is_empty() {
             let mut batch: Vec<(String, Probe)> = missing.iter().map(|p| (run_as.to_string(), (*p).clone())).collect();
             if index != usize::MAX {
-                for extra in self.lookahead(index) {
+                let (extras, prepared) = self.lookahead(index);
+                for (key, t) in prepared {
+                    self.prepared.insert(key, (self.generation, t));
+                }
+                for extra in extras {
                     let k = (extra.0.clone(), extra.1.script.clone());
                     if !self.probe_cache.contains_key(&k) && !batch.iter().any(|(u, p)| *u == k.0 && p.script == k.1) {
                         batch.push(extra);
@@ -710,37 +716,34 @@ impl HostRun {
 
     /// Probes of the next tasks that can be prepared now (errors ignored: they're reported
     /// when the task runs).
-    fn lookahead(&self, index: usize) -> Vec<(String, Probe)> {
+    /// Probes of the next tasks that can be prepared now (errors ignored: they're reported
+    /// when the task runs), and the prepared tasks themselves for reuse.
+    #[allow(clippy::type_complexity)]
+    fn lookahead(&self, index: usize) -> (Vec<(String, Probe)>, Vec<((usize, usize), Box<dyn ModuleTask>)>) {
         let play = self.ctx.play();
         let mut out = Vec::new();
-        for task in play.tasks.iter().skip(index + 1).take(LOOKAHEAD) {
+        let mut prepared = Vec::new();
+        for (j, task) in play.tasks.iter().enumerate().skip(index + 1).take(LOOKAHEAD) {
             if !self.selected(task) || modules::lookup(&task.module).is_none() {
+                continue;
+            }
+            if task.run_once && self.ctx.play_hosts.first() != Some(&self.host) {
                 continue;
             }
             let vars = self.task_vars(task);
             let Ok(run_as) = self.run_as(task, &vars) else { continue };
-            let item_vars: Vec<Vars> = match &task.loop_items {
-                None => vec![vars.clone()],
+            let per_item: Vec<Vars> = match &task.loop_items {
+                None => vec![vars],
                 Some(src) => match self.ctx.templar.render_value(src, &vars) {
                     Ok(Value::Array(items)) => {
                         let lv = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
-                        items
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, it)| {
-                                let mut v = vars.clone();
-                                v.insert(lv.clone(), it);
-                                if let Some(iv) = &task.loop_control.index_var {
-                                    v.insert(iv.clone(), json!(i));
-                                }
-                                v
-                            })
-                            .collect()
+                        let total = items.len();
+                        items.into_iter().enumerate().map(|(i, it)| item_vars(task, &vars, &lv, i, it, total)).collect()
                     }
                     _ => continue,
                 },
             };
-            for v in item_vars {
+            for (k, v) in per_item.into_iter().enumerate() {
                 if !matches!(self.eval_when(task, &v), Ok(true)) {
                     continue;
                 }
@@ -749,12 +752,13 @@ impl HostRun {
                         for p in t.probes() {
                             out.push((run_as.clone(), p));
                         }
+                        prepared.push(((j, k), t));
                     }
                     Err(e) => tracing::debug!(host = %self.host, task = %task.display_name(), "not probed ahead: {e}"),
                 }
             }
         }
-        out
+        (out, prepared)
     }
 
     fn invalidate(&mut self, touched: &Scope) {
@@ -762,13 +766,13 @@ impl HostRun {
     }
 
     /// One item: when, prepare, probe, plan, (apply), register.
-    async fn run_item(&mut self, task: &Task, vars: &Vars, index: usize) -> ItemOutcome {
+    async fn run_item(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> ItemOutcome {
         match self.eval_when(task, vars) {
             Ok(true) => {}
             Ok(false) => return skipped_outcome("Conditional result was False"),
             Err(e) => return self.task_error(task, e),
         }
-        match self.run_item_inner(task, vars, index).await {
+        match self.run_item_inner(task, vars, index, item).await {
             Ok(o) if o.status == Status::Failed && task.check_mode.unwrap_or(self.ctx.opts.check) && self.predicted_change => {
                 self.task_error(task, o.msg.unwrap_or_default())
             }
@@ -793,9 +797,13 @@ impl HostRun {
         o
     }
 
-    async fn run_item_inner(&mut self, task: &Task, vars: &Vars, index: usize) -> Result<ItemOutcome, ItemError> {
+    async fn run_item_inner(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
         let run_as = self.run_as(task, vars).map_err(ItemError::Task)?;
-        let mtask = self.prepare(task, vars, &run_as).map_err(ItemError::Task)?;
+        // Reuse the task prepared during lookahead when no variable changed since.
+        let mtask = match self.prepared.remove(&(index, item)) {
+            Some((generation, t)) if generation == self.generation => t,
+            _ => self.prepare(task, vars, &run_as).map_err(ItemError::Task)?,
+        };
         let probes = mtask.probes();
         let results = if probes.is_empty() { vec![] } else { self.probe(&probes, &run_as, index).await? };
         let mut plan: Plan = mtask.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
@@ -946,6 +954,20 @@ fn skipped_outcome(reason: &str) -> ItemOutcome {
         ignored: false,
         secrets: vec![],
     }
+}
+
+/// Variables of one loop item.
+fn item_vars(task: &Task, vars: &Vars, loop_var: &str, idx: usize, item: Value, total: usize) -> Vars {
+    let mut ivars = vars.clone();
+    ivars.insert(loop_var.to_string(), item);
+    if let Some(iv) = &task.loop_control.index_var {
+        ivars.insert(iv.clone(), json!(idx));
+    }
+    ivars.insert(
+        "ansible_loop".into(),
+        json!({"index": idx + 1, "index0": idx, "first": idx == 0, "last": idx + 1 == total, "length": total, "revindex": total - idx, "revindex0": total - idx - 1}),
+    );
+    ivars
 }
 
 fn short_json(v: &Value) -> String {
