@@ -67,11 +67,7 @@ impl Module for AptKeyModule {
 fn build(args: &Map<String, Value>) -> Result<KeyTask, ModuleError> {
     let a: Args = args::parse("apt_key", PARAMS, args)?;
     let _ = a.validate_certs;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => return Err(ModuleError::Args(format!("apt_key: state must be present or absent, got '{s}'"))),
-    };
+    let present = args::present_state("apt_key", a.state.as_deref())?;
     if a.keyserver.is_some() {
         return Err(ModuleError::Args("apt_key: keyserver is not supported; use url or data".into()));
     }

@@ -96,15 +96,7 @@ fn build(args: &Map<String, Value>) -> Result<RepoTask, ModuleError> {
         a.codename,
         a.install_python_apt,
     );
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => {
-            return Err(ModuleError::Args(format!(
-                "apt_repository: state must be present or absent, got '{s}'"
-            )))
-        }
-    };
+    let present = args::present_state("apt_repository", a.state.as_deref())?;
     let repo = normalize(&a.repo);
     if repo.starts_with("ppa:") {
         return Err(ModuleError::Args("apt_repository: PPAs are not supported (Ubuntu only)".into()));

@@ -21,6 +21,15 @@ pub fn parse<T: DeserializeOwned>(module: &str, valid: &[&str], args: &Map<Strin
         .map_err(|e| ModuleError::Args(format!("module '{module}': {e}")))
 }
 
+/// Ansible's `state: present|absent` (default `present`): true for present.
+pub fn present_state(module: &str, state: Option<&str>) -> Result<bool, ModuleError> {
+    match state.unwrap_or("present") {
+        "present" => Ok(true),
+        "absent" => Ok(false),
+        s => Err(ModuleError::Args(format!("{module}: state must be present or absent, got '{s}'"))),
+    }
+}
+
 /// Ansible truthiness for a parameter value.
 pub fn truthy(v: &Value) -> Option<bool> {
     match v {

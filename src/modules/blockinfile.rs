@@ -103,15 +103,7 @@ impl Module for BlockinfileModule {
 fn build(args: &Map<String, Value>) -> Result<BlockTask, ModuleError> {
     let a: Args = args::parse("blockinfile", PARAMS, args)?;
     a.file.check("blockinfile")?;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => {
-            return Err(ModuleError::Args(format!(
-                "blockinfile: state must be present or absent, got '{s}'"
-            )))
-        }
-    };
+    let present = args::present_state("blockinfile", a.state.as_deref())?;
     if a.insertafter.is_some() && a.insertbefore.is_some() {
         return Err(ModuleError::Args(
             "blockinfile: parameters are mutually exclusive: insertafter, insertbefore".into(),

@@ -96,11 +96,7 @@ impl Module for CronModule {
 fn build(args: &Map<String, Value>) -> Result<CronTask, ModuleError> {
     let a: Args = args::parse("cron", PARAMS, args)?;
     let _ = a.backup;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => return Err(ModuleError::Args(format!("cron: state must be present or absent, got '{s}'"))),
-    };
+    let present = args::present_state("cron", a.state.as_deref())?;
     let env = a.env.unwrap_or(false);
     let name = a.name.filter(|n| !n.is_empty());
     if name.is_none() && (present || env) {

@@ -157,15 +157,7 @@ fn yes_no(b: bool) -> &'static str {
 fn build(args: &Map<String, Value>) -> Result<RepoTask, ModuleError> {
     let a: Args = args::parse("deb822_repository", PARAMS, args)?;
     let _ = a.install_python_debian;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => {
-            return Err(ModuleError::Args(format!(
-                "deb822_repository: state must be present or absent, got '{s}'"
-            )))
-        }
-    };
+    let present = args::present_state("deb822_repository", a.state.as_deref())?;
     let file = sanitize(&a.name);
     let dest = format!("/etc/apt/sources.list.d/{file}.sources");
     let key_path = format!("/etc/apt/keyrings/{file}.asc");

@@ -51,11 +51,7 @@ impl Module for GroupModule {
 
 fn build(args: &Map<String, Value>) -> Result<GroupTask, ModuleError> {
     let a: Args = args::parse("group", PARAMS, args)?;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => return Err(ModuleError::Args(format!("group: state must be present or absent, got '{s}'"))),
-    };
+    let present = args::present_state("group", a.state.as_deref())?;
     let name = a.name.trim().to_string();
     if name.is_empty() || name.starts_with('-') || name.contains([':', ' ', '\n']) {
         return Err(ModuleError::Args(format!("group: invalid group name '{name}'")));

@@ -163,11 +163,7 @@ pub(crate) fn py_regex(module: &str, what: &str, pattern: &str) -> Result<regex:
 fn build(args: &Map<String, Value>) -> Result<LineTask, ModuleError> {
     let a: Args = args::parse("lineinfile", PARAMS, args)?;
     a.file.check("lineinfile")?;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => return Err(ModuleError::Args(format!("lineinfile: state must be present or absent, got '{s}'"))),
-    };
+    let present = args::present_state("lineinfile", a.state.as_deref())?;
     if a.regexp.is_some() && a.search_string.is_some() {
         return Err(ModuleError::Args(
             "lineinfile: parameters are mutually exclusive: regexp, search_string".into(),

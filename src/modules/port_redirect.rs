@@ -108,15 +108,7 @@ fn build(args: &Map<String, Value>) -> Result<RedirectTask, ModuleError> {
             chains.push(c);
         }
     }
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => {
-            return Err(ModuleError::Args(format!(
-                "port_redirect: state must be present or absent, got '{s}'"
-            )))
-        }
-    };
+    let present = args::present_state("port_redirect", a.state.as_deref())?;
     let persist = a.persist.unwrap_or_else(|| "auto".into());
     if !["auto", "ufw", "none"].contains(&persist.as_str()) {
         return Err(ModuleError::Args(format!(

@@ -598,15 +598,7 @@ fn expand_db_priv(p: &str) -> Result<Vec<String>, ModuleError> {
 
 fn build_user(args: &Map<String, Value>) -> Result<UserTask, ModuleError> {
     let a: UserArgs = args::parse("postgresql_user", USER_PARAMS, args)?;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => {
-            return Err(ModuleError::Args(format!(
-                "postgresql_user: state must be present or absent, got '{s}'"
-            )))
-        }
-    };
+    let present = args::present_state("postgresql_user", a.state.as_deref())?;
     let mut flags = Vec::new();
     for f in a
         .role_attr_flags
@@ -1017,15 +1009,7 @@ fn build_privs(args: &Map<String, Value>) -> Result<PrivsTask, ModuleError> {
             "postgresql_privs: admin_option applies to type group, which is not supported".into(),
         ));
     }
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => {
-            return Err(ModuleError::Args(format!(
-                "postgresql_privs: state must be present or absent, got '{s}'"
-            )))
-        }
-    };
+    let present = args::present_state("postgresql_privs", a.state.as_deref())?;
     let mut privs = BTreeSet::new();
     for p in a.privs.unwrap_or_default() {
         privs.extend(

@@ -76,11 +76,7 @@ fn norm(v: &str) -> String {
 
 fn build(args: &Map<String, Value>) -> Result<SysctlTask, ModuleError> {
     let a: Args = args::parse("sysctl", PARAMS, args)?;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => return Err(ModuleError::Args(format!("sysctl: state must be present or absent, got '{s}'"))),
-    };
+    let present = args::present_state("sysctl", a.state.as_deref())?;
     let name = a.name.trim().to_string();
     if name.is_empty() || name.contains(['=', ' ', '\n']) {
         return Err(ModuleError::Args(format!("sysctl: invalid key '{name}'")));

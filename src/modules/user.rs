@@ -123,11 +123,7 @@ impl Module for UserModule {
 
 fn build(args: &Map<String, Value>) -> Result<UserTask, ModuleError> {
     let a: Args = args::parse("user", PARAMS, args)?;
-    let present = match a.state.as_deref().unwrap_or("present") {
-        "present" => true,
-        "absent" => false,
-        s => return Err(ModuleError::Args(format!("user: state must be present or absent, got '{s}'"))),
-    };
+    let present = args::present_state("user", a.state.as_deref())?;
     let name = a.name.trim().to_string();
     if name.is_empty() || name.starts_with('-') || name.contains([':', ' ', '\n', '/']) {
         return Err(ModuleError::Args(format!("user: invalid user name '{name}'")));
