@@ -789,7 +789,7 @@ impl ModuleTask for AptTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{assert_sh_syntax, ok};
     use super::*;
 
     fn task(v: Value) -> AptTask {
@@ -930,22 +930,10 @@ mod tests {
     fn probes_are_valid_sh() {
         let t = task(json!({"name": ["a", "b"], "update_cache": true, "upgrade": "yes", "deb": null}));
         for p in t.probes() {
-            let st = std::process::Command::new("sh")
-                .arg("-n")
-                .arg("-c")
-                .arg(&p.script)
-                .status()
-                .unwrap();
-            assert!(st.success(), "{}", p.script);
+            assert_sh_syntax(&p.script);
         }
         let t = task(json!({"deb": "/tmp/x.deb"}));
-        let st = std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        assert_sh_syntax(&t.probes()[0].script);
     }
 }
 

@@ -207,7 +207,7 @@ impl ModuleTask for KeyTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{assert_sh_syntax, ok};
     use super::*;
 
     #[test]
@@ -236,12 +236,6 @@ mod tests {
         )
         .unwrap();
         let a = &t.plan(&[ok("absent\n")]).unwrap().actions[0];
-        assert!(std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(&a.script)
-            .status()
-            .unwrap()
-            .success());
+        assert_sh_syntax(&a.script);
     }
 }

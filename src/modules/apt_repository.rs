@@ -203,7 +203,7 @@ impl ModuleTask for RepoTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{assert_sh_syntax, ok};
     use super::*;
 
     #[test]
@@ -253,20 +253,8 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(p.actions.len(), 1);
-        assert!(std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(&p.actions[0].script)
-            .status()
-            .unwrap()
-            .success());
-        assert!(std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .status()
-            .unwrap()
-            .success());
+        assert_sh_syntax(&p.actions[0].script);
+        assert_sh_syntax(&t.probes()[0].script);
     }
 }
 

@@ -117,7 +117,7 @@ impl ModuleTask for HostnameTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{assert_sh_syntax, ok};
     use super::*;
 
     #[test]
@@ -143,13 +143,7 @@ mod tests {
         assert_eq!(p.actions.len(), 1);
         assert!(!p.actions[0].script.contains("hostnamectl"));
         assert!(build(json!({"name": "bad_name"}).as_object().unwrap()).is_err());
-        assert!(std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(&t.plan(&[ok("current|x\nfile|x\n")]).unwrap().actions[0].script)
-            .status()
-            .unwrap()
-            .success());
+        assert_sh_syntax(&t.plan(&[ok("current|x\nfile|x\n")]).unwrap().actions[0].script);
     }
 
     #[test]

@@ -313,7 +313,7 @@ impl ModuleTask for RedirectTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{file_with_mode, ok as res};
+    use super::super::testutil::{assert_sh_syntax, file_with_mode, ok as res};
     use super::*;
 
     const BEFORE: &str = "#\n# rules.before\n#\n\n# Don't delete these required lines, otherwise there will be errors\n*filter\n:ufw-before-input - [0:0]\nCOMMIT\n";
@@ -365,13 +365,7 @@ mod tests {
             .unwrap();
         assert_eq!(p.actions.len(), 1);
         assert!(p.actions[0].script.contains("OUTPUT -o lo -p tcp"));
-        let o = std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .output()
-            .unwrap();
-        assert!(o.status.success());
+        assert_sh_syntax(&t.probes()[0].script);
     }
 }
 

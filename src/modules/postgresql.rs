@@ -1216,7 +1216,7 @@ impl ModuleTask for PrivsTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok as res;
+    use super::super::testutil::{assert_sh_syntax, ok as res};
     use super::*;
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -1390,13 +1390,7 @@ mod tests {
         ))
         .unwrap();
         for p in t.probes() {
-            let o = std::process::Command::new("sh")
-                .arg("-n")
-                .arg("-c")
-                .arg(&p.script)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_sh_syntax(&p.script);
             assert!(!p.script.contains("'x'"));
         }
     }

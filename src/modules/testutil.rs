@@ -28,6 +28,21 @@ pub(crate) fn file(content: &str) -> ProbeResult {
     file_with_mode("644", content)
 }
 
+/// Assert that `script` parses as POSIX sh (`sh -n`).
+pub(crate) fn assert_sh_syntax(script: &str) {
+    let o = std::process::Command::new("sh")
+        .arg("-n")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{script}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Run `script` with `sh -c` locally, feeding `stdin`; returns (rc, stdout, stderr).
 pub(crate) fn sh(script: &str, stdin: Option<&[u8]>) -> (i32, String, String) {
     use std::io::Write;

@@ -932,7 +932,7 @@ impl ModuleTask for UfwTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok as res;
+    use super::super::testutil::{assert_sh_syntax, ok as res};
     use super::*;
 
     const STATE: &str = "enabled|yes\nloglevel|low\npolicy|INPUT|\"DROP\"\npolicy|OUTPUT|\"ACCEPT\"\npolicy|FORWARD|\"DROP\"\nipv6|yes\n\
@@ -1034,13 +1034,7 @@ tuple|user6.rules|allow any any ::/0 any ::/0 in_lo\n";
 
     #[test]
     fn probe_is_valid_sh() {
-        let o = std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(PROBE)
-            .output()
-            .unwrap();
-        assert!(o.status.success());
+        assert_sh_syntax(PROBE);
     }
 }
 
