@@ -595,7 +595,7 @@ fn result_attrs(
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::testutil::{apply, ok, sh};
+    use super::super::testutil::{apply, local_probes, ok, sh};
     use super::*;
 
     fn task(v: Value) -> FileWrite {
@@ -743,14 +743,7 @@ pub(crate) mod tests {
         let t = task(
             json!({"dest": format!("{base}/f"), "content": "bad\n", "validate": "grep -q good %s"}),
         );
-        let probes: Vec<_> = t
-            .probes()
-            .iter()
-            .map(|p| {
-                let (rc, stdout, stderr) = sh(&p.script, None);
-                ProbeResult { stdout, stderr, rc }
-            })
-            .collect();
+        let probes = local_probes(&t);
         let p = t.plan(&probes).unwrap();
         let (rc, _, err) = sh(&p.actions[0].script, p.actions[0].stdin.as_deref());
         assert_ne!(rc, 0);
@@ -773,14 +766,7 @@ pub(crate) mod tests {
         );
         // missing parent
         let t = task(json!({"dest": format!("{base}/nope/x"), "content": "x"}));
-        let probes: Vec<_> = t
-            .probes()
-            .iter()
-            .map(|p| {
-                let (rc, stdout, stderr) = sh(&p.script, None);
-                ProbeResult { stdout, stderr, rc }
-            })
-            .collect();
+        let probes = local_probes(&t);
         let p = t.plan(&probes).unwrap();
         let (_, _, err) = sh(&p.actions[0].script, p.actions[0].stdin.as_deref());
         assert!(err.contains("Destination directory"), "{err}");

@@ -314,7 +314,7 @@ impl ModuleTask for CronTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{ok, run_probe};
     use super::*;
 
     #[test]
@@ -376,12 +376,8 @@ mod tests {
     #[test]
     fn probe_runs_here() {
         let t = build(json!({"name": "x", "job": "true"}).as_object().unwrap()).unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r = run_probe(&t.probes()[0].script);
+        assert_eq!(r.rc, 0, "{}", r.stderr);
     }
 }
 

@@ -810,26 +810,14 @@ impl FileTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{ok, run_probe};
     use super::*;
 
     fn task(v: Value) -> FileTask {
         build(v.as_object().unwrap()).unwrap()
     }
-    fn run_probe(t: &FileTask) -> ProbeResult {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .output()
-            .unwrap();
-        ProbeResult {
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-            rc: out.status.code().unwrap_or(-1),
-        }
-    }
     fn apply(t: &FileTask) -> Plan {
-        let plan = t.plan(&[run_probe(t)]).unwrap();
+        let plan = t.plan(&[run_probe(&t.probes()[0].script)]).unwrap();
         for a in &plan.actions {
             let out = std::process::Command::new("sh")
                 .arg("-c")
@@ -1037,7 +1025,7 @@ mod tests {
         // unknown owner: reported as differing, not a probe failure
         let t =
             task(json!({"path": format!("{base}/a"), "recurse": true, "owner": "nosuchuser-xyz"}));
-        let r = run_probe(&t);
+        let r = run_probe(&t.probes()[0].script);
         assert_eq!(r.rc, 0, "{}", r.stderr);
         assert_eq!(t.plan(&[r]).unwrap().actions.len(), 1);
         // links, relative src, follow

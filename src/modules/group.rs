@@ -191,7 +191,7 @@ impl ModuleTask for GroupTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{ok, run_probe};
     use super::*;
 
     fn task(v: Value) -> GroupTask {
@@ -224,20 +224,10 @@ mod tests {
     #[test]
     fn probe_runs_here() {
         let t = task(json!({"name": "root"}));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "group|root:x:0:\n");
+        assert_eq!(run_probe(&t.probes()[0].script).stdout, "group|root:x:0:\n");
         let t = task(json!({"name": "no-such-group-xyz"}));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "absent\n");
+        let r = run_probe(&t.probes()[0].script);
+        assert_eq!((r.rc, r.stdout.as_str()), (0, "absent\n"));
     }
 }
 

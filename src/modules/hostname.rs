@@ -117,7 +117,7 @@ impl ModuleTask for HostnameTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{assert_sh_syntax, ok};
+    use super::super::testutil::{assert_sh_syntax, ok, run_probe};
     use super::*;
 
     #[test]
@@ -149,12 +149,8 @@ mod tests {
     #[test]
     fn probe_runs_here() {
         let t = build(json!({"name": "x"}).as_object().unwrap()).unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .output()
-            .unwrap();
-        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("current|"));
+        let r = run_probe(&t.probes()[0].script);
+        assert!(r.rc == 0 && r.stdout.starts_with("current|"));
     }
 }
 

@@ -577,26 +577,15 @@ impl ModuleTask for LineTask {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::testutil::{self, ok, run_probe};
     use super::*;
-    use base64::Engine as _;
 
+    /// Text-file probe output for `/etc/x.conf` holding `content`.
     pub(crate) fn file(content: &str) -> ProbeResult {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(content);
-        ProbeResult {
-            stdout: format!(
-                "real|/etc/x.conf\nfile|root|root|0|0|644|{}|1\nsha256|00\ncontent\n{b64}\n",
-                content.len()
-            ),
-            stderr: String::new(),
-            rc: 0,
-        }
+        ok(&format!("real|/etc/x.conf\n{}", testutil::file(content).stdout))
     }
     pub(crate) fn absent() -> ProbeResult {
-        ProbeResult {
-            stdout: "real|/etc/x.conf\nabsent\n".into(),
-            stderr: String::new(),
-            rc: 0,
-        }
+        ok("real|/etc/x.conf\nabsent\n")
     }
     fn t(v: Value) -> LineTask {
         let mut v = v;
@@ -711,23 +700,13 @@ pub(crate) mod tests {
         let link = d.path().join("link.conf");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let p = text_file_probe(link.to_str().unwrap());
-        let out = std::process::Command::new("sh").arg("-c").arg(&p.script).output().unwrap();
-        let r = ProbeResult {
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-            rc: out.status.code().unwrap(),
-        };
+        let r = run_probe(&p.script);
         let (real, st) = parse_text_file(link.to_str().unwrap(), &r).unwrap();
         assert_eq!(real, target.to_str().unwrap());
         assert_eq!(st.text().as_deref(), Some("hello\n"));
         let missing = d.path().join("nope/x");
         let p = text_file_probe(missing.to_str().unwrap());
-        let out = std::process::Command::new("sh").arg("-c").arg(&p.script).output().unwrap();
-        let r = ProbeResult {
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::new(),
-            rc: out.status.code().unwrap(),
-        };
+        let r = run_probe(&p.script);
         let (_, st) = parse_text_file(missing.to_str().unwrap(), &r).unwrap();
         assert!(!st.exists());
     }

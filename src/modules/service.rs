@@ -451,7 +451,7 @@ impl ServiceTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{ok, run_probe};
     use super::*;
 
     fn task(v: Value) -> ServiceTask {
@@ -546,16 +546,7 @@ mod tests {
     #[test]
     fn probe_runs_here() {
         let t = task(json!({"name": "nosuch-unit-xyz", "state": "started"}));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .output()
-            .unwrap();
-        let r = ProbeResult {
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::new(),
-            rc: out.status.code().unwrap(),
-        };
+        let r = run_probe(&t.probes()[0].script);
         assert_eq!(r.rc, 0, "{r:?}");
         assert!(t.plan(&[r]).is_err());
     }

@@ -234,7 +234,7 @@ impl ModuleTask for SysctlTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{file, ok};
+    use super::super::testutil::{file, ok, run_probe};
     use super::*;
 
 
@@ -285,12 +285,7 @@ mod tests {
     #[test]
     fn probe_runs_here() {
         let t = build(json!({"name": "kernel.ostype", "value": "Linux"}).as_object().unwrap()).unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&t.probes()[1].script)
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "value|Linux\n");
+        assert_eq!(run_probe(&t.probes()[1].script).stdout, "value|Linux\n");
     }
 }
 

@@ -65,17 +65,20 @@ pub(crate) fn sh(script: &str, stdin: Option<&[u8]>) -> (i32, String, String) {
     )
 }
 
+/// Run a probe `script` on the local machine.
+pub(crate) fn run_probe(script: &str) -> ProbeResult {
+    let (rc, stdout, stderr) = sh(script, None);
+    ProbeResult { stdout, stderr, rc }
+}
+
+/// Run all of `t`'s probes on the local machine.
+pub(crate) fn local_probes(t: &dyn ModuleTask) -> Vec<ProbeResult> {
+    t.probes().iter().map(|p| run_probe(&p.script)).collect()
+}
+
 /// Probe, plan, run the actions and finish, all on the local machine.
 pub(crate) fn apply(t: &dyn ModuleTask) -> Plan {
-    let probes: Vec<ProbeResult> = t
-        .probes()
-        .iter()
-        .map(|p| {
-            let (rc, stdout, stderr) = sh(&p.script, None);
-            ProbeResult { stdout, stderr, rc }
-        })
-        .collect();
-    let plan = t.plan(&probes).unwrap();
+    let plan = t.plan(&local_probes(t)).unwrap();
     let mut outs = Vec::new();
     for a in &plan.actions {
         let (rc, stdout, stderr) = sh(&a.script, a.stdin.as_deref());

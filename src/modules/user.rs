@@ -566,7 +566,7 @@ impl ModuleTask for UserTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::ok;
+    use super::super::testutil::{ok, run_probe};
     use super::*;
 
     fn task(v: Value) -> UserTask {
@@ -642,17 +642,8 @@ mod tests {
     #[test]
     fn probe_runs_here() {
         let t = task(json!({"name": "root", "groups": ["root", "nosuchgroupxyz"]}));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&t.probes()[0].script)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let r = ProbeResult {
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::new(),
-            rc: 0,
-        };
+        let r = run_probe(&t.probes()[0].script);
+        assert_eq!(r.rc, 0);
         let o = parse(&r).unwrap();
         let u = o.user.unwrap();
         assert_eq!((u.uid, u.home.as_str(), u.group.as_str()), (0, "/root", "root"));
