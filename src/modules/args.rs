@@ -30,6 +30,27 @@ pub fn present_state(module: &str, state: Option<&str>) -> Result<bool, ModuleEr
     }
 }
 
+/// A trimmed user or group name (`module` is `user` or `group`): not empty, no leading `-`, none
+/// of `forbidden`.
+pub fn account_name(module: &str, name: &str, forbidden: &[char]) -> Result<String, ModuleError> {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.starts_with('-') || name.contains(forbidden) {
+        return Err(ModuleError::Args(format!("{module}: invalid {module} name '{name}'")));
+    }
+    Ok(name)
+}
+
+/// An optional numeric id (`uid`, `gid`); blank means not given.
+pub fn opt_id(module: &str, field: &str, v: Option<&str>) -> Result<Option<u32>, ModuleError> {
+    match v.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| ModuleError::Args(format!("{module}: {field} must be a number, got '{s}'"))),
+    }
+}
+
 /// Ansible truthiness for a parameter value.
 pub fn truthy(v: &Value) -> Option<bool> {
     match v {

@@ -52,17 +52,8 @@ impl Module for GroupModule {
 fn build(args: &Map<String, Value>) -> Result<GroupTask, ModuleError> {
     let a: Args = args::parse("group", PARAMS, args)?;
     let present = args::present_state("group", a.state.as_deref())?;
-    let name = a.name.trim().to_string();
-    if name.is_empty() || name.starts_with('-') || name.contains([':', ' ', '\n']) {
-        return Err(ModuleError::Args(format!("group: invalid group name '{name}'")));
-    }
-    let gid = match a.gid.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(g) => Some(
-            g.parse::<u32>()
-                .map_err(|_| ModuleError::Args(format!("group: gid must be a number, got '{g}'")))?,
-        ),
-    };
+    let name = args::account_name("group", &a.name, &[':', ' ', '\n'])?;
+    let gid = args::opt_id("group", "gid", a.gid.as_deref())?;
     let _ = a.local;
     Ok(GroupTask {
         name,

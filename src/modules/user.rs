@@ -124,17 +124,8 @@ impl Module for UserModule {
 fn build(args: &Map<String, Value>) -> Result<UserTask, ModuleError> {
     let a: Args = args::parse("user", PARAMS, args)?;
     let present = args::present_state("user", a.state.as_deref())?;
-    let name = a.name.trim().to_string();
-    if name.is_empty() || name.starts_with('-') || name.contains([':', ' ', '\n', '/']) {
-        return Err(ModuleError::Args(format!("user: invalid user name '{name}'")));
-    }
-    let uid = match a.uid.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(u) => Some(
-            u.parse::<u32>()
-                .map_err(|_| ModuleError::Args(format!("user: uid must be a number, got '{u}'")))?,
-        ),
-    };
+    let name = args::account_name("user", &a.name, &[':', ' ', '\n', '/'])?;
+    let uid = args::opt_id("user", "uid", a.uid.as_deref())?;
     let update_always = match a.update_password.as_deref().unwrap_or("always") {
         "always" => true,
         "on_create" => false,
