@@ -9,7 +9,7 @@
 //! even when the lists did not change.
 
 use super::args::{self, opt_boolish, opt_list, opt_string};
-use super::{sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -145,17 +145,7 @@ struct AptTask {
     lock_timeout: u64,
 }
 
-impl Module for AptModule {
-    fn name(&self) -> &'static str {
-        "apt"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(AptModule, "apt");
 
 fn num_arg(name: &str, v: &Option<String>, default: u64) -> Result<u64, ModuleError> {
     match v {

@@ -6,7 +6,7 @@
 use super::args::{self, opt_boolish};
 use super::common;
 use super::deb822_repository::{download_action, sanitize, FETCH_FN};
-use super::{sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -52,17 +52,7 @@ struct KeyTask {
     dearmor: bool,
 }
 
-impl Module for AptKeyModule {
-    fn name(&self) -> &'static str {
-        "apt_key"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(AptKeyModule, "apt_key");
 
 fn build(args: &Map<String, Value>) -> Result<KeyTask, ModuleError> {
     let a: Args = args::parse("apt_key", PARAMS, args)?;

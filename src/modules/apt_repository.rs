@@ -5,7 +5,7 @@
 
 use super::args::{self, opt_boolish, opt_mode, opt_string, Mode};
 use super::common;
-use super::{sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -58,17 +58,7 @@ struct RepoTask {
     update_cache: bool,
 }
 
-impl Module for AptRepositoryModule {
-    fn name(&self) -> &'static str {
-        "apt_repository"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(AptRepositoryModule, "apt_repository");
 
 fn normalize(line: &str) -> String {
     line.split_whitespace().collect::<Vec<_>>().join(" ")

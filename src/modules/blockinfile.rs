@@ -3,7 +3,7 @@
 
 use super::args::{self, opt_boolish, opt_string};
 use super::lineinfile::{current_text, edit_plan, parse_text_file, py_regex, record_backup, split_lines, text_file_probe, FileArgs};
-use super::{ActionOutput, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult};
+use super::{ActionOutput, ModuleError, ModuleTask, Plan, Probe, ProbeResult};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -88,17 +88,7 @@ struct BlockTask {
     file: FileArgs,
 }
 
-impl Module for BlockinfileModule {
-    fn name(&self) -> &'static str {
-        "blockinfile"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(BlockinfileModule, "blockinfile");
 
 fn build(args: &Map<String, Value>) -> Result<BlockTask, ModuleError> {
     let a: Args = args::parse("blockinfile", PARAMS, args)?;

@@ -5,7 +5,7 @@
 
 use super::args::{self, opt_boolish, opt_string};
 use super::common;
-use super::{sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -81,17 +81,7 @@ struct CronTask {
     insertbefore: Option<String>,
 }
 
-impl Module for CronModule {
-    fn name(&self) -> &'static str {
-        "cron"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(CronModule, "cron");
 
 fn build(args: &Map<String, Value>) -> Result<CronTask, ModuleError> {
     let a: Args = args::parse("cron", PARAMS, args)?;

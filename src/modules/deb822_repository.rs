@@ -8,7 +8,7 @@
 
 use super::args::{self, opt_boolish, opt_list, opt_mode, opt_string, Mode};
 use super::common;
-use super::{sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -110,17 +110,7 @@ struct RepoTask {
     mode: u32,
 }
 
-impl Module for Deb822RepositoryModule {
-    fn name(&self) -> &'static str {
-        "deb822_repository"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(Deb822RepositoryModule, "deb822_repository");
 
 /// A file name from a repository name (`[^A-Za-z0-9_.-]` -> `_`).
 pub(crate) fn sanitize(name: &str) -> String {

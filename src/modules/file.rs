@@ -12,10 +12,7 @@
 
 use super::args::{self, opt_boolish, opt_mode, opt_string, Mode};
 use super::common::{attributes_plan, parse_file_state, FileKind, FileState};
-use super::{
-    sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe,
-    ProbeResult, Scope,
-};
+use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -112,21 +109,7 @@ struct FileTask {
     touch_times: bool,
 }
 
-impl Module for FileModule {
-    fn name(&self) -> &'static str {
-        "file"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(
-        &self,
-        args: &Map<String, Value>,
-        _ctx: &PrepareContext,
-    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(FileModule, "file");
 
 fn build(args: &Map<String, Value>) -> Result<FileTask, ModuleError> {
     let a: Args = args::parse("file", PARAMS, args)?;

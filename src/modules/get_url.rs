@@ -11,8 +11,7 @@
 use super::args::{self, opt_boolish, opt_mode, opt_string, Mode};
 use super::common::{attributes_plan, file_probe, parse_file_state, FileKind};
 use super::{
-    sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext,
-    Probe, ProbeResult, Scope,
+    sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -86,21 +85,7 @@ struct GetUrlTask {
     validate_certs: bool,
 }
 
-impl Module for GetUrlModule {
-    fn name(&self) -> &'static str {
-        "get_url"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(
-        &self,
-        args: &Map<String, Value>,
-        _ctx: &PrepareContext,
-    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(GetUrlModule, "get_url");
 
 fn build(args: &Map<String, Value>) -> Result<GetUrlTask, ModuleError> {
     let a: Args = args::parse("get_url", PARAMS, args)?;

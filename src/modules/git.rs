@@ -15,7 +15,7 @@
 
 use super::args::{self, opt_boolish, opt_string};
 use super::{
-    sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext,
+    sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan,
     Probe, ProbeResult, Scope,
 };
 use serde::Deserialize;
@@ -100,21 +100,7 @@ struct GitTask {
     env: String,
 }
 
-impl Module for GitModule {
-    fn name(&self) -> &'static str {
-        "git"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(
-        &self,
-        args: &Map<String, Value>,
-        _ctx: &PrepareContext,
-    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(GitModule, "git");
 
 fn build(args: &Map<String, Value>) -> Result<GitTask, ModuleError> {
     let a: Args = args::parse("git", PARAMS, args)?;

@@ -1,7 +1,7 @@
 //! `group`: a local group (getent group; groupadd/groupmod/groupdel).
 
 use super::args::{self, opt_boolish, opt_string};
-use super::{sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -37,17 +37,7 @@ struct GroupTask {
     force: bool,
 }
 
-impl Module for GroupModule {
-    fn name(&self) -> &'static str {
-        "group"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(GroupModule, "group");
 
 fn build(args: &Map<String, Value>) -> Result<GroupTask, ModuleError> {
     let a: Args = args::parse("group", PARAMS, args)?;

@@ -3,7 +3,7 @@
 //! always written so the name survives a reboot. `/etc/hosts` is not touched (as in Ansible).
 
 use super::args;
-use super::{sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -26,17 +26,7 @@ struct HostnameTask {
     hostnamectl: bool,
 }
 
-impl Module for HostnameModule {
-    fn name(&self) -> &'static str {
-        "hostname"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(HostnameModule, "hostname");
 
 fn build(args: &Map<String, Value>) -> Result<HostnameTask, ModuleError> {
     let a: Args = args::parse("hostname", PARAMS, args)?;

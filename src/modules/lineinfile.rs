@@ -7,7 +7,7 @@
 
 use super::args::{self, opt_boolish, opt_mode, opt_string, Mode};
 use super::common::{self, FileKind, FileState};
-use super::{sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -142,17 +142,7 @@ struct LineTask {
     file: FileArgs,
 }
 
-impl Module for LineinfileModule {
-    fn name(&self) -> &'static str {
-        "lineinfile"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(LineinfileModule, "lineinfile");
 
 /// Compile a Python `re` pattern with the `regex` crate (no look-around or backreferences).
 pub(crate) fn py_regex(module: &str, what: &str, pattern: &str) -> Result<regex::Regex, ModuleError> {

@@ -9,6 +9,28 @@ use crate::template::{Templar, Vars};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
+/// `impl Module for $ty` named `$name`, accepting the calling file's `PARAMS` and preparing with
+/// its `build(args)`: the shape most modules share.
+macro_rules! module_impl {
+    ($ty:ident, $name:literal) => {
+        impl $crate::modules::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn params(&self) -> &'static [&'static str] {
+                PARAMS
+            }
+            fn prepare(
+                &self,
+                args: &serde_json::Map<String, serde_json::Value>,
+                _ctx: &$crate::modules::PrepareContext,
+            ) -> Result<Box<dyn $crate::modules::ModuleTask>, $crate::modules::ModuleError> {
+                Ok(Box::new(build(args)?))
+            }
+        }
+    };
+}
+
 pub mod args;
 pub mod common;
 #[cfg(test)]

@@ -19,8 +19,7 @@
 
 use super::args::{self, opt_boolish, opt_list, opt_string};
 use super::{
-    sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext,
-    Probe, ProbeResult, Scope,
+    sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope,
 };
 use base64::Engine as _;
 use serde::Deserialize;
@@ -103,21 +102,7 @@ struct PipTask {
     umask: Option<String>,
 }
 
-impl Module for PipModule {
-    fn name(&self) -> &'static str {
-        "pip"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(
-        &self,
-        args: &Map<String, Value>,
-        _ctx: &PrepareContext,
-    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(PipModule, "pip");
 
 fn build(args: &Map<String, Value>) -> Result<PipTask, ModuleError> {
     let a: Args = args::parse("pip", PARAMS, args)?;

@@ -14,9 +14,7 @@
 
 use super::args::{self, opt_list, opt_string};
 use super::common::{content_diff, file_probe, parse_file_state, write_file_action};
-use super::{
-    Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope,
-};
+use super::{Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -61,21 +59,7 @@ struct RedirectTask {
     persist: String,
 }
 
-impl Module for PortRedirectModule {
-    fn name(&self) -> &'static str {
-        "port_redirect"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(
-        &self,
-        args: &Map<String, Value>,
-        _ctx: &PrepareContext,
-    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(PortRedirectModule, "port_redirect");
 
 fn build(args: &Map<String, Value>) -> Result<RedirectTask, ModuleError> {
     let a: Args = args::parse("port_redirect", PARAMS, args)?;

@@ -15,8 +15,7 @@
 use super::args::{self, opt_list, opt_mode, opt_string, Mode};
 use super::common::{attributes_plan, file_probe, parse_file_state, FileKind};
 use super::{
-    sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext,
-    Probe, ProbeResult, Scope,
+    sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -58,21 +57,7 @@ struct SecretTask {
     mode: Mode,
 }
 
-impl Module for SecretModule {
-    fn name(&self) -> &'static str {
-        "secret"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(
-        &self,
-        args: &Map<String, Value>,
-        _ctx: &PrepareContext,
-    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(SecretModule, "secret");
 
 fn charset(items: &[String]) -> Result<Vec<u8>, ModuleError> {
     let mut out: Vec<u8> = Vec::new();

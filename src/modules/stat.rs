@@ -3,9 +3,7 @@
 //! `get_mime`/`get_attributes` are accepted and ignored (no `mimetype`/`attributes` keys).
 
 use super::args::{self, opt_boolish, opt_string};
-use super::{
-    sh_quote, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope,
-};
+use super::{sh_quote, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -73,21 +71,7 @@ struct StatTask {
     checksum_cmd: Option<String>,
 }
 
-impl Module for StatModule {
-    fn name(&self) -> &'static str {
-        "stat"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(
-        &self,
-        args: &Map<String, Value>,
-        _ctx: &PrepareContext,
-    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(StatModule, "stat");
 
 fn build(args: &Map<String, Value>) -> Result<StatTask, ModuleError> {
     let a: Args = args::parse("stat", PARAMS, args)?;

@@ -4,7 +4,7 @@
 
 use super::args::{self, opt_boolish, opt_string};
 use super::common;
-use super::{sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -52,17 +52,7 @@ struct SysctlTask {
     ignore: bool,
 }
 
-impl Module for SysctlModule {
-    fn name(&self) -> &'static str {
-        "sysctl"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(SysctlModule, "sysctl");
 
 /// Whitespace-normalised value; booleans as 1/0 like Ansible.
 fn norm(v: &str) -> String {

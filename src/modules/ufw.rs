@@ -27,7 +27,7 @@
 
 use super::args::{self, opt_boolish, opt_string};
 use super::{
-    sh_quote, Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe,
+    sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe,
     ProbeResult, Scope,
 };
 use serde::Deserialize;
@@ -194,21 +194,7 @@ struct UfwTask {
     exclusive: bool,
 }
 
-impl Module for UfwModule {
-    fn name(&self) -> &'static str {
-        "ufw"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(
-        &self,
-        args: &Map<String, Value>,
-        _ctx: &PrepareContext,
-    ) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(UfwModule, "ufw");
 
 fn norm_addr(a: Option<&str>) -> Result<(String, Option<bool>), ModuleError> {
     let a = a.map(str::trim).unwrap_or("any");

@@ -7,7 +7,7 @@
 use super::args::{self, opt_boolish, opt_list, opt_string};
 use super::common::sha256_hex;
 use super::{
-    sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope, REDACTED,
+    sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope, REDACTED,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -109,17 +109,7 @@ struct UserTask {
     skeleton: Option<String>,
 }
 
-impl Module for UserModule {
-    fn name(&self) -> &'static str {
-        "user"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+module_impl!(UserModule, "user");
 
 fn build(args: &Map<String, Value>) -> Result<UserTask, ModuleError> {
     let a: Args = args::parse("user", PARAMS, args)?;
