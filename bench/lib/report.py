@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Summarise one bench/run results folder as Markdown (printed, and written to report.md)."""
+import glob
+import json
+import os
+import re
+import sys
+
+out = sys.argv[1]
+
+
+def js(name):
+    p = os.path.join(out, name)
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        return json.load(f)
+
+
+def recap(name):
+    """(hosts, changed, failed+unreachable) from the PLAY RECAP of a run's log."""
+    p = os.path.join(out, name)
+    if not os.path.exists(p):
+        return None
+    hosts, changed, bad = 0, 0, 0
+    text = open(p, errors="replace").read()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    part = text.split("PLAY RECAP")[-1] if "PLAY RECAP" in text else ""
+    for m in re.finditer(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", part, re.M):
+        hosts += 1
+        changed += int(m.group(3))
+        bad += int(m.group(4)) + int(m.group(5))
+    return hosts, changed, bad
+
+
+def ssh(name):
+    """Per-host SSH activity (sshd log deltas): [(host, execs, sftp, logins)]."""
+    p = os.path.join(out, name)
+    if not os.path.exists(p):
+        return None
+    rows = []
+    for line in open(p):
+        f = line.split()
+        if len(f) == 4:
+            rows.append((f[0], int(f[1]), int(f[2]), int(f[3])))
+    return rows
+
+
+def fmt_t(r):
+    return f"{r['wall_s']:.2f} s" if r else "–"
+
+
+def fmt_m(r, key="peak_pss_mib"):
+    return f"{r[key]:.0f} MiB" if r else "–"
+
+
+def ratio(a, b):
+    return f"{a / b:.3f}" if a and b else "–"
+
+
+lines = []
+meta = js("meta.json") or {}
+lines.append(f"Results: `{out}`  ")
+for k in ("date", "machine", "kernel", "provision", "ansible", "transport"):
+    if k in meta:
+        lines.append(f"{k}: {meta[k]}  ")
+lines.append("")
+
+phases = [("converge", "first converge (fresh hosts)"), ("nochange", "no-change re-run"), ("checkdiff", "`--check --diff` on converged hosts")]
+if js("converge.provision.json") or js("converge.ansible.json"):
+    n = (recap("converge.provision.log") or recap("converge.ansible.log") or (0,))[0]
+    lines.append(f"### Reference stack, {n} hosts ({n - 1} web, 1 search)")
+    lines.append("")
+    lines.append("| run | provision | Ansible | time ratio | provision memory | Ansible memory | memory ratio | changed (p / A) |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for ph, label in phases:
+        p, a = js(f"{ph}.provision.json"), js(f"{ph}.ansible.json")
+        rp, ra = recap(f"{ph}.provision.log"), recap(f"{ph}.ansible.log")
+        ch = f"{rp[1] if rp else '–'} / {ra[1] if ra else '–'}"
+        if (rp and rp[2]) or (ra and ra[2]):
+            ch += f" (FAILED/UNREACHABLE: {rp[2] if rp else '–'} / {ra[2] if ra else '–'})"
+        lines.append(f"| {label} | {fmt_t(p)} | {fmt_t(a)} | {ratio(p and p['wall_s'], a and a['wall_s'])} | {fmt_m(p)} | {fmt_m(a)} | {ratio(p and p['peak_pss_mib'], a and a['peak_pss_mib'])} | {ch} |")
+    r = js("nochange-russh.provision.json")
+    if r:
+        rp = recap("nochange-russh.provision.log")
+        lines.append(f"| no-change, provision `--transport russh` | {fmt_t(r)} | | {ratio(r['wall_s'], (js('nochange.ansible.json') or {}).get('wall_s'))} | {fmt_m(r)} | | | {rp[1] if rp else '–'} |")
+    lines.append("")
+    lines.append("Time: wall clock of the whole command. Memory: peak of the summed PSS of the controller's process tree "
+                 "(the tool, its workers and its ssh processes). CPU seconds (user+sys, whole tree):")
+    lines.append("")
+    lines.append("| run | provision CPU | Ansible CPU | provision max RSS (largest process) | Ansible max RSS (largest process) |")
+    lines.append("|---|---|---|---|---|")
+    for ph, label in phases:
+        p, a = js(f"{ph}.provision.json"), js(f"{ph}.ansible.json")
+        lines.append(f"| {label} | {p['cpu_s'] if p else '–'} s | {a['cpu_s'] if a else '–'} s | {fmt_m(p, 'max_single_rss_mib')} | {fmt_m(a, 'max_single_rss_mib')} |")
+    lines.append("")
+    lines.append("### SSH round trips per host (sshd log of each host)")
+    lines.append("")
+    lines.append("| run | tool | host | exec channels | sftp channels | new SSH logins |")
+    lines.append("|---|---|---|---|---|---|")
+    for ph, label in phases + [("nochange-russh", "no-change (russh)")]:
+        for tool in ("provision", "ansible"):
+            rows = ssh(f"{ph}.{tool}.ssh")
+            for h, e, s, l in rows or []:
+                lines.append(f"| {label} | {tool} | {h} | {e} | {s} | {l} |")
+    lines.append("")
+    same = os.path.join(out, "same-end-state.txt")
+    if os.path.exists(same):
+        lines.append("### Same end state")
+        lines.append("")
+        lines.append("```")
+        lines.append(open(same).read().rstrip())
+        lines.append("```")
+        lines.append("")
+
+scale = sorted(glob.glob(os.path.join(out, "scale-*.provision.json")), key=lambda p: int(re.search(r"scale-(\d+)", p).group(1)))
+if scale:
+    lines.append("### Scaling: no-change run, provision")
+    lines.append("")
+    lines.append("| hosts | wall | vs 1 host | peak PSS | CPU | changed |")
+    lines.append("|---|---|---|---|---|---|")
+    base = None
+    for p in scale:
+        n = int(re.search(r"scale-(\d+)", p).group(1))
+        r = js(os.path.basename(p))
+        rp = recap(os.path.basename(p).replace(".json", ".log"))
+        base = base or r["wall_s"]
+        lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {rp[1] if rp else '–'} |")
+    for p in sorted(glob.glob(os.path.join(out, "scale-*.ansible.json"))):
+        n = int(re.search(r"scale-(\d+)", p).group(1))
+        r = js(os.path.basename(p))
+        lines.append(f"| {n} (Ansible) | {r['wall_s']:.2f} s | | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | |")
+    c = js("scale-converge.provision.json")
+    if c:
+        rp = recap("scale-converge.provision.log")
+        lines.append("")
+        lines.append(f"(First converge of all {rp[0] if rp else '?'} hosts at once: {c['wall_s']:.1f} s, peak PSS {c['peak_pss_mib']:.0f} MiB, failed/unreachable {rp[2] if rp else '?'}.)")
+    lines.append("")
+
+fleet = sorted(glob.glob(os.path.join(out, "fleet-*.provision.json")))
+if fleet:
+    lines.append("### Simulated fleet (bench/fleet: russh servers replaying a converged host), `--transport russh`")
+    lines.append("")
+    lines.append("| run | hosts | wall | controller max RSS | controller CPU | execs per connection | replay misses | changed | failed/unreachable |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for p in fleet:
+        name = os.path.basename(p)[: -len(".provision.json")]
+        r = js(os.path.basename(p))
+        st = js(f"{name}.fleet.json") or {}
+        rp = recap(f"{name}.provision.log")
+        epc = ", ".join(f"{k}: {v}" for k, v in (st.get("execs_per_connection") or {}).items())
+        lines.append(f"| {name} | {rp[0] if rp else '?'} | {r['wall_s']:.2f} s | {r['max_single_rss_mib']:.0f} MiB | {r['cpu_s']} s | {epc} | {st.get('misses', '?')} | {rp[1] if rp else '–'} | {rp[2] if rp else '–'} |")
+    lines.append("")
+
+text = "\n".join(lines) + "\n"
+with open(os.path.join(out, "report.md"), "w") as f:
+    f.write(text)
+print(text)
