@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Run a command and measure it as the controller of a provisioning run.
+Its output goes to the log, each line prefixed with the seconds since the start.
 
     measure.py --json OUT --log LOG -- CMD...
 
@@ -18,6 +19,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -78,10 +80,21 @@ def main():
         sys.exit("usage: measure.py --json OUT --log LOG -- CMD...")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    logf = open(log, "wb") if log else subprocess.DEVNULL
+    logf = open(log, "wb") if log else None
     me = os.getpid()
     t0 = time.monotonic()
-    child = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    # Every output line goes to the log prefixed with the seconds since the start ("+12.345 "),
+    # so the report can tell which tasks took the time.
+    def pump():
+        for line in iter(child.stdout.readline, b""):
+            if logf:
+                logf.write(b"+%.3f " % (time.monotonic() - t0) + line)
+                logf.flush()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     peak_pss = peak_rss = peak_procs = 0
     status = None
     while True:
@@ -100,6 +113,7 @@ def main():
             break
         time.sleep(0.05)
     wall = time.monotonic() - t0
+    reader.join(timeout=5)
     # Reap orphans that already exited (zombies reparented to us); leave live daemons alone.
     while True:
         try:

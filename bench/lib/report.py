@@ -26,11 +26,26 @@ def recap(name):
     text = open(p, errors="replace").read()
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     part = text.split("PLAY RECAP")[-1] if "PLAY RECAP" in text else ""
-    for m in re.finditer(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", part, re.M):
+    for m in re.finditer(r"^(?:\+[\d.]+ )?(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", part, re.M):
         hosts += 1
         changed += int(m.group(3))
         bad += int(m.group(4)) + int(m.group(5))
     return hosts, changed, bad
+
+
+def slow_tasks(name, n=8):
+    """The n task headers followed by the longest gaps (time until the next header)."""
+    p = os.path.join(out, name)
+    if not os.path.exists(p):
+        return []
+    heads = []
+    for line in open(p, errors="replace"):
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        m = re.match(r"^\+([\d.]+) ((?:TASK|RUNNING HANDLER|PLAY RECAP|PLAY)\b.*?)\s*\**$", line.rstrip())
+        if m:
+            heads.append((float(m.group(1)), m.group(2).strip(" *")))
+    gaps = [(heads[i + 1][0] - t, h) for i, (t, h) in enumerate(heads[:-1])]
+    return sorted(gaps, reverse=True)[:n]
 
 
 def ssh(name):
@@ -69,7 +84,7 @@ lines.append("")
 phases = [("converge", "first converge (fresh hosts)"), ("nochange", "no-change re-run"), ("checkdiff", "`--check --diff` on converged hosts")]
 if js("converge.provision.json") or js("converge.ansible.json"):
     n = (recap("converge.provision.log") or recap("converge.ansible.log") or (0,))[0]
-    lines.append(f"### Reference stack, {n} hosts ({n - 1} web, 1 search)")
+    lines.append(f"### Reference stack, {n} fresh test host(s) per tool")
     lines.append("")
     lines.append("| run | provision | Ansible | time ratio | provision memory | Ansible memory | memory ratio | changed (p / A) |")
     lines.append("|---|---|---|---|---|---|---|---|")
@@ -104,6 +119,17 @@ if js("converge.provision.json") or js("converge.ansible.json"):
             for h, e, s, l in rows or []:
                 lines.append(f"| {label} | {tool} | {h} | {e} | {s} | {l} |")
     lines.append("")
+    if js("converge.provision.json") and js("converge.ansible.json"):
+        lines.append("### Where the first converge spends its time (gap after each task header, slowest first)")
+        lines.append("")
+        lines.append("| provision | s | Ansible | s |")
+        lines.append("|---|---|---|---|")
+        sp, sa = slow_tasks("converge.provision.log"), slow_tasks("converge.ansible.log")
+        for i in range(max(len(sp), len(sa))):
+            a = sp[i] if i < len(sp) else (0, "")
+            b = sa[i] if i < len(sa) else (0, "")
+            lines.append(f"| {a[1]} | {a[0]:.1f} | {b[1]} | {b[0]:.1f} |")
+        lines.append("")
     same = os.path.join(out, "same-end-state.txt")
     if os.path.exists(same):
         lines.append("### Same end state")
@@ -150,6 +176,42 @@ if fleet:
         rp = recap(f"{name}.provision.log")
         epc = ", ".join(f"{k}: {v}" for k, v in (st.get("execs_per_connection") or {}).items())
         lines.append(f"| {name} | {rp[0] if rp else '?'} | {r['wall_s']:.2f} s | {r['max_single_rss_mib']:.0f} MiB | {r['cpu_s']} s | {epc} | {st.get('misses', '?')} | {rp[1] if rp else '–'} | {rp[2] if rp else '–'} |")
+    lines.append("")
+
+# Issue 5's targets, checked against this run's numbers.
+tg = []
+def target(label, ok, detail):
+    tg.append(f"| {label} | {detail} | {'met' if ok else 'MISSED'} |")
+p, a = js("nochange.provision.json"), js("nochange.ansible.json")
+if p and a:
+    r = p["wall_s"] / a["wall_s"]
+    target("no-change: at most 1/20 of Ansible's time", r <= 0.05, f"{p['wall_s']:.2f} s vs {a['wall_s']:.2f} s = {r:.3f}")
+rows = ssh("nochange.provision.ssh")
+if rows:
+    worst = max(e for _, e, _, _ in rows)
+    target("no-change: at most 2 round trips per host", worst <= 2, ", ".join(f"{h}: {e}" for h, e, _, _ in rows))
+c = js("checkdiff.provision.json")
+if p and c:
+    target("`--check --diff` about as fast as no-change", c["wall_s"] <= 1.25 * p["wall_s"], f"{c['wall_s']:.2f} s vs {p['wall_s']:.2f} s")
+p1, a1 = js("converge.provision.json"), js("converge.ansible.json")
+if p1 and a1:
+    r = p1["wall_s"] / a1["wall_s"]
+    target("first converge: at most 0.6 of Ansible's time", r <= 0.6, f"{p1['wall_s']:.1f} s vs {a1['wall_s']:.1f} s = {r:.2f}")
+s1, s30 = js("scale-1.provision.json"), js("scale-30.provision.json")
+if s1 and s30:
+    r = s30["wall_s"] / s1["wall_s"]
+    target("30 hosts no-change: under 3x the 1-host time", r < 3, f"{s30['wall_s']:.2f} s vs {s1['wall_s']:.2f} s = {r:.2f}x")
+    target("30 hosts no-change: controller memory under 100 MiB", s30["peak_pss_mib"] < 100, f"{s30['peak_pss_mib']:.0f} MiB PSS")
+for f in sorted(glob.glob(os.path.join(out, "fleet-*-nochange.provision.json"))):
+    r = js(os.path.basename(f))
+    name = os.path.basename(f)[: -len(".provision.json")]
+    target(f"{name}: under 10 s and 300 MiB", r["wall_s"] < 10 and r["max_single_rss_mib"] < 300, f"{r['wall_s']:.2f} s, {r['max_single_rss_mib']:.0f} MiB")
+if tg:
+    lines.append("### Targets (issue 5)")
+    lines.append("")
+    lines.append("| target | this run | |")
+    lines.append("|---|---|---|")
+    lines.extend(tg)
     lines.append("")
 
 text = "\n".join(lines) + "\n"
