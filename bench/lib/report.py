@@ -33,8 +33,10 @@ def recap(name):
     return hosts, changed, bad
 
 
-def slow_tasks(name, n=8):
-    """The n task headers followed by the longest gaps (time until the next header)."""
+def slow_tasks(name, before, n=10):
+    """The n slowest tasks from a timestamped log. provision prints a task's header with its
+    results when the task is done (duration = gap before the header); Ansible prints it when
+    the task starts (duration = gap after it)."""
     p = os.path.join(out, name)
     if not os.path.exists(p):
         return []
@@ -44,7 +46,11 @@ def slow_tasks(name, n=8):
         m = re.match(r"^\+([\d.]+) ((?:TASK|RUNNING HANDLER|PLAY RECAP|PLAY)\b.*?)\s*\**$", line.rstrip())
         if m:
             heads.append((float(m.group(1)), m.group(2).strip(" *")))
-    gaps = [(heads[i + 1][0] - t, h) for i, (t, h) in enumerate(heads[:-1])]
+    if before:
+        gaps = [(t - heads[i - 1][0], h) for i, (t, h) in enumerate(heads) if i > 0]
+    else:
+        gaps = [(heads[i + 1][0] - t, h) for i, (t, h) in enumerate(heads[:-1])]
+    gaps = [g for g in gaps if not g[1].startswith(("PLAY RECAP", "PLAY ["))]
     return sorted(gaps, reverse=True)[:n]
 
 
@@ -120,11 +126,11 @@ if js("converge.provision.json") or js("converge.ansible.json"):
                 lines.append(f"| {label} | {tool} | {h} | {e} | {s} | {l} |")
     lines.append("")
     if js("converge.provision.json") and js("converge.ansible.json"):
-        lines.append("### Where the first converge spends its time (gap after each task header, slowest first)")
+        lines.append("### Where the first converge spends its time (slowest tasks, all hosts together)")
         lines.append("")
         lines.append("| provision | s | Ansible | s |")
         lines.append("|---|---|---|---|")
-        sp, sa = slow_tasks("converge.provision.log"), slow_tasks("converge.ansible.log")
+        sp, sa = slow_tasks("converge.provision.log", True), slow_tasks("converge.ansible.log", False)
         for i in range(max(len(sp), len(sa))):
             a = sp[i] if i < len(sp) else (0, "")
             b = sa[i] if i < len(sa) else (0, "")
