@@ -70,7 +70,7 @@ impl Target<'_> {
             let new: std::collections::BTreeSet<&str> = after.1.lines().collect();
             let gone: Vec<_> = old.difference(&new).take(20).collect();
             let added: Vec<_> = new.difference(&old).take(20).collect();
-            panic!("--check changed {}: metadata before {gone:#?}\nafter {added:#?}\n{}", self.short, run.stdout);
+            panic!("--check changed {}:\nsnapshot before:\n{}\nafter:\n{}\nmetadata before {gone:#?}\nafter {added:#?}\n{}", self.short, before.0, after.0, run.stdout);
         }
     }
 
