@@ -34,9 +34,10 @@ def recap(name):
 
 
 def slow_tasks(name, before, n=10):
-    """The n slowest tasks from a timestamped log. provision prints a task's header with its
-    results when the task is done (duration = gap before the header); Ansible prints it when
-    the task starts (duration = gap after it)."""
+    """The n slowest tasks from a timestamped log. provision, and Ansible with the free
+    strategy, print a task's header with its results when the task is done: its duration is
+    the gap before the header (with `before`). Ansible's linear strategy prints it when the
+    task starts (gap after it)."""
     p = os.path.join(out, name)
     if not os.path.exists(p):
         return []
@@ -130,7 +131,7 @@ if js("converge.provision.json") or js("converge.ansible.json"):
         lines.append("")
         lines.append("| provision | s | Ansible | s |")
         lines.append("|---|---|---|---|")
-        sp, sa = slow_tasks("converge.provision.log", True), slow_tasks("converge.ansible.log", False)
+        sp, sa = slow_tasks("converge.provision.log", True), slow_tasks("converge.ansible.log", True)
         for i in range(max(len(sp), len(sa))):
             a = sp[i] if i < len(sp) else (0, "")
             b = sa[i] if i < len(sa) else (0, "")
@@ -145,7 +146,8 @@ if js("converge.provision.json") or js("converge.ansible.json"):
         lines.append("```")
         lines.append("")
 
-scale = sorted(glob.glob(os.path.join(out, "scale-*.provision.json")), key=lambda p: int(re.search(r"scale-(\d+)", p).group(1)))
+scale = sorted((p for p in glob.glob(os.path.join(out, "scale-*.provision.json")) if re.search(r"scale-\d+\.", p)),
+               key=lambda p: int(re.search(r"scale-(\d+)", p).group(1)))
 if scale:
     lines.append("### Scaling: no-change run, provision")
     lines.append("")
@@ -158,7 +160,7 @@ if scale:
         rp = recap(os.path.basename(p).replace(".json", ".log"))
         base = base or r["wall_s"]
         lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {rp[1] if rp else '–'} |")
-    for p in sorted(glob.glob(os.path.join(out, "scale-*.ansible.json"))):
+    for p in sorted(p for p in glob.glob(os.path.join(out, "scale-*.ansible.json")) if re.search(r"scale-\d+\.", p)):
         n = int(re.search(r"scale-(\d+)", p).group(1))
         r = js(os.path.basename(p))
         lines.append(f"| {n} (Ansible) | {r['wall_s']:.2f} s | | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | |")
