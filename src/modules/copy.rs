@@ -140,60 +140,7 @@ fn content_bytes(v: &Value) -> Vec<u8> {
         Value::Bool(false) => b"False".to_vec(),
         Value::Null => Vec::new(),
         Value::Number(n) => n.to_string().into_bytes(),
-        other => {
-            let mut s = String::new();
-            python_json(other, &mut s);
-            s.into_bytes()
-        }
-    }
-}
-
-/// `json.dumps` formatting: `", "` and `": "` separators, non-ASCII escaped.
-fn python_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, v)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                python_json(&Value::String(k.clone()), out);
-                out.push_str(": ");
-                python_json(v, out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                python_json(v, out);
-            }
-            out.push(']');
-        }
-        Value::String(s) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                        let mut buf = [0u16; 2];
-                        for u in c.encode_utf16(&mut buf) {
-                            out.push_str(&format!("\\u{:04x}", u));
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        other => out.push_str(&other.to_string()),
+        other => crate::template::json_dumps(other).into_bytes(),
     }
 }
 

@@ -32,6 +32,12 @@ use lazy::{Scope, VarsObject};
 pub type Vars = serde_json::Map<String, Json>;
 
 /// Value of the `omit` variable. Module parameters equal to it must be dropped.
+/// Python's `json.dumps(v)` with default options (`", "`/`": "` separators, non-ASCII
+/// escaped): how Ansible writes structured values as text (`to_json`, `copy content:`).
+pub fn json_dumps(v: &Json) -> String {
+    serialize::json_dumps(v, &serialize::JsonOpts { indent: None, sort_keys: false, ensure_ascii: true })
+}
+
 pub const OMIT: &str = "__omit_place_holder__provision__";
 
 #[derive(Debug, Clone, thiserror::Error)]
