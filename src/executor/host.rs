@@ -537,31 +537,23 @@ impl HostRun {
     }
 
     fn eval_when(&self, task: &Task, vars: &Vars) -> Result<bool, String> {
-        for cond in &task.when {
+        self.eval_conditions(&task.when, vars, "when", task)
+    }
+
+    /// All conditions true (ANDed, evaluated in order up to the first false one, like Ansible).
+    fn eval_conditions(&self, conds: &[Value], vars: &Vars, what: &str, task: &Task) -> Result<bool, String> {
+        for cond in conds {
             let ok = match cond {
                 Value::Bool(b) => *b,
                 Value::Null => true,
-                Value::String(s) => self.ctx.templar.eval_condition(s, vars).map_err(|e| format!("{}: when '{s}': {e}", task.location))?,
-                other => self.ctx.templar.eval_condition(&other.to_string(), vars).map_err(|e| format!("{}: when: {e}", task.location))?,
+                Value::String(s) => self.ctx.templar.eval_condition(s, vars).map_err(|e| format!("{}: {what} '{s}': {e}", task.location))?,
+                other => self.ctx.templar.eval_condition(&other.to_string(), vars).map_err(|e| format!("{}: {what}: {e}", task.location))?,
             };
             if !ok {
                 return Ok(false);
             }
         }
         Ok(true)
-    }
-
-    fn eval_conditions(&self, conds: &[Value], vars: &Vars, what: &str, task: &Task) -> Result<bool, String> {
-        let mut all = true;
-        for cond in conds {
-            let ok = match cond {
-                Value::Bool(b) => *b,
-                Value::String(s) => self.ctx.templar.eval_condition(s, vars).map_err(|e| format!("{}: {what} '{s}': {e}", task.location))?,
-                other => self.ctx.templar.eval_condition(&other.to_string(), vars).map_err(|e| format!("{}: {what}: {e}", task.location))?,
-            };
-            all &= ok;
-        }
-        Ok(all)
     }
 
     /// User the task's scripts run as.
