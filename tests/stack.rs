@@ -271,12 +271,22 @@ fn must_show(s: &Stack) {
 
     // 2. Second run: changed=0 everywhere, secret key unchanged.
     let keys: Vec<String> = WEB.iter().map(|h| s.secret_key_digest(h)).collect();
-    s.run(&[]).assert_no_changes();
+    let r = s.run(&["-v"]);
+    r.assert_no_changes();
+    // One round trip for facts and one for every probe of the play, on every host: tasks
+    // whose arguments use a value registered earlier are probed ahead too.
+    for (h, rc) in r.recap() {
+        assert_eq!(rc.round_trips, Some(2), "[{t}] round trips of {h} in a no-change run:\n{}", r.stdout);
+    }
     assert_eq!(keys, WEB.iter().map(|h| s.secret_key_digest(h)).collect::<Vec<_>>(), "[{t}] secret key changed on the second run");
 
     // 3. `--check --diff` on converged hosts: changed=0, and nothing changes.
     let before = s.snapshots();
-    s.run(&["--check", "--diff"]).assert_no_changes();
+    let r = s.run(&["--check", "--diff", "-v"]);
+    r.assert_no_changes();
+    for (h, rc) in r.recap() {
+        assert_eq!(rc.round_trips, Some(2), "[{t}] round trips of {h} with --check --diff:\n{}", r.stdout);
+    }
     s.assert_unchanged(&before, "--check --diff on converged hosts");
 
     // 4. `--roles postgres` touches only PostgreSQL tasks (and only web hosts have the role).

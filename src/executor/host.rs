@@ -616,11 +616,15 @@ impl HostRun {
 
     /// Prepare a task for given vars (no host access).
     fn prepare(&self, task: &Task, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
+        self.prepare_with(&self.ctx.templar, task, vars, run_as)
+    }
+
+    fn prepare_with(&self, templar: &Templar, task: &Task, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
         let module = modules::lookup(&task.module).ok_or_else(|| format!("{}: unknown module '{}'", task.location, task.module))?;
-        let rendered = self.ctx.templar.render_value(&task.args, vars).map_err(|e| format!("{}: {e}", task.location))?;
+        let rendered = templar.render_value(&task.args, vars).map_err(|e| format!("{}: {e}", task.location))?;
         let args = Self::module_args(module, rendered, task)?;
         let pctx = PrepareContext {
-            templar: &self.ctx.templar,
+            templar,
             vars,
             host: &self.host,
             role_path: task.role.as_ref().map(|r| r.path.as_path()),
@@ -736,17 +740,33 @@ impl HostRun {
                 },
             };
             for (k, v) in per_item.into_iter().enumerate() {
-                if !matches!(self.eval_when(task, &v), Ok(true)) {
-                    continue;
-                }
-                match self.prepare(task, &v, &run_as) {
+                let strict = match self.eval_when(task, &v) {
+                    Ok(false) => continue,
+                    Ok(true) => self.prepare(task, &v, &run_as),
+                    Err(e) => Err(e),
+                };
+                match strict {
                     Ok(t) => {
                         for p in t.probes() {
                             out.push((run_as.clone(), p));
                         }
                         prepared.push(((j, k), t));
                     }
-                    Err(e) => tracing::debug!(host = %self.host, task = %task.display_name(), "not probed ahead: {e}"),
+                    // Most often the task uses a value an earlier task registers (a generated
+                    // secret's content, `unit.changed`). Its probes rarely depend on that value
+                    // (a template's probe reads `dest`, not the content), so guess them with
+                    // undefined names rendered as nothing. Probes only read, and the task is
+                    // prepared again for real when it runs: a wrong guess costs one more
+                    // round trip, never a wrong change.
+                    Err(e) => match self.prepare_with(&self.ctx.templar.lenient(), task, &v, &run_as) {
+                        Ok(t) => {
+                            tracing::debug!(host = %self.host, task = %task.display_name(), "probed ahead by guess: {e}");
+                            for p in t.probes() {
+                                out.push((run_as.clone(), p));
+                            }
+                        }
+                        Err(e) => tracing::debug!(host = %self.host, task = %task.display_name(), "not probed ahead: {e}"),
+                    },
                 }
             }
         }

@@ -71,12 +71,17 @@ impl std::fmt::Debug for Templar {
 
 fn shared_env() -> Arc<Environment<'static>> {
     static ENV: OnceLock<Arc<Environment<'static>>> = OnceLock::new();
-    ENV.get_or_init(|| Arc::new(build_env())).clone()
+    ENV.get_or_init(|| Arc::new(build_env(UndefinedBehavior::Strict))).clone()
 }
 
-fn build_env() -> Environment<'static> {
+fn lenient_env() -> Arc<Environment<'static>> {
+    static ENV: OnceLock<Arc<Environment<'static>>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(build_env(UndefinedBehavior::Chainable))).clone()
+}
+
+fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_undefined_behavior(undefined);
     // Ansible's templar: trim_blocks=True, lstrip_blocks=False, trailing newlines preserved.
     if let Ok(syntax) = SyntaxConfig::builder()
         .trim_blocks(true)
@@ -135,6 +140,14 @@ impl Templar {
     /// `groups`) behind each call's own vars, without copying them into every task's vars.
     pub fn with_globals(&self, globals: Arc<Vars>) -> Self {
         Templar { env: self.env.clone(), globals: Some(globals) }
+    }
+
+    /// The same templar, but undefined variables (and attributes of them) render as nothing
+    /// instead of failing. Only for guessing ahead: the executor uses it to learn which probes
+    /// a later task will need before the variables it depends on (registered by an earlier
+    /// task) exist. Never used for what is actually applied.
+    pub fn lenient(&self) -> Self {
+        Templar { env: lenient_env(), globals: self.globals.clone() }
     }
 
     /// Does this string contain template syntax (`{{`, `{%`, `{#`)?
@@ -269,6 +282,9 @@ fn eval_expression(env: &Environment<'static>, expr: &str, ctx: &Value) -> Resul
     let env: &Environment<'_> = env;
     let compiled = env.compile_expression(&rewritten)?;
     let v = compiled.eval(ctx)?;
+    if v.is_undefined() && env.undefined_behavior() == UndefinedBehavior::Chainable {
+        return Ok(Value::from(()));
+    }
     if v.is_undefined() {
         return Err(Error::new(
             ErrorKind::UndefinedError,

@@ -707,3 +707,17 @@ fn deep_variable_chains_do_not_overflow() {
     let e = t.render_str("{{ v0 }}", &m).unwrap_err();
     assert!(e.message.contains("too deep"), "{}", e.message);
 }
+
+#[test]
+fn lenient_templar_renders_undefined_names_as_nothing_strict_one_still_fails() {
+    let v = vars(json!({"dest": "/etc/app.env", "indirect": "{{ pending.secret }}"}));
+    let t = Templar::new();
+    let args = json!({"dest": "{{ dest }}", "content": "KEY={{ pending.secret }}\n", "reload": "{{ unit.changed }}", "x": "{{ indirect }}"});
+    assert!(t.render_value(&args, &v).is_err());
+    let got = t.lenient().render_value(&args, &v).unwrap();
+    assert_eq!(got, json!({"dest": "/etc/app.env", "content": "KEY=\n", "reload": null, "x": null}));
+    // defined values and `default` behave as usual
+    assert_eq!(t.lenient().render_str("{{ dest }}:{{ nope | default('d') }}", &v).unwrap(), "/etc/app.env:d");
+    // and the strict templar is not affected by the lenient one existing
+    assert!(t.render_str("{{ pending }}", &v).is_err());
+}

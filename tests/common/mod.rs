@@ -107,6 +107,8 @@ pub struct Recap {
     pub unreachable: u32,
     pub failed: u32,
     pub skipped: u32,
+    /// SSH commands the host was sent (printed with `-v`).
+    pub round_trips: Option<u32>,
 }
 
 impl Run {
@@ -133,6 +135,7 @@ impl Run {
                         "unreachable" => r.unreachable = v,
                         "failed" => r.failed = v,
                         "skipped" => r.skipped = v,
+                        "round_trips" => r.round_trips = Some(v),
                         _ => {}
                     }
                 }
