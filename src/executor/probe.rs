@@ -6,12 +6,17 @@ use crate::modules::ProbeResult;
 
 /// Build one sh script running every probe in order, each in its own subshell with stdin closed.
 pub fn batch_script(tag: &str, probes: &[&str]) -> String {
-    let mut s = String::with_capacity(probes.iter().map(|p| p.len() + 200).sum());
-    s.push_str("o=$(mktemp) && e=$(mktemp) || exit 97\ntrap 'rm -f \"$o\" \"$e\"' EXIT\n");
+    // Framing costs no process per probe: stdout goes straight out, followed by a header line
+    // with the exit code; stderr is kept in a file and copied (`cat`) only when not empty.
+    // The tag is random and only ever printed after a newline by `printf` with a literal `\n`
+    // in the script, so neither a probe's output nor the script's own text (visible in `ps`)
+    // contains a newline followed by the tag.
+    let mut s = String::with_capacity(probes.iter().map(|p| p.len() + 120).sum::<usize>() + 100);
+    s.push_str("e=$(mktemp) || exit 97\ntrap 'rm -f \"$e\"' EXIT\n");
     for (i, p) in probes.iter().enumerate() {
         s.push_str("(\n");
         s.push_str(p);
-        s.push_str(&format!("\n) >\"$o\" 2>\"$e\" </dev/null\nrc=$?\nprintf '\\n{tag} {i} %d %d %d\\n' \"$rc\" \"$(wc -c <\"$o\")\" \"$(wc -c <\"$e\")\"\ncat \"$o\" \"$e\"\n"));
+        s.push_str(&format!("\n) 2>\"$e\" </dev/null\nprintf '\\n{tag} {i} %d\\n' \"$?\"\nif [ -s \"$e\" ]; then cat \"$e\"; fi\nprintf '\\n{tag} {i} end\\n'\n"));
     }
     s.push_str(&format!("printf '\\n{tag} end\\n'\n"));
     s
@@ -25,30 +30,24 @@ pub struct FramingError(pub String);
 pub fn parse_batch(tag: &str, n: usize, out: &[u8]) -> Result<Vec<ProbeResult>, FramingError> {
     let mut results = Vec::with_capacity(n);
     let mut pos = 0;
-    let header_start = format!("\n{tag} ");
     for i in 0..n {
-        let rest = &out[pos..];
-        let at = find(rest, header_start.as_bytes()).ok_or_else(|| FramingError(format!("record {i} missing")))?;
-        let line_start = pos + at + header_start.len();
-        let line_end = out[line_start..].iter().position(|&b| b == b'\n').map(|p| line_start + p).ok_or_else(|| FramingError("truncated header".into()))?;
-        let header = String::from_utf8_lossy(&out[line_start..line_end]).to_string();
-        let f: Vec<&str> = header.split_whitespace().collect();
-        if f.len() != 4 || f[0] != i.to_string() {
-            return Err(FramingError(format!("bad header '{header}' for record {i}")));
-        }
-        let num = |s: &str| s.parse::<usize>().map_err(|_| FramingError(format!("bad number in '{header}'")));
-        let rc: i32 = f[1].parse().map_err(|_| FramingError(format!("bad rc in '{header}'")))?;
-        let (olen, elen) = (num(f[2])?, num(f[3])?);
-        let body = line_end + 1;
-        if body + olen + elen > out.len() {
-            return Err(FramingError(format!("record {i} truncated")));
-        }
+        let header = format!("\n{tag} {i} ");
+        let at = find(&out[pos..], header.as_bytes()).map(|a| pos + a).ok_or_else(|| FramingError(format!("record {i} missing")))?;
+        let rc_start = at + header.len();
+        let rc_end = out[rc_start..].iter().position(|&b| b == b'\n').map(|p| rc_start + p).ok_or_else(|| FramingError(format!("record {i}: truncated header")))?;
+        let rc_text = String::from_utf8_lossy(&out[rc_start..rc_end]);
+        let rc: i32 = rc_text.parse().map_err(|_| FramingError(format!("record {i}: bad exit code '{rc_text}'")))?;
+        let trailer = format!("\n{tag} {i} end\n");
+        let err_start = rc_end + 1;
+        let err_end = find(&out[err_start.min(out.len())..], trailer.as_bytes())
+            .map(|a| err_start + a)
+            .ok_or_else(|| FramingError(format!("record {i} truncated")))?;
         results.push(ProbeResult {
-            stdout: String::from_utf8_lossy(&out[body..body + olen]).into_owned(),
-            stderr: String::from_utf8_lossy(&out[body + olen..body + olen + elen]).into_owned(),
+            stdout: String::from_utf8_lossy(&out[pos..at]).into_owned(),
+            stderr: String::from_utf8_lossy(&out[err_start..err_end]).into_owned(),
             rc,
         });
-        pos = body + olen + elen;
+        pos = err_end + trailer.len();
     }
     Ok(results)
 }
@@ -71,7 +70,8 @@ mod tests {
     #[test]
     fn batch_round_trips_through_real_sh() {
         let tag = new_tag();
-        let probes = ["printf 'a\\nb'", "echo err >&2; exit 3", "printf '\\nPROVISION-fake 0 0 0 0\\n'; cat /nonexistent 2>/dev/null; true", "head -c 300 /dev/zero | tr '\\0' x"];
+        let forged = format!("printf '%s' '\\n{tag} 5 0\\n'");
+        let probes = ["printf 'a\\nb'", "echo err >&2; exit 3", "printf '\\nPROVISION-fake 0 0 0 0\\n'; cat /nonexistent 2>/dev/null; true", "head -c 300 /dev/zero | tr '\\0' x", "printf 'x\\n\\n'; printf 'e\\n\\n' >&2", &forged];
         let script = batch_script(&tag, &probes);
         let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
         let r = parse_batch(&tag, probes.len(), &out.stdout).unwrap();
@@ -79,12 +79,18 @@ mod tests {
         assert_eq!(r[1], ProbeResult { stdout: String::new(), stderr: "err\n".into(), rc: 3 });
         assert_eq!(r[2].stdout, "\nPROVISION-fake 0 0 0 0\n");
         assert_eq!(r[3].stdout.len(), 300);
+        assert_eq!(r[4], ProbeResult { stdout: "x\n\n".into(), stderr: "e\n\n".into(), rc: 0 });
+        assert_eq!(r[5].stdout, format!("\\n{tag} 5 0\\n"));
+        // the script's own text (what `ps` shows) never has a newline followed by the tag
+        assert!(!script.contains(&format!("\n{tag}")));
     }
 
     #[test]
     fn truncated_output_is_an_error_not_a_panic() {
-        assert!(parse_batch("T", 1, b"\nT 0 0 10 0\nabc").is_err());
+        assert!(parse_batch("T", 1, b"abc\nT 0 0\nabc").is_err());
         assert!(parse_batch("T", 1, b"").is_err());
-        assert!(parse_batch("T", 1, b"\nT 0 x 1 0\na").is_err());
+        assert!(parse_batch("T", 1, b"\nT 0 x\na\nT 0 end\n").is_err());
+        assert!(parse_batch("T", 2, b"\nT 0 0\n\nT 0 end\n").is_err());
+        assert_eq!(parse_batch("T", 1, b"out\nT 0 2\nerr\nT 0 end\n").unwrap()[0], ProbeResult { stdout: "out".into(), stderr: "err".into(), rc: 2 });
     }
 }

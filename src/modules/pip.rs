@@ -608,9 +608,16 @@ impl PipTask {
             };
             s.push_str(&format!("if ! command -v {first} >/dev/null 2>&1; then echo 'python|missing'; fi\nif command -v {first} >/dev/null 2>&1; then\n"));
         }
-        s.push_str(&format!(
-            "  {pip} list --format=freeze 2>/dev/null | sed 's/^/pkg|/'\n"
-        ));
+        let python = match (&self.virtualenv, &self.executable) {
+            (Some(_), _) => Some("\"$venv/bin/python\""),
+            (None, None) => Some("python3"),
+            (None, Some(_)) => None, // a pip executable: its interpreter is its own business
+        };
+        match python {
+            // What `pip list` reports, without importing pip (≈10 ms instead of ≈300 ms).
+            Some(py) => s.push_str(&format!("  {py} -c {}\n", sh_quote(LIST_DISTRIBUTIONS))),
+            None => s.push_str(&format!("  {pip} list --format=freeze 2>/dev/null | sed 's/^/pkg|/'\n")),
+        }
         if self.state == State::Latest {
             let extra = self.extra_args.clone().unwrap_or_default();
             let what = self.install_targets_all();
@@ -644,6 +651,48 @@ impl PipTask {
         }
     }
 }
+
+/// Python (3.x, standard library only) printing `pkg|Name==Version` for every distribution the
+/// interpreter can import, as `pip list` does: the metadata of each `*.dist-info` / `*.egg-info`
+/// / `*.egg` on `sys.path`, the first one found of a name winning.
+const LIST_DISTRIBUTIONS: &str = r#"import os, sys
+seen = set()
+def meta(f):
+    name = ver = None
+    try:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    break
+                if line.startswith("Name:"):
+                    name = line[5:].strip()
+                elif line.startswith("Version:"):
+                    ver = line[8:].strip()
+    except OSError:
+        pass
+    return name, ver
+for p in sys.path:
+    if p.endswith(".egg") and os.path.isdir(p):
+        found = [os.path.join(p, "EGG-INFO", "PKG-INFO")]
+    else:
+        try:
+            names = sorted(os.listdir(p or "."))
+        except OSError:
+            continue
+        found = []
+        for n in names:
+            f = os.path.join(p, n)
+            if n.endswith(".dist-info"):
+                found.append(os.path.join(f, "METADATA"))
+            elif n.endswith(".egg-info"):
+                found.append(os.path.join(f, "PKG-INFO") if os.path.isdir(f) else f)
+    for f in found:
+        name, ver = meta(f)
+        key = name.lower().replace("_", "-").replace(".", "-") if name else None
+        if key and ver and key not in seen:
+            seen.add(key)
+            print("pkg|%s==%s" % (name, ver))
+"#;
 
 fn observe(r: &ProbeResult) -> Result<Observed, ModuleError> {
     if r.rc != 0 {
@@ -1328,5 +1377,21 @@ mod host_tests {
         );
         let (first, second) = testhost::converge(&t);
         assert!(first.changed() && second.actions.is_empty());
+    }
+
+    #[test]
+    fn distribution_listing_matches_pip_list_here() {
+        // The controller's own python3, when it has pip: the fast listing must say what
+        // `pip list` says (same names, same versions).
+        let Ok(pip) = std::process::Command::new("python3").args(["-m", "pip", "list", "--format=freeze"]).output() else { return };
+        if !pip.status.success() {
+            return;
+        }
+        let o = std::process::Command::new("python3").args(["-c", LIST_DISTRIBUTIONS]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let ours = observe(&super::super::testutil::ok(&String::from_utf8_lossy(&o.stdout))).unwrap().installed;
+        let theirs = observe(&super::super::testutil::ok(&String::from_utf8_lossy(&pip.stdout).lines().map(|l| format!("pkg|{l}\n")).collect::<String>())).unwrap().installed;
+        assert!(!theirs.is_empty());
+        assert_eq!(ours, theirs);
     }
 }
