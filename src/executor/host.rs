@@ -682,6 +682,7 @@ impl HostRun {
             }
             self.ctx.events.round_trip(&self.host);
             tracing::debug!(host = %self.host, probes = batch.len(), users = groups.len(), "exec probe batch");
+            if let Ok(d) = std::env::var("PROVISION_DUMP_BATCH") { let _ = std::fs::write(format!("{d}.{}", self.host), parts.join("\n")); }
             let out = self.conn.exec(&parts.join("\n"), Some(&[])).await?;
             for (user, tag, group) in groups {
                 let results = match probe::parse_batch(&tag, group.len(), &out.stdout) {

@@ -5,6 +5,7 @@
 mod facts;
 mod host;
 pub mod probe;
+mod schedule;
 
 use crate::connection::{self, ConnectionSpec, HostKeyChecking, Transport, TransportKind};
 use crate::inventory::Inventory;
@@ -86,42 +87,82 @@ impl RunSummary {
     }
 }
 
-/// Shared sink for events: counts stats, forwards to the reporter.
+/// Shared sink for events: counts stats, forwards to the reporter. Plays may run at the same
+/// time (see [`schedule`]); their events reach the reporter play by play, as if they had run
+/// one after another: a later play's events are held until every earlier play is done.
 #[derive(Clone)]
 pub struct Events {
-    inner: Arc<Mutex<(Box<dyn Reporter>, BTreeMap<String, HostStats>)>>,
+    inner: Arc<Mutex<EventsInner>>,
+}
+
+struct EventsInner {
+    reporter: Box<dyn Reporter>,
+    stats: BTreeMap<String, HostStats>,
+    /// The play whose events go straight to the reporter.
+    live: usize,
+    held: BTreeMap<usize, Vec<Event>>,
+    done: std::collections::BTreeSet<usize>,
+}
+
+fn event_play(e: &Event) -> Option<usize> {
+    match e {
+        Event::PlayStart { play, .. } | Event::Task { play, .. } | Event::Result { play, .. } | Event::Passed { play, .. } | Event::HostDone { play, .. } => Some(*play),
+        Event::Warning { .. } | Event::Recap { .. } => None,
+    }
 }
 
 impl Events {
     pub fn new(r: Box<dyn Reporter>) -> Self {
-        Events { inner: Arc::new(Mutex::new((r, BTreeMap::new()))) }
+        Events { inner: Arc::new(Mutex::new(EventsInner { reporter: r, stats: BTreeMap::new(), live: 0, held: BTreeMap::new(), done: Default::default() })) }
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, EventsInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
     pub fn emit(&self, e: Event) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.lock();
         if let Event::Result { result, .. } = &e {
-            g.1.entry(result.host.clone()).or_default().count(result);
+            g.stats.entry(result.host.clone()).or_default().count(result);
         }
-        g.0.event(e);
+        match event_play(&e) {
+            Some(p) if p > g.live => g.held.entry(p).or_default().push(e),
+            _ => g.reporter.event(e),
+        }
+    }
+    /// Play `play` has emitted all its events: release the next plays' held events.
+    fn play_done(&self, play: usize) {
+        let mut g = self.lock();
+        g.done.insert(play);
+        while g.done.contains(&g.live) {
+            g.live += 1;
+            let live = g.live;
+            for e in g.held.remove(&live).unwrap_or_default() {
+                g.reporter.event(e);
+            }
+        }
     }
     /// Count a result in the recap without displaying it (loop summaries).
     pub fn emit_count_only(&self, r: TaskResult) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.1.entry(r.host.clone()).or_default().count(&r);
+        self.lock().stats.entry(r.host.clone()).or_default().count(&r);
     }
     /// Count SSH round trips made to a host.
     pub fn round_trip(&self, host: &str) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.1.entry(host.to_string()).or_default().round_trips += 1;
+        self.lock().stats.entry(host.to_string()).or_default().round_trips += 1;
     }
     fn touch(&self, host: &str) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.1.entry(host.to_string()).or_default();
+        self.lock().stats.entry(host.to_string()).or_default();
     }
     fn stats(&self) -> BTreeMap<String, HostStats> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+        self.lock().stats.clone()
     }
     fn finish(&self) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.finish();
+        let mut g = self.lock();
+        // Anything still held (a play that never reported done) is printed now, in order.
+        for (_, events) in std::mem::take(&mut g.held) {
+            for e in events {
+                g.reporter.event(e);
+            }
+        }
+        g.reporter.finish();
     }
 }
 
@@ -181,201 +222,89 @@ fn connection_spec(host: &str, vars: &Vars, templar: &Templar, opts: &RunOptions
     })
 }
 
-/// Run every play of the playbook on the inventory.
+/// Where a play is, for the plays waiting on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum PlayPhase {
+    Waiting,
+    /// Its hosts are connected and their facts gathered (and published for `hostvars`).
+    FactsDone,
+    Finished,
+}
+
+/// What other plays see of a host through `hostvars`: its facts and the variables it set
+/// (published when the host finishes a play).
+#[derive(Default, Clone)]
+struct Published {
+    facts: Option<Vars>,
+    host_vars: Vars,
+}
+
+/// Shared by the plays of one run.
+struct RunShared {
+    playbook: Arc<Playbook>,
+    inventory: Arc<Inventory>,
+    opts: Arc<RunOptions>,
+    events: Events,
+    templar: Templar,
+    records: HashMap<String, tokio::sync::Mutex<HostRecord>>,
+    published: Mutex<HashMap<String, Published>>,
+    forks: Arc<Semaphore>,
+}
+
+/// Run every play of the playbook on the inventory. Plays start in order; a play waits for the
+/// earlier plays it shares hosts with or may read from (see [`schedule`]), and for every earlier
+/// play's facts; otherwise it runs alongside them.
 pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<RunOptions>, reporter: Box<dyn Reporter>) -> Result<RunSummary, RunError> {
     let events = Events::new(reporter);
-    let templar = Templar::new();
     let limit: Option<Vec<String>> = match &opts.limit {
         Some(l) => Some(inventory.select(l)?),
         None => None,
     };
-    let records: Arc<HashMap<String, tokio::sync::Mutex<HostRecord>>> =
-        Arc::new(inventory.hosts().into_iter().map(|h| (h, tokio::sync::Mutex::new(HostRecord::default()))).collect());
-    let forks = Arc::new(Semaphore::new(opts.forks.max(1)));
-
-    for (play_idx, play) in playbook.plays.iter().enumerate() {
+    let mut play_hosts = Vec::new();
+    for play in &playbook.plays {
         let mut hosts = inventory.select(&play.hosts)?;
         if let Some(l) = &limit {
             hosts.retain(|h| l.contains(h));
         }
-        // Hosts that failed or were unreachable earlier in the run sit out later plays.
-        let mut active = Vec::new();
-        for h in &hosts {
-            let r = records[h].lock().await;
-            if !r.failed && !r.unreachable {
-                active.push(h.clone());
-            }
-        }
-        for h in &active {
-            events.touch(h);
-        }
-        events.emit(Event::PlayStart { play: play_idx, name: play.name.clone(), hosts: active.clone(), check: opts.check });
-        if active.is_empty() {
-            continue;
-        }
+        play_hosts.push(hosts);
+    }
+    let deps = play_dependencies(&playbook, &inventory, &opts, &play_hosts);
+    let shared = Arc::new(RunShared {
+        playbook: playbook.clone(),
+        inventory: inventory.clone(),
+        opts: opts.clone(),
+        events: events.clone(),
+        templar: Templar::new(),
+        records: inventory.hosts().into_iter().map(|h| (h, tokio::sync::Mutex::new(HostRecord::default()))).collect(),
+        published: Mutex::new(HashMap::new()),
+        forks: Arc::new(Semaphore::new(opts.forks.max(1))),
+    });
 
-        // Phase 1: connect and gather facts everywhere (hostvars need every host's facts).
-        let facts_key: SlotKey = (0, 0, 0);
-        if play.gather_facts {
-            events.emit(Event::Task { play: play_idx, key: facts_key, name: "Gathering Facts".into(), handler: false, location: String::new() });
-        }
-        let mut joins = Vec::new();
-        for h in active.clone() {
-            let (records, inventory, opts, templar, events, forks) = (records.clone(), inventory.clone(), opts.clone(), templar.clone(), events.clone(), forks.clone());
-            let gather = play.gather_facts;
-            joins.push(tokio::spawn(async move {
-                let _permit = forks.acquire().await;
-                let mut rec = records[&h].lock().await;
-                let vars = inventory.host_vars(&h);
-                let result = |status, msg: Option<String>| TaskResult {
-                    host: h.clone(),
-                    status,
-                    item: None,
-                    msg,
-                    diffs: vec![],
-                    actions: vec![],
-                    ignored: false,
-                    result: Value::Null,
-                    counts: true,
-                };
-                if rec.conn.is_none() {
-                    let spec = match connection_spec(&h, &vars, &templar, &opts) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            rec.failed = true;
-                            events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Failed, Some(format!("bad connection variables: {e}"))) });
-                            return;
-                        }
-                    };
-                    let connected = tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await;
-                    match connected {
-                        Ok(Ok(c)) => {
-                            rec.conn = Some(Arc::from(c));
-                            rec.login_user = spec.user.clone().unwrap_or_default();
-                        }
-                        Ok(Err(e)) => {
-                            rec.unreachable = true;
-                            events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Unreachable, Some(e.to_string())) });
-                            return;
-                        }
-                        Err(_) => {
-                            rec.unreachable = true;
-                            events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Unreachable, Some(format!("timed out connecting to {}:{}", spec.address, spec.port))) });
-                            return;
-                        }
-                    }
-                }
-                let conn = rec.conn.clone().expect("connected above");
-                // Who we are on the host (login user may come from ~/.ssh/config).
-                let need_whoami = rec.login_user.is_empty();
-                if (gather && rec.facts.is_none()) || need_whoami {
-                    let script = if gather { facts::FACTS_SCRIPT.to_string() } else { "echo \"user_id=$(id -un)\"".to_string() };
-                    events.round_trip(&h);
-                    tracing::debug!(host = %h, "exec facts");
-                    match conn.exec(&script, None).await {
-                        Ok(out) => {
-                            let text = out.stdout_str();
-                            if gather {
-                                let f = facts::parse(&text);
-                                if let Some(u) = f.get("ansible_user_id").and_then(Value::as_str) {
-                                    rec.login_user = u.to_string();
-                                }
-                                rec.facts = Some(f);
-                            } else if let Some(u) = text.lines().find_map(|l| l.strip_prefix("user_id=")) {
-                                rec.login_user = u.trim().to_string();
-                            }
-                        }
-                        Err(e) => {
-                            rec.unreachable = true;
-                            events.emit(Event::Result { play: play_idx, key: facts_key, task: "Gathering Facts".into(), result: result(Status::Unreachable, Some(e.to_string())) });
-                            return;
-                        }
-                    }
-                }
-                if gather {
-                    events.emit(Event::Result { play: play_idx, key: facts_key, task: "Gathering Facts".into(), result: result(Status::Ok, None) });
-                }
-            }));
-        }
-        for j in joins {
-            let _ = j.await;
-        }
-        // Hosts lost in phase 1 are done with this play.
-        let mut running = Vec::new();
-        for h in &active {
-            let r = records[h].lock().await;
-            if r.unreachable || r.failed {
-                events.emit(Event::HostDone { play: play_idx, host: h.clone() });
-            } else {
-                running.push(h.clone());
-                events.emit(Event::Passed { play: play_idx, host: h.clone(), key: facts_key });
+    let (phases, watchers): (Vec<_>, Vec<_>) = (0..playbook.plays.len()).map(|_| tokio::sync::watch::channel(PlayPhase::Waiting)).unzip();
+    let phases: Vec<Arc<tokio::sync::watch::Sender<PlayPhase>>> = phases.into_iter().map(Arc::new).collect();
+    let mut joins = Vec::new();
+    for (play_idx, hosts) in play_hosts.into_iter().enumerate() {
+        let shared = shared.clone();
+        let phase = phases[play_idx].clone();
+        let waits: Vec<(tokio::sync::watch::Receiver<PlayPhase>, PlayPhase)> = (0..play_idx)
+            .map(|j| (watchers[j].clone(), if deps[play_idx].contains(&j) { PlayPhase::Finished } else { PlayPhase::FactsDone }))
+            .collect();
+        joins.push(tokio::spawn(async move {
+            for (mut w, need) in waits {
+                // An error means that play's task is gone (it panicked): don't wait forever.
+                let _ = w.wait_for(|p| *p >= need).await;
             }
-        }
-
-        // hostvars: every inventory host's variables plus gathered facts and set_facts.
-        let mut hostvars = serde_json::Map::new();
-        for h in inventory.hosts() {
-            let mut v = inventory.host_vars(&h);
-            let r = records[&h].lock().await;
-            if let Some(f) = &r.facts {
-                v.extend(f.clone());
-            }
-            v.extend(r.host_vars.clone());
-            v.insert("inventory_hostname".into(), Value::String(h.clone()));
-            hostvars.insert(h.clone(), Value::Object(v));
-        }
-        let mut globals = Vars::new();
-        globals.insert("hostvars".into(), Value::Object(hostvars));
-        globals.insert("groups".into(), serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
-        for k in ["ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch"] {
-            globals.insert(k.into(), serde_json::json!(running));
-        }
-        let dir = playbook.dir.canonicalize().unwrap_or(playbook.dir.clone());
-        globals.insert("playbook_dir".into(), Value::String(dir.display().to_string()));
-        globals.insert("ansible_check_mode".into(), Value::Bool(opts.check));
-        globals.insert("ansible_diff_mode".into(), Value::Bool(opts.diff));
-        globals.insert("ansible_play_name".into(), Value::String(play.name.clone()));
-        let run_tags = if opts.tags.only.is_empty() { vec!["all".to_string()] } else { opts.tags.only.clone() };
-        globals.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
-        globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
-        globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
-        let play_templar = templar.with_globals(Arc::new(globals));
-
-        // Phase 2: every host runs the tasks independently.
-        let play_ctx = Arc::new(host::PlayContext {
-            play_idx,
-            playbook: playbook.clone(),
-            inventory: inventory.clone(),
-            opts: opts.clone(),
-            templar: play_templar,
-            events: events.clone(),
-            play_hosts: running.clone(),
-        });
-        let mut joins = Vec::new();
-        for h in running.clone() {
-            let (records, ctx, forks) = (records.clone(), play_ctx.clone(), forks.clone());
-            joins.push(tokio::spawn(async move {
-                let _permit = forks.acquire().await;
-                let mut rec = records[&h].lock().await;
-                let conn = rec.conn.clone().expect("running hosts are connected");
-                let mut run = host::HostRun::new(ctx.clone(), h.clone(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
-                let outcome = run.run_play().await;
-                rec.host_vars = run.into_host_vars();
-                match outcome {
-                    host::HostOutcome::Ok => {}
-                    host::HostOutcome::Failed => rec.failed = true,
-                    host::HostOutcome::Unreachable => rec.unreachable = true,
-                }
-                ctx.events.emit(Event::HostDone { play: play_idx, host: h.clone() });
-            }));
-        }
-        for j in joins {
-            let _ = j.await;
-        }
+            run_play(&shared, play_idx, hosts, &phase).await;
+            phase.send_replace(PlayPhase::Finished);
+            shared.events.play_done(play_idx);
+        }));
+    }
+    for j in joins {
+        let _ = j.await;
     }
 
     // Close every connection.
-    for rec in records.values() {
+    for rec in shared.records.values() {
         let r = rec.lock().await;
         if let Some(c) = &r.conn {
             c.close().await;
@@ -385,4 +314,216 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
     events.emit(Event::Recap { stats: stats.clone() });
     events.finish();
     Ok(RunSummary { stats })
+}
+
+/// [`schedule::dependencies`] for this run's plays.
+fn play_dependencies(playbook: &Playbook, inventory: &Inventory, opts: &RunOptions, play_hosts: &[Vec<String>]) -> Vec<std::collections::BTreeSet<usize>> {
+    if playbook.plays.len() < 2 {
+        return vec![Default::default(); playbook.plays.len()];
+    }
+    let hosts: Vec<std::collections::BTreeSet<String>> = play_hosts.iter().map(|h| h.iter().cloned().collect()).collect();
+    let sets: Vec<_> = playbook.plays.iter().map(schedule::names_set).collect();
+    let texts: Vec<String> = playbook
+        .plays
+        .iter()
+        .zip(play_hosts)
+        .map(|(play, hosts)| {
+            let mut seen = std::collections::HashSet::new();
+            let vars: Vec<Vars> = hosts.iter().map(|h| inventory.host_vars(h)).filter(|v| seen.insert(serde_json::to_string(v).unwrap_or_default())).collect();
+            schedule::play_text(play, &vars, &opts.extra_vars)
+        })
+        .collect();
+    let deps = schedule::dependencies(&hosts, &sets, &texts);
+    for (k, d) in deps.iter().enumerate() {
+        tracing::debug!(play = k, waits_for = ?d, "play schedule");
+    }
+    deps
+}
+
+/// One play: connect and gather facts on its hosts, then every host runs the tasks on its own.
+async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, phase: &tokio::sync::watch::Sender<PlayPhase>) {
+    let RunShared { playbook, inventory, opts, events, templar, .. } = &**shared;
+    let play = &playbook.plays[play_idx];
+    // Hosts that failed or were unreachable earlier in the run sit out later plays.
+    let mut active = Vec::new();
+    for h in &hosts {
+        let r = shared.records[h].lock().await;
+        if !r.failed && !r.unreachable {
+            active.push(h.clone());
+        }
+    }
+    for h in &active {
+        events.touch(h);
+    }
+    events.emit(Event::PlayStart { play: play_idx, name: play.name.clone(), hosts: active.clone(), check: opts.check });
+    if active.is_empty() {
+        phase.send_replace(PlayPhase::FactsDone);
+        return;
+    }
+
+    // Phase 1: connect and gather facts everywhere (hostvars need every host's facts).
+    let facts_key: SlotKey = (0, 0, 0);
+    if play.gather_facts {
+        events.emit(Event::Task { play: play_idx, key: facts_key, name: "Gathering Facts".into(), handler: false, location: String::new() });
+    }
+    let mut joins = Vec::new();
+    for h in active.clone() {
+        let shared = shared.clone();
+        let gather = play.gather_facts;
+        joins.push(tokio::spawn(async move {
+            let RunShared { inventory, opts, events, templar, .. } = &*shared;
+            let _permit = shared.forks.acquire().await;
+            let mut rec = shared.records[&h].lock().await;
+            let vars = inventory.host_vars(&h);
+            let result = |status, msg: Option<String>| TaskResult {
+                host: h.clone(),
+                status,
+                item: None,
+                msg,
+                diffs: vec![],
+                actions: vec![],
+                ignored: false,
+                result: Value::Null,
+                counts: true,
+            };
+            if rec.conn.is_none() {
+                let spec = match connection_spec(&h, &vars, templar, opts) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        rec.failed = true;
+                        events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Failed, Some(format!("bad connection variables: {e}"))) });
+                        return;
+                    }
+                };
+                let connected = tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await;
+                match connected {
+                    Ok(Ok(c)) => {
+                        rec.conn = Some(Arc::from(c));
+                        rec.login_user = spec.user.clone().unwrap_or_default();
+                    }
+                    Ok(Err(e)) => {
+                        rec.unreachable = true;
+                        events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Unreachable, Some(e.to_string())) });
+                        return;
+                    }
+                    Err(_) => {
+                        rec.unreachable = true;
+                        events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Unreachable, Some(format!("timed out connecting to {}:{}", spec.address, spec.port))) });
+                        return;
+                    }
+                }
+            }
+            let conn = rec.conn.clone().expect("connected above");
+            // Who we are on the host (login user may come from ~/.ssh/config).
+            let need_whoami = rec.login_user.is_empty();
+            if (gather && rec.facts.is_none()) || need_whoami {
+                let script = if gather { facts::FACTS_SCRIPT.to_string() } else { "echo \"user_id=$(id -un)\"".to_string() };
+                events.round_trip(&h);
+                tracing::debug!(host = %h, "exec facts");
+                match conn.exec(&script, None).await {
+                    Ok(out) => {
+                        let text = out.stdout_str();
+                        if gather {
+                            let f = facts::parse(&text);
+                            if let Some(u) = f.get("ansible_user_id").and_then(Value::as_str) {
+                                rec.login_user = u.to_string();
+                            }
+                            shared.published.lock().unwrap_or_else(|p| p.into_inner()).entry(h.clone()).or_default().facts = Some(f.clone());
+                        rec.facts = Some(f);
+                        } else if let Some(u) = text.lines().find_map(|l| l.strip_prefix("user_id=")) {
+                            rec.login_user = u.trim().to_string();
+                        }
+                    }
+                    Err(e) => {
+                        rec.unreachable = true;
+                        events.emit(Event::Result { play: play_idx, key: facts_key, task: "Gathering Facts".into(), result: result(Status::Unreachable, Some(e.to_string())) });
+                        return;
+                    }
+                }
+            }
+            if gather {
+                events.emit(Event::Result { play: play_idx, key: facts_key, task: "Gathering Facts".into(), result: result(Status::Ok, None) });
+            }
+        }));
+    }
+    for j in joins {
+        let _ = j.await;
+    }
+    phase.send_replace(PlayPhase::FactsDone);
+    // Hosts lost in phase 1 are done with this play.
+    let mut running = Vec::new();
+    for h in &active {
+        let r = shared.records[h].lock().await;
+        if r.unreachable || r.failed {
+            events.emit(Event::HostDone { play: play_idx, host: h.clone() });
+        } else {
+            running.push(h.clone());
+            events.emit(Event::Passed { play: play_idx, host: h.clone(), key: facts_key });
+        }
+    }
+
+    // hostvars: every inventory host's variables plus gathered facts and set_facts.
+    // Read from what hosts published: hosts of plays running alongside this one are busy.
+    let mut hostvars = serde_json::Map::new();
+    let published = shared.published.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for h in inventory.hosts() {
+        let mut v = inventory.host_vars(&h);
+        if let Some(p) = published.get(&h) {
+            if let Some(f) = &p.facts {
+                v.extend(f.clone());
+            }
+            v.extend(p.host_vars.clone());
+        }
+        v.insert("inventory_hostname".into(), Value::String(h.clone()));
+        hostvars.insert(h.clone(), Value::Object(v));
+    }
+    let mut globals = Vars::new();
+    globals.insert("hostvars".into(), Value::Object(hostvars));
+    globals.insert("groups".into(), serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
+    for k in ["ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch"] {
+        globals.insert(k.into(), serde_json::json!(running));
+    }
+    let dir = playbook.dir.canonicalize().unwrap_or(playbook.dir.clone());
+    globals.insert("playbook_dir".into(), Value::String(dir.display().to_string()));
+    globals.insert("ansible_check_mode".into(), Value::Bool(opts.check));
+    globals.insert("ansible_diff_mode".into(), Value::Bool(opts.diff));
+    globals.insert("ansible_play_name".into(), Value::String(play.name.clone()));
+    let run_tags = if opts.tags.only.is_empty() { vec!["all".to_string()] } else { opts.tags.only.clone() };
+    globals.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
+    globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
+    globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
+    let play_templar = templar.with_globals(Arc::new(globals));
+
+    // Phase 2: every host runs the tasks independently.
+    let play_ctx = Arc::new(host::PlayContext {
+        play_idx,
+        playbook: playbook.clone(),
+        inventory: inventory.clone(),
+        opts: opts.clone(),
+        templar: play_templar,
+        events: events.clone(),
+        play_hosts: running.clone(),
+    });
+    let mut joins = Vec::new();
+    for h in running.clone() {
+        let (shared, ctx) = (shared.clone(), play_ctx.clone());
+        joins.push(tokio::spawn(async move {
+            let _permit = shared.forks.acquire().await;
+            let mut rec = shared.records[&h].lock().await;
+            let conn = rec.conn.clone().expect("running hosts are connected");
+            let mut run = host::HostRun::new(ctx.clone(), h.clone(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
+            let outcome = run.run_play().await;
+            rec.host_vars = run.into_host_vars();
+            shared.published.lock().unwrap_or_else(|p| p.into_inner()).entry(h.clone()).or_default().host_vars = rec.host_vars.clone();
+            match outcome {
+                host::HostOutcome::Ok => {}
+                host::HostOutcome::Failed => rec.failed = true,
+                host::HostOutcome::Unreachable => rec.unreachable = true,
+            }
+            ctx.events.emit(Event::HostDone { play: play_idx, host: h.clone() });
+        }));
+    }
+    for j in joins {
+        let _ = j.await;
+    }
 }

@@ -1,0 +1,68 @@
+//! Plays on disjoint hosts run at the same time, unless the later one reads what the earlier
+//! one sets; the output still reads play by play. This is the controller's scheduling, so the
+//! hosts here are local-connection hosts (both "hosts" are this machine, each play signals the
+//! other through files in a temp dir).
+
+mod common;
+use common::*;
+
+const INVENTORY: &str = "all:\n  hosts:\n    a: {ansible_connection: local}\n    b: {ansible_connection: local}\n";
+
+#[test]
+fn disjoint_plays_run_alongside_and_report_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    // Play 1 can only succeed if play 2 runs while play 1 is still waiting.
+    let p = project(&[
+        ("hosts.yml", INVENTORY),
+        (
+            "site.yml",
+            "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - name: wait for the second play\n      shell: for i in $(seq 300); do [ -e {{ d }}/from-b ] && exit 0; sleep 0.1; done; exit 1\n\
+             - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - name: signal the first play\n      file: {path: '{{ d }}/from-b', state: touch}\n",
+        ),
+    ]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
+    r.assert_ok();
+    // Output is play by play: everything of the first play before the second play's banner.
+    let first = r.stdout.find("PLAY [first]").unwrap();
+    let waited = r.stdout.find("TASK [wait for the second play]").unwrap();
+    let second = r.stdout.find("PLAY [second]").unwrap();
+    let signal = r.stdout.find("TASK [signal the first play]").unwrap();
+    assert!(first < waited && waited < second && second < signal, "{}", r.stdout);
+    assert!(r.stdout[waited..second].contains("changed: [a]"), "{}", r.stdout);
+}
+
+#[test]
+fn a_play_reading_what_an_earlier_play_registered_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let p = project(&[
+        ("hosts.yml", INVENTORY),
+        (
+            "site.yml",
+            "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - command: echo hello\n      register: greeting\n      changed_when: false\n\
+             \x20   - name: the second play has not started\n      shell: sleep 1; test ! -e {{ d }}/b-started\n      changed_when: false\n\
+             - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/b-started', state: touch}\n\
+             \x20   - copy: {content: \"{{ hostvars['a'].greeting.stdout }}\", dest: '{{ d }}/got'}\n",
+        ),
+    ]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
+    r.assert_ok();
+    assert_eq!(std::fs::read_to_string(dir.path().join("got")).unwrap(), "hello");
+}
+
+#[test]
+fn plays_sharing_a_host_run_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let p = project(&[
+        ("hosts.yml", INVENTORY),
+        (
+            "site.yml",
+            "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: sleep 1; test ! -e {{ d }}/second-started\n      changed_when: false\n\
+             - name: second\n  hosts: a:b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n",
+        ),
+    ]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
+    r.assert_ok();
+}
