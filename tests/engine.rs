@@ -208,3 +208,34 @@ fn become_user_and_json_output() {
         assert!(events.iter().any(|e| e["event"] == "result" && e["status"] == "ok" && e["task"] == "who"));
     });
 }
+
+#[test]
+fn apt_tasks_of_a_play_share_one_package_transaction() {
+    with_hosts(|tb| {
+        tb.reset(&["web1"]);
+        let inv = tb.inventory();
+        let inv = inv.to_str().unwrap();
+        let web1 = tb.host("web1");
+        let site = "- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n\
+            \x20   - name: first packages\n      apt: {name: [htop], state: present}\n\
+            \x20   - name: a directory\n      file: {path: /srv/pkgtest, state: directory}\n\
+            \x20   - name: more packages\n      apt: {name: [acl, rsync]}\n      notify: packages arrived\n\
+            \x20   - name: a command stops the merging\n      command: 'true'\n      changed_when: false\n\
+            \x20   - name: packages after the command\n      apt: {name: [unzip]}\n\
+            \x20 handlers:\n    - name: packages arrived\n      copy: {content: \"yes\\n\", dest: /srv/pkgtest/handler-ran}\n";
+        let p = project(&[("site.yml", site)]);
+        let r = provision(p.path(), &["-i", inv, "site.yml", "--limit", &web1, "-v"]);
+        r.assert_ok();
+        assert_eq!(r.changed_tasks(&web1), ["first packages", "a directory", "more packages", "packages after the command", "packages arrived"], "{}", r.stdout);
+        assert!(r.stdout.contains("installed in the package transaction of 'first packages'"), "{}", r.stdout);
+        // The host saw one apt-get run for the first two tasks and another after the command.
+        let history = tb.ssh_ok("web1", "grep '^Commandline:' /var/log/apt/history.log");
+        let installs: Vec<&str> = history.lines().filter(|l| l.contains(" install ")).collect();
+        assert_eq!(installs.len(), 2, "{history}");
+        assert!(installs[0].ends_with("-- htop acl rsync"), "{history}");
+        assert!(installs[1].ends_with("-- unzip"), "{history}");
+        assert_eq!(tb.ssh_ok("web1", "cat /srv/pkgtest/handler-ran"), "yes\n");
+        // Nothing left to do.
+        provision(p.path(), &["-i", inv, "site.yml", "--limit", &web1]).assert_no_changes();
+    });
+}

@@ -1,6 +1,8 @@
 //! One host walking one play: variables, conditions, loops, probes (batched with lookahead and
 //! cached until an action touches what they read), plans, actions, handlers, events.
 
+mod packages;
+
 use super::probe;
 use super::{Events, RunOptions};
 use crate::connection::{ConnectionError, ExecOutput, Transport};
@@ -110,6 +112,8 @@ pub struct HostRun {
     generation: u64,
     /// Tasks prepared during lookahead: (task index, item index) -> (generation, task).
     prepared: HashMap<(usize, usize), (u64, Box<dyn ModuleTask>)>,
+    /// Later tasks whose packages an earlier task's transaction installed (task index).
+    absorbed: HashMap<usize, packages::Absorbed>,
 }
 
 fn merge(into: &mut Vars, from: &Vars) {
@@ -142,6 +146,7 @@ impl HostRun {
             secrets: Vec::new(),
             generation: 0,
             prepared: HashMap::new(),
+            absorbed: HashMap::new(),
         };
         run.inventory_vars = run.ctx.inventory.host_vars(&run.host);
         run.base_vars = run.compute_base_vars();
@@ -623,6 +628,16 @@ impl HostRun {
         let module = modules::lookup(&task.module).ok_or_else(|| format!("{}: unknown module '{}'", task.location, task.module))?;
         let rendered = templar.render_value(&task.args, vars).map_err(|e| format!("{}: {e}", task.location))?;
         let args = Self::module_args(module, rendered, task)?;
+        self.prepare_module(templar, task, module, args, vars, run_as)
+    }
+
+    /// Prepare `task` with arguments already rendered (or rewritten).
+    fn prepare_args(&self, task: &Task, args: Map<String, Value>, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
+        let module = modules::lookup(&task.module).ok_or_else(|| format!("{}: unknown module '{}'", task.location, task.module))?;
+        self.prepare_module(&self.ctx.templar, task, module, args, vars, run_as)
+    }
+
+    fn prepare_module(&self, templar: &Templar, task: &Task, module: &dyn Module, args: Map<String, Value>, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
         let pctx = PrepareContext {
             templar,
             vars,
@@ -682,7 +697,6 @@ impl HostRun {
             }
             self.ctx.events.round_trip(&self.host);
             tracing::debug!(host = %self.host, probes = batch.len(), users = groups.len(), "exec probe batch");
-            if let Ok(d) = std::env::var("PROVISION_DUMP_BATCH") { let _ = std::fs::write(format!("{d}.{}", self.host), parts.join("\n")); }
             let out = self.conn.exec(&parts.join("\n"), Some(&[])).await?;
             for (user, tag, group) in groups {
                 let results = match probe::parse_batch(&tag, group.len(), &out.stdout) {
@@ -821,6 +835,23 @@ impl HostRun {
         let results = if probes.is_empty() { vec![] } else { self.probe(&probes, &run_as, index).await? };
         let mut plan: Plan = mtask.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
+        // Packages of later tasks join this task's transaction (see `packages`).
+        let mut mtask = mtask;
+        if !check && plan.failed.is_none() && plan.skipped.is_none() && !plan.actions.is_empty() {
+            if let Some((merged, absorbed)) = self.merge_package_tasks(task, vars, index, &run_as).await {
+                let results = self.probe(&merged.probes(), &run_as, index).await?;
+                let merged_plan = merged.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
+                if merged_plan.failed.is_none() {
+                    for (j, p) in absorbed {
+                        self.absorbed.insert(j, packages::Absorbed { by: task.display_name(), diffs: p.diffs });
+                    }
+                    mtask = merged;
+                    plan = merged_plan;
+                }
+            }
+        }
+        // This task's packages were installed by an earlier task's transaction.
+        let absorbed = if plan.actions.is_empty() && plan.failed.is_none() { self.absorbed.remove(&index) } else { None };
         let mut skipped_reason = plan.skipped.clone();
         let mut action_summaries: Vec<String> = plan.actions.iter().map(|a| a.summary.clone()).collect();
         if plan.failed.is_none() && skipped_reason.is_none() && !plan.actions.is_empty() {
@@ -867,6 +898,13 @@ impl HostRun {
         }
         let skipped = skipped_reason.is_some();
         let mut changed = !skipped && plan.changed();
+        if let Some(a) = absorbed {
+            if !skipped {
+                changed = true;
+                plan.diffs = a.diffs;
+                action_summaries.push(format!("installed in the package transaction of '{}'", a.by));
+            }
+        }
         let mut failed = plan.failed.is_some();
         // Registered result.
         let mut reg = plan.result.clone();

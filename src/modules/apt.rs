@@ -147,6 +147,48 @@ struct AptTask {
 
 module_impl!(AptModule, "apt");
 
+/// Arguments of one `apt` install that also installs a later task's packages, when both are
+/// plain installs (`state: present`, names only) with the same options: the later task's
+/// packages join this task's transaction, so apt resolves, unpacks and runs its triggers once.
+/// The later task must not refresh the cache (it would expect fresh lists for its packages);
+/// this one may. `None` when they can't share a transaction.
+pub fn merge_install(first: &Map<String, Value>, later: &Map<String, Value>) -> Option<Map<String, Value>> {
+    // Parameters that only say "these packages, installed"; everything else must be equal.
+    const NAMES: &[&str] = &["name", "pkg", "package"];
+    const CACHE: &[&str] = &["update_cache", "update-cache", "cache_valid_time"];
+    let plain = |m: &Map<String, Value>| -> Option<Vec<String>> {
+        let a = build(m).ok()?;
+        if a.state != State::Present || a.upgrade != Upgrade::No || a.deb.is_some() || a.autoremove || a.autoclean || a.clean || a.only_upgrade || a.pkgs.is_empty() {
+            return None;
+        }
+        let names = NAMES.iter().find_map(|k| m.get(*k))?;
+        match names {
+            Value::String(s) => Some(s.split(',').map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect()),
+            Value::Array(v) => v.iter().map(|n| n.as_str().map(str::to_string)).collect(),
+            _ => None,
+        }
+    };
+    let (a, b) = (plain(first)?, plain(later)?);
+    if later.iter().any(|(k, v)| CACHE.contains(&k.as_str()) && crate::modules::args::truthy(v) != Some(false)) {
+        return None;
+    }
+    let rest = |m: &Map<String, Value>| -> Map<String, Value> {
+        m.iter().filter(|(k, _)| !NAMES.contains(&k.as_str()) && !CACHE.contains(&k.as_str()) && k.as_str() != "state").map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    if rest(first) != rest(later) {
+        return None;
+    }
+    let mut merged: Map<String, Value> = first.iter().filter(|(k, _)| !NAMES.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut names = a;
+    for n in b {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    merged.insert("name".into(), Value::from(names));
+    Some(merged)
+}
+
 fn num_arg(name: &str, v: &Option<String>, default: u64) -> Result<u64, ModuleError> {
     match v {
         None => Ok(default),
@@ -781,6 +823,23 @@ impl ModuleTask for AptTask {
 mod tests {
     use super::super::testutil::{assert_sh_syntax, ok};
     use super::*;
+
+    #[test]
+    fn plain_installs_with_the_same_options_share_a_transaction() {
+        let m = |v: Value| v.as_object().unwrap().clone();
+        let base = m(json!({"name": ["git", "ufw"], "update_cache": true, "cache_valid_time": 3600, "install_recommends": false}));
+        let later = m(json!({"name": "postgresql,postgresql-contrib", "install_recommends": false, "state": "present"}));
+        let merged = merge_install(&base, &later).unwrap();
+        assert_eq!(merged["name"], json!(["git", "ufw", "postgresql", "postgresql-contrib"]));
+        assert_eq!(merged["update_cache"], json!(true));
+        // different options, a cache refresh of its own, removals, upgrades, .debs: no
+        assert!(merge_install(&base, &m(json!({"name": "nginx"}))).is_none());
+        assert!(merge_install(&base, &m(json!({"name": "nginx", "install_recommends": false, "update_cache": true}))).is_none());
+        assert!(merge_install(&base, &m(json!({"name": "nginx", "install_recommends": false, "state": "absent"}))).is_none());
+        assert!(merge_install(&base, &m(json!({"name": "nginx", "install_recommends": false, "state": "latest"}))).is_none());
+        assert!(merge_install(&base, &m(json!({"deb": "/tmp/x.deb", "install_recommends": false}))).is_none());
+        assert!(merge_install(&m(json!({"upgrade": "dist"})), &later).is_none());
+    }
 
     fn task(v: Value) -> AptTask {
         build(v.as_object().unwrap()).unwrap()
