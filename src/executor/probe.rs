@@ -12,6 +12,8 @@ pub fn batch_script(tag: &str, probes: &[&str]) -> String {
     // in the script, so neither a probe's output nor the script's own text (visible in `ps`)
     // contains a newline followed by the tag.
     let mut s = String::with_capacity(probes.iter().map(|p| p.len() + 120).sum::<usize>() + 100);
+    // Where this batch's output starts (other users' batches may come before it).
+    s.push_str(&format!("printf '{tag} start\\n'\n"));
     s.push_str("e=$(mktemp) || exit 97\ntrap 'rm -f \"$e\"' EXIT\n");
     for (i, p) in probes.iter().enumerate() {
         s.push_str("(\n");
@@ -29,7 +31,8 @@ pub struct FramingError(pub String);
 /// Split the batch output back into one result per probe.
 pub fn parse_batch(tag: &str, n: usize, out: &[u8]) -> Result<Vec<ProbeResult>, FramingError> {
     let mut results = Vec::with_capacity(n);
-    let mut pos = 0;
+    let start = format!("{tag} start\n");
+    let mut pos = find(out, start.as_bytes()).ok_or_else(|| FramingError("batch did not start".into()))? + start.len();
     for i in 0..n {
         let header = format!("\n{tag} {i} ");
         let at = find(&out[pos..], header.as_bytes()).map(|a| pos + a).ok_or_else(|| FramingError(format!("record {i} missing")))?;
@@ -86,11 +89,23 @@ mod tests {
     }
 
     #[test]
+    fn batches_of_several_users_in_one_output_stay_apart() {
+        let (t1, t2) = (new_tag(), new_tag());
+        let script = format!("({})\n({})", batch_script(&t1, &["echo first; echo e1 >&2"]), batch_script(&t2, &["echo second", "true"]));
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(parse_batch(&t1, 1, &out.stdout).unwrap(), vec![ProbeResult { stdout: "first\n".into(), stderr: "e1\n".into(), rc: 0 }]);
+        let second = parse_batch(&t2, 2, &out.stdout).unwrap();
+        assert_eq!(second[0], ProbeResult { stdout: "second\n".into(), stderr: String::new(), rc: 0 });
+        assert_eq!(second[1], ProbeResult::default());
+    }
+
+    #[test]
     fn truncated_output_is_an_error_not_a_panic() {
-        assert!(parse_batch("T", 1, b"abc\nT 0 0\nabc").is_err());
+        assert!(parse_batch("T", 1, b"T start\nabc\nT 0 0\nabc").is_err());
         assert!(parse_batch("T", 1, b"").is_err());
-        assert!(parse_batch("T", 1, b"\nT 0 x\na\nT 0 end\n").is_err());
-        assert!(parse_batch("T", 2, b"\nT 0 0\n\nT 0 end\n").is_err());
-        assert_eq!(parse_batch("T", 1, b"out\nT 0 2\nerr\nT 0 end\n").unwrap()[0], ProbeResult { stdout: "out".into(), stderr: "err".into(), rc: 2 });
+        assert!(parse_batch("T", 1, b"out\nT 0 2\nerr\nT 0 end\n").is_err(), "no start");
+        assert!(parse_batch("T", 1, b"T start\n\nT 0 x\na\nT 0 end\n").is_err());
+        assert!(parse_batch("T", 2, b"T start\n\nT 0 0\n\nT 0 end\n").is_err());
+        assert_eq!(parse_batch("T", 1, b"T start\nout\nT 0 2\nerr\nT 0 end\n").unwrap()[0], ProbeResult { stdout: "out".into(), stderr: "err".into(), rc: 2 });
     }
 }
