@@ -169,7 +169,14 @@ pub fn merge_install(first: &Map<String, Value>, later: &Map<String, Value>) -> 
         }
     };
     let (a, b) = (plain(first)?, plain(later)?);
-    if later.iter().any(|(k, v)| CACHE.contains(&k.as_str()) && crate::modules::args::truthy(v) != Some(false)) {
+    // A later task that refreshes the lists may join only a transaction that refreshes them the
+    // same way (anything that could add a source in between stops the merging anyway).
+    let cache = |m: &Map<String, Value>| {
+        let update = ["update_cache", "update-cache"].iter().find_map(|k| m.get(*k)).and_then(crate::modules::args::truthy).unwrap_or(false);
+        let valid = m.get("cache_valid_time").map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        (update, valid)
+    };
+    if cache(later).0 && cache(later) != cache(first) {
         return None;
     }
     let rest = |m: &Map<String, Value>| -> Map<String, Value> {
@@ -835,6 +842,10 @@ mod tests {
         // different options, a cache refresh of its own, removals, upgrades, .debs: no
         assert!(merge_install(&base, &m(json!({"name": "nginx"}))).is_none());
         assert!(merge_install(&base, &m(json!({"name": "nginx", "install_recommends": false, "update_cache": true}))).is_none());
+        // the same refresh as the first task's: fine
+        let pg = m(json!({"name": ["postgresql"], "install_recommends": false, "update_cache": "yes", "cache_valid_time": "3600"}));
+        assert_eq!(merge_install(&base, &pg).unwrap()["name"], json!(["git", "ufw", "postgresql"]));
+        assert!(merge_install(&m(json!({"name": ["git"], "install_recommends": false})), &pg).is_none());
         assert!(merge_install(&base, &m(json!({"name": "nginx", "install_recommends": false, "state": "absent"}))).is_none());
         assert!(merge_install(&base, &m(json!({"name": "nginx", "install_recommends": false, "state": "latest"}))).is_none());
         assert!(merge_install(&base, &m(json!({"deb": "/tmp/x.deb", "install_recommends": false}))).is_none());

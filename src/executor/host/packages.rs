@@ -77,13 +77,18 @@ impl HostRun {
             if later.register.is_some() || later.run_once || later.check_mode.is_some() || module.name() == "set_fact" {
                 break;
             }
-            let Some(largs) = self.rendered_args(later, &lvars) else { break };
             if module.name() != "apt" {
-                if harmless(module.name(), &largs) {
+                // Loop variables aren't known here: rendered as nothing, a path then reads as
+                // its fixed part (`{{ root }}/{{ item }}` -> `/srv/app/`), or as relative (not
+                // harmless) when it has none.
+                let lenient = self.ctx.templar.lenient();
+                let largs = lenient.render_value(&later.args, &lvars).ok().and_then(|r| Self::module_args(module, r, later).ok());
+                if largs.is_some_and(|a| harmless(module.name(), &a)) {
                     continue;
                 }
                 break;
             }
+            let Some(largs) = self.rendered_args(later, &lvars) else { continue };
             // Another apt task: joins if it surely runs, as the same user, with the same options.
             if !later.when.is_empty() || later.loop_items.is_some() || self.run_as(later, &lvars).ok().as_deref() != Some(run_as) {
                 continue;
