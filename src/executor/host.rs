@@ -625,10 +625,15 @@ impl HostRun {
     }
 
     fn prepare_with(&self, templar: &Templar, task: &Task, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
+        let (module, args) = Self::task_args(templar, task, vars)?;
+        self.prepare_module(templar, task, module, args, vars, run_as)
+    }
+
+    /// The task's module and its arguments as the module receives them, rendered with `vars`.
+    fn task_args(templar: &Templar, task: &Task, vars: &Vars) -> Result<(&'static dyn Module, Map<String, Value>), String> {
         let module = modules::lookup(&task.module).ok_or_else(|| format!("{}: unknown module '{}'", task.location, task.module))?;
         let rendered = templar.render_value(&task.args, vars).map_err(|e| format!("{}: {e}", task.location))?;
-        let args = Self::module_args(module, rendered, task)?;
-        self.prepare_module(templar, task, module, args, vars, run_as)
+        Ok((module, Self::module_args(module, rendered, task)?))
     }
 
     /// Prepare `task` with arguments already rendered (or rewritten).
@@ -827,7 +832,7 @@ impl HostRun {
     async fn run_item_inner(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
         let run_as = self.run_as(task, vars).map_err(ItemError::Task)?;
         // Reuse the task prepared during lookahead when no variable changed since.
-        let mtask = match self.prepared.remove(&(index, item)) {
+        let mut mtask = match self.prepared.remove(&(index, item)) {
             Some((generation, t)) if generation == self.generation => t,
             _ => self.prepare(task, vars, &run_as).map_err(ItemError::Task)?,
         };
@@ -836,7 +841,6 @@ impl HostRun {
         let mut plan: Plan = mtask.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
         // Packages of later tasks join this task's transaction (see `packages`).
-        let mut mtask = mtask;
         if !check && plan.failed.is_none() && plan.skipped.is_none() && !plan.actions.is_empty() {
             if let Some((merged, absorbed)) = self.merge_package_tasks(task, vars, index, &run_as).await {
                 let results = self.probe(&merged.probes(), &run_as, index).await?;

@@ -233,7 +233,7 @@ enum PlayPhase {
 
 /// What other plays see of a host through `hostvars`: its facts and the variables it set
 /// (published when the host finishes a play).
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Published {
     facts: Option<Vars>,
     host_vars: Vars,
@@ -249,6 +249,12 @@ struct RunShared {
     records: HashMap<String, tokio::sync::Mutex<HostRecord>>,
     published: Mutex<HashMap<String, Published>>,
     forks: Arc<Semaphore>,
+}
+
+impl RunShared {
+    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<String, Published>> {
+        self.published.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Run every play of the playbook on the inventory. Plays start in order; a play waits for the
@@ -428,7 +434,7 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
                             if let Some(u) = f.get("ansible_user_id").and_then(Value::as_str) {
                                 rec.login_user = u.to_string();
                             }
-                            shared.published.lock().unwrap_or_else(|p| p.into_inner()).entry(h.clone()).or_default().facts = Some(f.clone());
+                            shared.published().entry(h.clone()).or_default().facts = Some(f.clone());
                         rec.facts = Some(f);
                         } else if let Some(u) = text.lines().find_map(|l| l.strip_prefix("user_id=")) {
                             rec.login_user = u.trim().to_string();
@@ -465,17 +471,19 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
     // hostvars: every inventory host's variables plus gathered facts and set_facts.
     // Read from what hosts published: hosts of plays running alongside this one are busy.
     let mut hostvars = serde_json::Map::new();
-    let published = shared.published.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for h in inventory.hosts() {
-        let mut v = inventory.host_vars(&h);
-        if let Some(p) = published.get(&h) {
-            if let Some(f) = &p.facts {
-                v.extend(f.clone());
+    {
+        let published = shared.published();
+        for h in inventory.hosts() {
+            let mut v = inventory.host_vars(&h);
+            if let Some(p) = published.get(&h) {
+                if let Some(f) = &p.facts {
+                    v.extend(f.clone());
+                }
+                v.extend(p.host_vars.clone());
             }
-            v.extend(p.host_vars.clone());
+            v.insert("inventory_hostname".into(), Value::String(h.clone()));
+            hostvars.insert(h.clone(), Value::Object(v));
         }
-        v.insert("inventory_hostname".into(), Value::String(h.clone()));
-        hostvars.insert(h.clone(), Value::Object(v));
     }
     let mut globals = Vars::new();
     globals.insert("hostvars".into(), Value::Object(hostvars));
@@ -514,7 +522,7 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
             let mut run = host::HostRun::new(ctx.clone(), h.clone(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
             let outcome = run.run_play().await;
             rec.host_vars = run.into_host_vars();
-            shared.published.lock().unwrap_or_else(|p| p.into_inner()).entry(h.clone()).or_default().host_vars = rec.host_vars.clone();
+            shared.published().entry(h.clone()).or_default().host_vars = rec.host_vars.clone();
             match outcome {
                 host::HostOutcome::Ok => {}
                 host::HostOutcome::Failed => rec.failed = true,

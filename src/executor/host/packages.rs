@@ -38,9 +38,9 @@ fn touches_install_inputs(path: &str) -> bool {
 fn harmless(module: &str, args: &Map<String, Value>) -> bool {
     let path = || ["path", "dest", "name"].iter().find_map(|k| args.get(*k)).and_then(Value::as_str).map(str::to_string);
     match module {
+        "debug" | "assert" | "stat" | "slurp" | "ufw" | "git" | "pip" | "postgresql_db" | "postgresql_user" | "postgresql_privs" => true,
         // A package may create the same user or group: only ones without fixed ids or the
         // system flag are safe to create after it.
-        "debug" | "assert" | "stat" | "slurp" | "ufw" | "git" | "pip" | "postgresql_db" | "postgresql_user" | "postgresql_privs" => true,
         "user" | "group" => {
             let fixed = |k: &str| args.get(k).is_some_and(|v| !v.is_null());
             !fixed("uid") && !fixed("gid") && args.get("system").is_none_or(|v| modules::args::truthy(v) == Some(false))
@@ -51,20 +51,13 @@ fn harmless(module: &str, args: &Map<String, Value>) -> bool {
 }
 
 impl HostRun {
-    /// Arguments of task `task` as its module receives them, rendered with `vars`.
-    fn rendered_args(&self, task: &Task, vars: &Vars) -> Option<Map<String, Value>> {
-        let module = modules::lookup(&task.module)?;
-        let rendered = self.ctx.templar.render_value(&task.args, vars).ok()?;
-        Self::module_args(module, rendered, task).ok()
-    }
-
     /// If `task` (an `apt` install at `index`, about to run as `run_as`) can take later tasks'
     /// packages into its transaction: the merged task, and what each absorbed task installs.
     pub(super) async fn merge_package_tasks(&mut self, task: &Task, vars: &Vars, index: usize, run_as: &str) -> Option<(Box<dyn ModuleTask>, Vec<(usize, Plan)>)> {
         if modules::lookup(&task.module)?.name() != "apt" || task.loop_items.is_some() {
             return None;
         }
-        let mut args = self.rendered_args(task, vars)?;
+        let (_, mut args) = Self::task_args(&self.ctx.templar, task, vars).ok()?;
         let ctx = self.ctx.clone();
         let play = ctx.play();
         let mut absorbed = Vec::new();
@@ -73,29 +66,28 @@ impl HostRun {
                 continue; // won't run
             }
             let Some(module) = modules::lookup(&later.module) else { break };
-            let lvars = self.task_vars(later);
             if later.register.is_some() || later.run_once || later.check_mode.is_some() || module.name() == "set_fact" {
                 break;
             }
+            let lvars = self.task_vars(later);
             if module.name() != "apt" {
                 // Loop variables aren't known here: rendered as nothing, a path then reads as
                 // its fixed part (`{{ root }}/{{ item }}` -> `/srv/app/`), or as relative (not
                 // harmless) when it has none.
-                let lenient = self.ctx.templar.lenient();
-                let largs = lenient.render_value(&later.args, &lvars).ok().and_then(|r| Self::module_args(module, r, later).ok());
-                if largs.is_some_and(|a| harmless(module.name(), &a)) {
+                let largs = Self::task_args(&self.ctx.templar.lenient(), later, &lvars);
+                if largs.is_ok_and(|(_, a)| harmless(module.name(), &a)) {
                     continue;
                 }
                 break;
             }
-            let Some(largs) = self.rendered_args(later, &lvars) else { continue };
+            let Ok((_, largs)) = Self::task_args(&self.ctx.templar, later, &lvars) else { continue };
             // Another apt task: joins if it surely runs, as the same user, with the same options.
             if !later.when.is_empty() || later.loop_items.is_some() || self.run_as(later, &lvars).ok().as_deref() != Some(run_as) {
                 continue;
             }
             let Some(merged) = apt::merge_install(&args, &largs) else { continue };
             // Its own plan, for its report and to be sure its packages can be installed.
-            let Ok(t) = self.prepare(later, &lvars, run_as) else { continue };
+            let Ok(t) = self.prepare_args(later, largs, &lvars, run_as) else { continue };
             let probes = t.probes();
             let Ok(results) = self.probe(&probes, run_as, usize::MAX).await else { continue };
             let Ok(plan) = t.plan(&results) else { continue };
