@@ -66,3 +66,43 @@ fn plays_sharing_a_host_run_in_order() {
     let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
     r.assert_ok();
 }
+
+/// The controller's debug log, reduced to (what, host) pairs for connection-level steps.
+fn steps(stderr: &str) -> Vec<(String, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let what = ["exec facts", "exec action", "closing connection"].into_iter().find(|w| l.contains(w))?;
+            let host = l.split("host=").nth(1)?.split_whitespace().next()?.trim_matches(|c| c == '"' || c == ':');
+            Some((what.to_string(), host.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn without_hostvars_each_host_goes_from_facts_to_tasks_and_is_closed() {
+    // --forks 1: the first host gathers facts, runs its task and is closed before the second
+    // host is even connected (a big fleet then holds one host's connection at a time).
+    let p = project(&[
+        ("hosts.yml", INVENTORY),
+        ("site.yml", "- name: p\n  hosts: all\n  tasks:\n    - command: echo {{ inventory_hostname }}\n"),
+    ]);
+    let r = provision_env(p.path(), &["-i", "hosts.yml", "site.yml", "--forks", "1"], &[("PROVISION_LOG", "provision=debug")]);
+    r.assert_ok();
+    let s = steps(&r.stderr);
+    let what: Vec<&str> = s.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(what, ["exec facts", "exec action", "closing connection", "exec facts", "exec action", "closing connection"], "{}", r.stderr);
+    assert!(s[0].1 == s[2].1 && s[3].1 == s[5].1 && s[0].1 != s[3].1, "{s:?}");
+}
+
+#[test]
+fn a_play_reading_hostvars_gathers_every_hosts_facts_first() {
+    let p = project(&[
+        ("hosts.yml", INVENTORY),
+        ("site.yml", "- name: p\n  hosts: all\n  tasks:\n    - command: echo {{ hostvars['a'].ansible_hostname }}\n"),
+    ]);
+    let r = provision_env(p.path(), &["-i", "hosts.yml", "site.yml", "--forks", "1"], &[("PROVISION_LOG", "provision=debug")]);
+    r.assert_ok();
+    let what: Vec<String> = steps(&r.stderr).into_iter().map(|(w, _)| w).collect();
+    assert_eq!(what, ["exec facts", "exec facts", "exec action", "closing connection", "exec action", "closing connection"], "{}", r.stderr);
+}

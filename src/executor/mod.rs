@@ -171,7 +171,8 @@ impl Events {
 struct HostRecord {
     conn: Option<Arc<dyn Transport>>,
     login_user: String,
-    facts: Option<Vars>,
+    /// Shared with [`Published::facts`]: one copy per host.
+    facts: Option<Arc<Vars>>,
     /// set_fact and registered variables.
     host_vars: Vars,
     failed: bool,
@@ -235,7 +236,7 @@ enum PlayPhase {
 /// (published when the host finishes a play).
 #[derive(Default)]
 struct Published {
-    facts: Option<Vars>,
+    facts: Option<Arc<Vars>>,
     host_vars: Vars,
 }
 
@@ -249,6 +250,11 @@ struct RunShared {
     records: HashMap<String, tokio::sync::Mutex<HostRecord>>,
     published: Mutex<HashMap<String, Published>>,
     forks: Arc<Semaphore>,
+    /// Each host's last play: its connection is closed when it finishes that play, so a
+    /// big fleet holds at most `forks` busy connections' buffers, not every host's.
+    last_play: HashMap<String, usize>,
+    /// Per play: its hosts all gather facts before any runs a task (see [`run_play`]).
+    barrier: Vec<bool>,
 }
 
 impl RunShared {
@@ -274,7 +280,15 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         }
         play_hosts.push(hosts);
     }
-    let deps = play_dependencies(&playbook, &inventory, &opts, &play_hosts);
+    let texts = play_texts(&playbook, &inventory, &opts, &play_hosts);
+    let deps = play_dependencies(&playbook, &play_hosts, &texts);
+    let barrier: Vec<bool> = texts.iter().map(|t| schedule::needs_barrier(t)).collect();
+    let mut last_play = HashMap::new();
+    for (i, hosts) in play_hosts.iter().enumerate() {
+        for h in hosts {
+            last_play.insert(h.clone(), i);
+        }
+    }
     let shared = Arc::new(RunShared {
         playbook: playbook.clone(),
         inventory: inventory.clone(),
@@ -284,6 +298,8 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         records: inventory.hosts().into_iter().map(|h| (h, tokio::sync::Mutex::new(HostRecord::default()))).collect(),
         published: Mutex::new(HashMap::new()),
         forks: Arc::new(Semaphore::new(opts.forks.max(1))),
+        last_play,
+        barrier: barrier.clone(),
     });
 
     let (phases, watchers): (Vec<_>, Vec<_>) = (0..playbook.plays.len()).map(|_| tokio::sync::watch::channel(PlayPhase::Waiting)).unzip();
@@ -292,8 +308,13 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
     for (play_idx, hosts) in play_hosts.into_iter().enumerate() {
         let shared = shared.clone();
         let phase = phases[play_idx].clone();
+        // A play that reads no `hostvars` needs no other play's facts.
         let waits: Vec<(tokio::sync::watch::Receiver<PlayPhase>, PlayPhase)> = (0..play_idx)
-            .map(|j| (watchers[j].clone(), if deps[play_idx].contains(&j) { PlayPhase::Finished } else { PlayPhase::FactsDone }))
+            .filter_map(|j| match (deps[play_idx].contains(&j), barrier[play_idx]) {
+                (true, _) => Some((watchers[j].clone(), PlayPhase::Finished)),
+                (false, true) => Some((watchers[j].clone(), PlayPhase::FactsDone)),
+                (false, false) => None,
+            })
             .collect();
         joins.push(tokio::spawn(async move {
             for (mut w, need) in waits {
@@ -322,14 +343,9 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
     Ok(RunSummary { stats })
 }
 
-/// [`schedule::dependencies`] for this run's plays.
-fn play_dependencies(playbook: &Playbook, inventory: &Inventory, opts: &RunOptions, play_hosts: &[Vec<String>]) -> Vec<std::collections::BTreeSet<usize>> {
-    if playbook.plays.len() < 2 {
-        return vec![Default::default(); playbook.plays.len()];
-    }
-    let hosts: Vec<std::collections::BTreeSet<String>> = play_hosts.iter().map(|h| h.iter().cloned().collect()).collect();
-    let sets: Vec<_> = playbook.plays.iter().map(schedule::names_set).collect();
-    let texts: Vec<String> = playbook
+/// Every play's text (see [`schedule::play_text`]), for the schedule and the barrier check.
+fn play_texts(playbook: &Playbook, inventory: &Inventory, opts: &RunOptions, play_hosts: &[Vec<String>]) -> Vec<String> {
+    playbook
         .plays
         .iter()
         .zip(play_hosts)
@@ -338,17 +354,26 @@ fn play_dependencies(playbook: &Playbook, inventory: &Inventory, opts: &RunOptio
             let vars: Vec<Vars> = hosts.iter().map(|h| inventory.host_vars(h)).filter(|v| seen.insert(serde_json::to_string(v).unwrap_or_default())).collect();
             schedule::play_text(play, &vars, &opts.extra_vars)
         })
-        .collect();
-    let deps = schedule::dependencies(&hosts, &sets, &texts);
+        .collect()
+}
+
+/// [`schedule::dependencies`] for this run's plays.
+fn play_dependencies(playbook: &Playbook, play_hosts: &[Vec<String>], texts: &[String]) -> Vec<std::collections::BTreeSet<usize>> {
+    let hosts: Vec<std::collections::BTreeSet<String>> = play_hosts.iter().map(|h| h.iter().cloned().collect()).collect();
+    let sets: Vec<_> = playbook.plays.iter().map(schedule::names_set).collect();
+    let deps = schedule::dependencies(&hosts, &sets, texts);
     for (k, d) in deps.iter().enumerate() {
         tracing::debug!(play = k, waits_for = ?d, "play schedule");
     }
     deps
 }
 
-/// One play: connect and gather facts on its hosts, then every host runs the tasks on its own.
+/// One play. With a barrier (the play reads `hostvars` or has `run_once` tasks): every host
+/// connects and gathers facts first, then every host runs the tasks on its own. Without one,
+/// each host goes straight from its facts to its tasks and is done: a big fleet then holds
+/// only `forks` hosts' connections and state at a time.
 async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, phase: &tokio::sync::watch::Sender<PlayPhase>) {
-    let RunShared { playbook, inventory, opts, events, templar, .. } = &**shared;
+    let RunShared { playbook, events, opts, .. } = &**shared;
     let play = &playbook.plays[play_idx];
     // Hosts that failed or were unreachable earlier in the run sit out later plays.
     let mut active = Vec::new();
@@ -366,90 +391,41 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
         phase.send_replace(PlayPhase::FactsDone);
         return;
     }
+    if play.gather_facts {
+        events.emit(Event::Task { play: play_idx, key: FACTS_KEY, name: "Gathering Facts".into(), handler: false, location: String::new() });
+    }
+
+    if !shared.barrier[play_idx] {
+        let ctx = play_context(shared, play_idx, active.clone(), false);
+        let mut joins = Vec::new();
+        for h in active {
+            let (shared, ctx) = (shared.clone(), ctx.clone());
+            joins.push(tokio::spawn(async move {
+                let _permit = shared.forks.acquire().await;
+                let mut rec = shared.records[&h].lock().await;
+                if connect_and_gather(&shared, play_idx, &h, &mut rec).await {
+                    shared.events.emit(Event::Passed { play: play_idx, host: h.clone(), key: FACTS_KEY });
+                    run_host(&shared, &ctx, &h, &mut rec).await;
+                } else {
+                    shared.events.emit(Event::HostDone { play: play_idx, host: h.clone() });
+                }
+            }));
+        }
+        for j in joins {
+            let _ = j.await;
+        }
+        phase.send_replace(PlayPhase::FactsDone);
+        return;
+    }
 
     // Phase 1: connect and gather facts everywhere (hostvars need every host's facts).
-    let facts_key: SlotKey = (0, 0, 0);
-    if play.gather_facts {
-        events.emit(Event::Task { play: play_idx, key: facts_key, name: "Gathering Facts".into(), handler: false, location: String::new() });
-    }
     let mut joins = Vec::new();
     for h in active.clone() {
         let shared = shared.clone();
-        let gather = play.gather_facts;
         joins.push(tokio::spawn(async move {
-            let RunShared { inventory, opts, events, templar, .. } = &*shared;
             let _permit = shared.forks.acquire().await;
             let mut rec = shared.records[&h].lock().await;
-            let vars = inventory.host_vars(&h);
-            let result = |status, msg: Option<String>| TaskResult {
-                host: h.clone(),
-                status,
-                item: None,
-                msg,
-                diffs: vec![],
-                actions: vec![],
-                ignored: false,
-                result: Value::Null,
-                counts: true,
-            };
-            if rec.conn.is_none() {
-                let spec = match connection_spec(&h, &vars, templar, opts) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        rec.failed = true;
-                        events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Failed, Some(format!("bad connection variables: {e}"))) });
-                        return;
-                    }
-                };
-                let connected = tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await;
-                match connected {
-                    Ok(Ok(c)) => {
-                        rec.conn = Some(Arc::from(c));
-                        rec.login_user = spec.user.clone().unwrap_or_default();
-                    }
-                    Ok(Err(e)) => {
-                        rec.unreachable = true;
-                        events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Unreachable, Some(e.to_string())) });
-                        return;
-                    }
-                    Err(_) => {
-                        rec.unreachable = true;
-                        events.emit(Event::Result { play: play_idx, key: facts_key, task: "connect".into(), result: result(Status::Unreachable, Some(format!("timed out connecting to {}:{}", spec.address, spec.port))) });
-                        return;
-                    }
-                }
-            }
-            let conn = rec.conn.clone().expect("connected above");
-            // Who we are on the host (login user may come from ~/.ssh/config).
-            let need_whoami = rec.login_user.is_empty();
-            if (gather && rec.facts.is_none()) || need_whoami {
-                let script = if gather { facts::FACTS_SCRIPT.to_string() } else { "echo \"user_id=$(id -un)\"".to_string() };
-                events.round_trip(&h);
-                tracing::debug!(host = %h, "exec facts");
-                match conn.exec(&script, None).await {
-                    Ok(out) => {
-                        let text = out.stdout_str();
-                        if gather {
-                            let f = facts::parse(&text);
-                            if let Some(u) = f.get("ansible_user_id").and_then(Value::as_str) {
-                                rec.login_user = u.to_string();
-                            }
-                            shared.published().entry(h.clone()).or_default().facts = Some(f.clone());
-                        rec.facts = Some(f);
-                        } else if let Some(u) = text.lines().find_map(|l| l.strip_prefix("user_id=")) {
-                            rec.login_user = u.trim().to_string();
-                        }
-                    }
-                    Err(e) => {
-                        rec.unreachable = true;
-                        events.emit(Event::Result { play: play_idx, key: facts_key, task: "Gathering Facts".into(), result: result(Status::Unreachable, Some(e.to_string())) });
-                        return;
-                    }
-                }
-            }
-            if gather {
-                events.emit(Event::Result { play: play_idx, key: facts_key, task: "Gathering Facts".into(), result: result(Status::Ok, None) });
-            }
+            connect_and_gather(&shared, play_idx, &h, &mut rec).await;
         }));
     }
     for j in joins {
@@ -464,32 +440,133 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
             events.emit(Event::HostDone { play: play_idx, host: h.clone() });
         } else {
             running.push(h.clone());
-            events.emit(Event::Passed { play: play_idx, host: h.clone(), key: facts_key });
+            events.emit(Event::Passed { play: play_idx, host: h.clone(), key: FACTS_KEY });
         }
     }
 
-    // hostvars: every inventory host's variables plus gathered facts and set_facts.
-    // Read from what hosts published: hosts of plays running alongside this one are busy.
-    let mut hostvars = serde_json::Map::new();
-    {
+    // Phase 2: every host runs the tasks independently.
+    let ctx = play_context(shared, play_idx, running.clone(), true);
+    let mut joins = Vec::new();
+    for h in running {
+        let (shared, ctx) = (shared.clone(), ctx.clone());
+        joins.push(tokio::spawn(async move {
+            let _permit = shared.forks.acquire().await;
+            let mut rec = shared.records[&h].lock().await;
+            run_host(&shared, &ctx, &h, &mut rec).await;
+        }));
+    }
+    for j in joins {
+        let _ = j.await;
+    }
+}
+
+/// The task slot of fact gathering.
+const FACTS_KEY: SlotKey = (0, 0, 0);
+
+/// Connect to `h` (once per run) and gather its facts (once per run) if the play asks for
+/// them. False when the host is lost (failure already reported).
+async fn connect_and_gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostRecord) -> bool {
+    let RunShared { inventory, opts, events, templar, playbook, .. } = shared;
+    let gather = playbook.plays[play_idx].gather_facts;
+    let result = |status, msg: Option<String>| TaskResult {
+        host: h.to_string(),
+        status,
+        item: None,
+        msg,
+        diffs: vec![],
+        actions: vec![],
+        ignored: false,
+        result: Value::Null,
+        counts: true,
+    };
+    if rec.conn.is_none() {
+        let vars = inventory.host_vars(h);
+        let spec = match connection_spec(h, &vars, templar, opts) {
+            Ok(s) => s,
+            Err(e) => {
+                rec.failed = true;
+                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Failed, Some(format!("bad connection variables: {e}"))) });
+                return false;
+            }
+        };
+        let connected = tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await;
+        match connected {
+            Ok(Ok(c)) => {
+                rec.conn = Some(Arc::from(c));
+                rec.login_user = spec.user.clone().unwrap_or_default();
+            }
+            Ok(Err(e)) => {
+                rec.unreachable = true;
+                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Unreachable, Some(e.to_string())) });
+                return false;
+            }
+            Err(_) => {
+                rec.unreachable = true;
+                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Unreachable, Some(format!("timed out connecting to {}:{}", spec.address, spec.port))) });
+                return false;
+            }
+        }
+    }
+    let conn = rec.conn.clone().expect("connected above");
+    // Who we are on the host (login user may come from ~/.ssh/config).
+    let need_whoami = rec.login_user.is_empty();
+    if (gather && rec.facts.is_none()) || need_whoami {
+        let script = if gather { facts::FACTS_SCRIPT.to_string() } else { "echo \"user_id=$(id -un)\"".to_string() };
+        events.round_trip(h);
+        tracing::debug!(host = %h, "exec facts");
+        match conn.exec(&script, None).await {
+            Ok(out) => {
+                let text = out.stdout_str();
+                if gather {
+                    let f = Arc::new(facts::parse(&text));
+                    if let Some(u) = f.get("ansible_user_id").and_then(Value::as_str) {
+                        rec.login_user = u.to_string();
+                    }
+                    shared.published().entry(h.to_string()).or_default().facts = Some(f.clone());
+                    rec.facts = Some(f);
+                } else if let Some(u) = text.lines().find_map(|l| l.strip_prefix("user_id=")) {
+                    rec.login_user = u.trim().to_string();
+                }
+            }
+            Err(e) => {
+                rec.unreachable = true;
+                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "Gathering Facts".into(), result: result(Status::Unreachable, Some(e.to_string())) });
+                return false;
+            }
+        }
+    }
+    if gather {
+        events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "Gathering Facts".into(), result: result(Status::Ok, None) });
+    }
+    true
+}
+
+/// What a play's hosts share: its templar (with play-wide names) and its host list.
+/// `hostvars` (every inventory host's variables and facts) is built only when asked for.
+fn play_context(shared: &RunShared, play_idx: usize, play_hosts: Vec<String>, hostvars: bool) -> Arc<host::PlayContext> {
+    let RunShared { playbook, inventory, opts, events, templar, .. } = shared;
+    let play = &playbook.plays[play_idx];
+    let mut globals = Vars::new();
+    if hostvars {
+        // Read from what hosts published: hosts of plays running alongside this one are busy.
+        let mut map = serde_json::Map::new();
         let published = shared.published();
         for h in inventory.hosts() {
             let mut v = inventory.host_vars(&h);
             if let Some(p) = published.get(&h) {
                 if let Some(f) = &p.facts {
-                    v.extend(f.clone());
+                    v.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
                 v.extend(p.host_vars.clone());
             }
             v.insert("inventory_hostname".into(), Value::String(h.clone()));
-            hostvars.insert(h.clone(), Value::Object(v));
+            map.insert(h.clone(), Value::Object(v));
         }
+        globals.insert("hostvars".into(), Value::Object(map));
     }
-    let mut globals = Vars::new();
-    globals.insert("hostvars".into(), Value::Object(hostvars));
     globals.insert("groups".into(), serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
     for k in ["ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch"] {
-        globals.insert(k.into(), serde_json::json!(running));
+        globals.insert(k.into(), serde_json::json!(play_hosts));
     }
     let dir = playbook.dir.canonicalize().unwrap_or(playbook.dir.clone());
     globals.insert("playbook_dir".into(), Value::String(dir.display().to_string()));
@@ -500,38 +577,37 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
     globals.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
     globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
     globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
-    let play_templar = templar.with_globals(Arc::new(globals));
-
-    // Phase 2: every host runs the tasks independently.
-    let play_ctx = Arc::new(host::PlayContext {
+    Arc::new(host::PlayContext {
         play_idx,
         playbook: playbook.clone(),
         inventory: inventory.clone(),
         opts: opts.clone(),
-        templar: play_templar,
+        templar: templar.with_globals(Arc::new(globals)),
         events: events.clone(),
-        play_hosts: running.clone(),
-    });
-    let mut joins = Vec::new();
-    for h in running.clone() {
-        let (shared, ctx) = (shared.clone(), play_ctx.clone());
-        joins.push(tokio::spawn(async move {
-            let _permit = shared.forks.acquire().await;
-            let mut rec = shared.records[&h].lock().await;
-            let conn = rec.conn.clone().expect("running hosts are connected");
-            let mut run = host::HostRun::new(ctx.clone(), h.clone(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
-            let outcome = run.run_play().await;
-            rec.host_vars = run.into_host_vars();
-            shared.published().entry(h.clone()).or_default().host_vars = rec.host_vars.clone();
-            match outcome {
-                host::HostOutcome::Ok => {}
-                host::HostOutcome::Failed => rec.failed = true,
-                host::HostOutcome::Unreachable => rec.unreachable = true,
-            }
-            ctx.events.emit(Event::HostDone { play: play_idx, host: h.clone() });
-        }));
+        play_hosts,
+    })
+}
+
+/// Run the play's tasks on one connected host; close its connection when the run is done
+/// with it.
+async fn run_host(shared: &RunShared, ctx: &Arc<host::PlayContext>, h: &str, rec: &mut HostRecord) {
+    let play_idx = ctx.play_idx;
+    let conn = rec.conn.clone().expect("running hosts are connected");
+    let mut run = host::HostRun::new(ctx.clone(), h.to_string(), conn, rec.login_user.clone(), rec.facts.as_deref().cloned().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
+    let outcome = run.run_play().await;
+    rec.host_vars = run.into_host_vars();
+    shared.published().entry(h.to_string()).or_default().host_vars = rec.host_vars.clone();
+    match outcome {
+        host::HostOutcome::Ok => {}
+        host::HostOutcome::Failed => rec.failed = true,
+        host::HostOutcome::Unreachable => rec.unreachable = true,
     }
-    for j in joins {
-        let _ = j.await;
+    ctx.events.emit(Event::HostDone { play: play_idx, host: h.to_string() });
+    // Done with this host for the run (no later play has it, or it sits them out).
+    if rec.failed || rec.unreachable || shared.last_play.get(h) == Some(&play_idx) {
+        if let Some(c) = rec.conn.take() {
+            tracing::debug!(host = %h, "closing connection");
+            c.close().await;
+        }
     }
 }

@@ -121,6 +121,12 @@ pub fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
+/// Whether a play's hosts must all have gathered facts before any of them runs a task: the
+/// play reads `hostvars` (other hosts' facts) or runs tasks once for all its hosts.
+pub fn needs_barrier(text: &str) -> bool {
+    mentions(text, "hostvars") || mentions(text, "run_once")
+}
+
 /// For every play, the earlier plays it must wait for (finish), given each play's hosts, the
 /// names each play sets and each play's text.
 pub fn dependencies(hosts: &[BTreeSet<String>], sets: &[Option<BTreeSet<String>>], texts: &[String]) -> Vec<BTreeSet<usize>> {
@@ -154,6 +160,14 @@ mod tests {
         assert!(!mentions("{{ gunicorn_unit.changed }}", "unit"));
         assert!(!mentions("units", "unit"));
         assert!(mentions(EVERYTHING, "anything"));
+    }
+
+    #[test]
+    fn barrier_only_for_hostvars_or_run_once() {
+        assert!(needs_barrier("{{ hostvars[h].ansible_host }}"));
+        assert!(needs_barrier("- command: x\n  run_once: true"));
+        assert!(needs_barrier(EVERYTHING));
+        assert!(!needs_barrier("{{ my_hostvars_copy }} {{ groups.web }}"));
     }
 
     #[test]

@@ -181,11 +181,17 @@ impl Run {
 
 /// Run the provision binary in `cwd` with `args` (colour off).
 pub fn provision(cwd: &Path, args: &[&str]) -> Run {
+    provision_env(cwd, args, &[])
+}
+
+/// [`provision`] with extra environment variables.
+pub fn provision_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_provision"))
         .current_dir(cwd)
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("ANSIBLE_HOST_KEY_CHECKING")
+        .envs(env.iter().copied())
         .output()
         .expect("run provision");
     Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
