@@ -4,7 +4,8 @@ Its output goes to the log, each line prefixed with the seconds since the start.
 
     measure.py --json OUT --log LOG -- CMD...
 
-Wall time (spawn to exit), CPU time (user+sys of the whole process tree), and controller
+Wall time (spawn to exit), CPU time (user+sys of the whole process tree), the CPU time the
+rest of the machine used meanwhile (others_cpu_s: the local test hosts' work), and controller
 memory: the peak over time of the summed PSS (proportional set size: shared pages are split
 between the processes that share them, so Ansible's forked workers are not counted many
 times) and of the summed RSS of every process of the tree, sampled every 50 ms, plus the
@@ -63,6 +64,14 @@ def mem(pid):
     return pss, rss
 
 
+def machine_cpu():
+    """CPU seconds the whole machine spent busy (user, nice, system, irq, softirq) so far."""
+    with open("/proc/stat") as f:
+        f = f.readline().split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(f[i]) for i in (1, 2, 3, 6, 7)) / ticks
+
+
 def main():
     args = sys.argv[1:]
     out_json = log = None
@@ -83,6 +92,7 @@ def main():
     logf = open(log, "wb") if log else None
     me = os.getpid()
     t0 = time.monotonic()
+    m0 = machine_cpu()
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     # Every output line goes to the log prefixed with the seconds since the start ("+12.345 "),
@@ -113,6 +123,7 @@ def main():
             break
         time.sleep(0.05)
     wall = time.monotonic() - t0
+    machine = machine_cpu() - m0
     reader.join(timeout=5)
     # Reap orphans that already exited (zombies reparented to us); leave live daemons alone.
     while True:
@@ -123,11 +134,16 @@ def main():
         if pid == 0:
             break
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    me_ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru.ru_utime + ru.ru_stime
     res = {
         "cmd": cmd,
         "rc": status,
         "wall_s": round(wall, 3),
-        "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+        "cpu_s": round(cpu, 3),
+        # Everything else the machine did meanwhile: on the bench, the test hosts (containers
+        # on the same cores) answering this run, plus background noise.
+        "others_cpu_s": round(max(0.0, machine - cpu - (me_ru.ru_utime + me_ru.ru_stime)), 3),
         "peak_pss_mib": round(peak_pss / 1024, 1),
         "peak_rss_mib": round(peak_rss / 1024, 1),
         "max_single_rss_mib": round(ru.ru_maxrss / 1024, 1),

@@ -696,15 +696,17 @@ impl HostRun {
             for user in users {
                 let group: Vec<&Probe> = batch.iter().filter(|(u, _)| *u == user).map(|(_, p)| p).collect();
                 let tag = probe::new_tag();
-                let scripts: Vec<&str> = group.iter().map(|p| p.script.as_str()).collect();
+                let merged = probe::merge_probes(&tag, &group);
+                let scripts: Vec<&str> = merged.iter().map(|(s, _)| s.as_str()).collect();
                 parts.push(format!("(\n{}\n)", self.wrap(&probe::batch_script(&tag, &scripts), &user)));
-                groups.push((user, tag, group));
+                let members: Vec<Vec<usize>> = merged.into_iter().map(|(_, m)| m).collect();
+                groups.push((user, tag, group, members));
             }
             self.ctx.events.round_trip(&self.host);
             tracing::debug!(host = %self.host, probes = batch.len(), users = groups.len(), "exec probe batch");
             let out = self.conn.exec(&parts.join("\n"), Some(&[])).await?;
-            for (user, tag, group) in groups {
-                let results = match probe::parse_batch(&tag, group.len(), &out.stdout) {
+            for (user, tag, group, members) in groups {
+                let results = match probe::parse_batch(&tag, members.len(), &out.stdout) {
                     Ok(r) => r,
                     Err(e) => {
                         let msg = format!("{e}; exit {}: {}", out.exit_code, out.stderr_str().trim());
@@ -714,8 +716,12 @@ impl HostRun {
                         continue; // a lookahead task's user problem surfaces when that task runs
                     }
                 };
-                for (p, r) in group.into_iter().zip(results) {
-                    self.probe_cache.insert((user.clone(), p.script.clone()), CachedProbe { result: r, reads: p.reads.clone() });
+                for (m, r) in members.into_iter().zip(results) {
+                    let n = m.len();
+                    for (i, r) in m.into_iter().zip(probe::split_merged(&tag, n, r)) {
+                        let p = group[i];
+                        self.probe_cache.insert((user.clone(), p.script.clone()), CachedProbe { result: r, reads: p.reads.clone() });
+                    }
                 }
             }
         }

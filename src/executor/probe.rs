@@ -2,7 +2,66 @@
 //! to temp files; the batch prints a framed, length-prefixed record per probe so any content
 //! (binary, markers, missing newlines) splits back exactly.
 
-use crate::modules::ProbeResult;
+use crate::modules::{Probe, ProbeResult, MERGE_SLOT};
+
+/// The scripts to send for a batch's probes: probes sharing a merge wrapper become one script
+/// (at the first one's place). Returns each script with the indices of the probes it answers.
+pub fn merge_probes(tag: &str, probes: &[&Probe]) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (i, p) in probes.iter().enumerate() {
+        if let Some(m) = &p.merge {
+            if let Some(slot) = out.iter_mut().find(|(w, _)| *w == Some(m.wrapper.as_str())) {
+                slot.1.push(i);
+                continue;
+            }
+        }
+        out.push((p.merge.as_ref().map(|m| m.wrapper.as_str()), vec![i]));
+    }
+    out.into_iter()
+        .map(|(wrapper, members)| match wrapper {
+            Some(w) if members.len() > 1 => {
+                let mut body = String::new();
+                for (k, &i) in members.iter().enumerate() {
+                    let m = probes[i].merge.as_ref().expect("merged probes have a wrapper");
+                    if k > 0 {
+                        body.push('\n');
+                        body.push_str(&(m.separator)(&part_line(tag, k)));
+                        body.push('\n');
+                    }
+                    body.push_str(&m.part);
+                }
+                (w.replacen(MERGE_SLOT, &body, 1), members)
+            }
+            _ => (probes[members[0]].script.clone(), members),
+        })
+        .collect()
+}
+
+fn part_line(tag: &str, k: usize) -> String {
+    format!("{tag}-part {k}")
+}
+
+/// Split the result of a merged script (see [`merge_probes`]) into one result per part. When
+/// the separators are not all there, every part gets the whole result.
+pub fn split_merged(tag: &str, n: usize, r: ProbeResult) -> Vec<ProbeResult> {
+    if n == 1 {
+        return vec![r];
+    }
+    let mut sections = vec![String::new()];
+    for line in r.stdout.lines() {
+        if line == part_line(tag, sections.len()) {
+            sections.push(String::new());
+        } else {
+            let s = sections.last_mut().expect("never empty");
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    if sections.len() != n {
+        return vec![r; n];
+    }
+    sections.into_iter().map(|stdout| ProbeResult { stdout, stderr: r.stderr.clone(), rc: r.rc }).collect()
+}
 
 /// Build one sh script running every probe in order, each in its own subshell with stdin closed.
 pub fn batch_script(tag: &str, probes: &[&str]) -> String {
@@ -69,6 +128,58 @@ pub fn new_tag() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::Scope;
+
+    /// Run probes as the executor does: merged, batched, through real sh, split back.
+    fn run(probes: &[&Probe]) -> (usize, Vec<ProbeResult>) {
+        let tag = new_tag();
+        let merged = merge_probes(&tag, probes);
+        let scripts: Vec<&str> = merged.iter().map(|(s, _)| s.as_str()).collect();
+        let out = std::process::Command::new("sh").arg("-c").arg(batch_script(&tag, &scripts)).output().unwrap();
+        let results = parse_batch(&tag, merged.len(), &out.stdout).unwrap();
+        let mut by_probe = vec![ProbeResult::default(); probes.len()];
+        for ((_, members), r) in merged.iter().zip(results) {
+            for (&i, r) in members.iter().zip(split_merged(&tag, members.len(), r)) {
+                by_probe[i] = r;
+            }
+        }
+        (merged.len(), by_probe)
+    }
+
+    #[test]
+    fn probes_sharing_a_wrapper_run_as_one_and_split_back() {
+        // The "session" prints its input, as psql prints query results; it counts its runs.
+        let d = tempfile::tempdir().unwrap();
+        let wrapper = format!("echo run >> {}/runs; cat <<'EOF'\n{MERGE_SLOT}\nEOF\n", d.path().display());
+        let sep: fn(&str) -> String = |line| line.to_string();
+        let a = Probe::mergeable(wrapper.clone(), "a|1\na|2".into(), sep, Scope::Host);
+        let plain = Probe::new("echo plain", Scope::Host);
+        let b = Probe::mergeable(wrapper.clone(), "b|1".into(), sep, Scope::Host);
+        let other = Probe::mergeable("cat <<'EOF'\n@@PROVISION_MERGE_SLOT@@\nEOF\n".into(), "c|1".into(), sep, Scope::Host);
+        let (sent, r) = run(&[&a, &plain, &b, &other]);
+        assert_eq!(sent, 3);
+        assert_eq!(std::fs::read_to_string(d.path().join("runs")).unwrap(), "run\n");
+        assert_eq!(r[0].stdout, "a|1\na|2\n");
+        assert_eq!(r[1].stdout, "plain\n");
+        assert_eq!(r[2].stdout, "b|1\n");
+        assert_eq!(r[3].stdout, "c|1\n");
+        // a lone mergeable probe is sent as its own script
+        let (sent, r) = run(&[&b]);
+        assert_eq!((sent, r[0].stdout.as_str()), (1, "b|1\n"));
+    }
+
+    #[test]
+    fn a_failed_merged_probe_gives_every_part_the_whole_answer() {
+        let wrapper = format!("echo 'down|no server'; echo oops >&2; exit 2\n: '{MERGE_SLOT}'");
+        let sep: fn(&str) -> String = |line| line.to_string();
+        let a = Probe::mergeable(wrapper.clone(), "x".into(), sep, Scope::Host);
+        let b = Probe::mergeable(wrapper, "y".into(), sep, Scope::Host);
+        let (sent, r) = run(&[&a, &b]);
+        assert_eq!(sent, 1);
+        for r in r {
+            assert_eq!(r, ProbeResult { stdout: "down|no server\n".into(), stderr: "oops\n".into(), rc: 2 });
+        }
+    }
 
     #[test]
     fn batch_round_trips_through_real_sh() {

@@ -349,6 +349,9 @@ fn parse_dpkg(out: &str, into: &mut BTreeMap<String, Installed>) {
     }
 }
 
+/// Separates dpkg's answer from apt-cache's in the combined probe.
+const POLICY_MARK: &str = "--policy--";
+
 /// Parse `apt-cache policy a b c`.
 fn parse_policy(out: &str) -> BTreeMap<String, Policy> {
     let mut m = BTreeMap::new();
@@ -418,9 +421,11 @@ impl AptTask {
     fn probe_kinds(&self) -> Vec<&'static str> {
         let mut k = Vec::new();
         if !self.pkgs.is_empty() {
-            k.push("dpkg");
-            if self.state != State::Absent {
-                k.push("policy");
+            match self.state {
+                State::Absent => k.push("dpkg"),
+                // Installed unpinned packages need no candidate: asked only for the others.
+                State::Present => k.push("dpkg+policy"),
+                State::Latest => k.extend(["dpkg", "policy"]),
             }
         }
         if self.update_cache {
@@ -467,6 +472,11 @@ impl AptTask {
             match *kind {
                 "dpkg" => parse_dpkg(&r.stdout, &mut o.dpkg),
                 "policy" => o.policy = parse_policy(&r.stdout),
+                "dpkg+policy" => {
+                    let (dpkg, policy) = r.stdout.split_once(&format!("\n{POLICY_MARK}\n")).unwrap_or((&r.stdout, ""));
+                    parse_dpkg(dpkg, &mut o.dpkg);
+                    o.policy = parse_policy(policy);
+                }
                 "cache" => {
                     for l in r.stdout.lines() {
                         if let Some(v) = l.strip_prefix("cache_mtime|") {
@@ -504,6 +514,20 @@ impl ModuleTask for AptTask {
                     // Unknown names make dpkg-query exit 1 with "no packages found": still an answer.
                     "dpkg" => format!("LC_ALL=C dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\\n' -- {} 2>/dev/null || true", self.names()),
                     "policy" => format!("LC_ALL=C apt-cache policy -- {}", self.names()),
+                    "dpkg+policy" => {
+                        let q = |pinned: bool| self.pkgs.iter().filter(|p| p.version.is_some() == pinned).map(|p| sh_quote(&p.name)).collect::<Vec<_>>().join(" ");
+                        format!(
+                            "d=$(LC_ALL=C dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\\n' -- {names} 2>/dev/null)\n\
+                             printf '%s\\n' \"$d\"\n\
+                             need='{pinned}'\n\
+                             for n in {unpinned}; do case \"\n$d\" in *\"\n$n|install ok installed|\"*) ;; *) need=\"$need $n\" ;; esac; done\n\
+                             echo {POLICY_MARK}\n\
+                             if [ -n \"${{need# }}\" ]; then LC_ALL=C apt-cache policy -- $need; fi",
+                            names = self.names(),
+                            pinned = q(true).replace('\'', ""),
+                            unpinned = q(false),
+                        )
+                    }
                     "cache" => "t=0; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do if [ -e \"$f\" ]; then t=$(stat -c %Y \"$f\"); break; fi; done; echo \"cache_mtime|$t\"; echo \"now|$(date +%s)\"".to_string(),
                     "deb" => {
                         let d = sh_quote(self.deb.as_deref().unwrap_or(""));
@@ -857,6 +881,53 @@ mod tests {
     }
     const POLICY: &str = "nginx:\n  Installed: (none)\n  Candidate: 1.22.1-9+deb12u9\n  Version table:\n     1.22.1-9+deb12u9 500\n        500 file:/srv/localrepo ./ Packages\nsudo:\n  Installed: 1.9.13p3-1+deb12u4\n  Candidate: 1.9.13p3-1+deb12u4\n  Version table:\n *** 1.9.13p3-1+deb12u4 100\n        100 /var/lib/dpkg/status\n";
 
+    /// Output of the combined dpkg+policy probe.
+    fn both(dpkg: &str, policy: &str) -> ProbeResult {
+        ok(&format!("{dpkg}\n{POLICY_MARK}\n{policy}"))
+    }
+
+    #[test]
+    fn present_asks_apt_cache_only_about_packages_not_installed_or_pinned() {
+        // Fake dpkg-query and apt-cache on PATH; the probe script itself runs under sh.
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path();
+        let write = |name: &str, body: &str| {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        };
+        write("dpkg-query", "printf 'sudo|install ok installed|1.9\\nvim|deinstall ok config-files|2:9.0\\ngit|install ok installed|2.39\\n'");
+        write("apt-cache", &format!("echo \"asked: $*\" >> {}/asked; cat <<'EOF'\n{POLICY}EOF", bin.display()));
+        let run = |t: &AptTask| {
+            let pr = t.probes();
+            assert_eq!(pr.len(), 1);
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&pr[0].script)
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .output()
+                .unwrap();
+            ok(&String::from_utf8_lossy(&out.stdout))
+        };
+        let asked = || std::fs::read_to_string(bin.join("asked")).unwrap_or_default();
+        // everything installed and unpinned: apt-cache is not run at all
+        let r = run(&task(json!({"name": ["sudo", "git"]})));
+        assert_eq!(asked(), "");
+        assert!(task(json!({"name": ["sudo", "git"]})).plan(&[r]).unwrap().actions.is_empty());
+        // vim has only config files left, nginx is unknown to dpkg, git is pinned
+        let t = task(json!({"name": ["sudo", "vim", "nginx", "git=2.39"]}));
+        let r = run(&t);
+        assert_eq!(asked(), "asked: policy -- git vim nginx\n");
+        // the (fake) policy knows nginx but not vim
+        let err = t.plan(&[r]).unwrap_err().to_string();
+        assert!(err.contains("No package matching 'vim'"), "{err}");
+        std::fs::remove_file(bin.join("asked")).unwrap();
+        let t = task(json!({"name": ["sudo", "nginx", "git=2.39"]}));
+        let plan = t.plan(&[run(&t)]).unwrap();
+        assert_eq!(asked(), "asked: policy -- git nginx\n");
+        assert!(plan.actions[0].script.ends_with("-- nginx"), "{}", plan.actions[0].script);
+    }
+
     #[test]
     fn parses_policy_and_dpkg() {
         let p = parse_policy(POLICY);
@@ -875,9 +946,9 @@ mod tests {
     fn installs_missing_packages_in_one_transaction() {
         let t = task(json!({"name": ["nginx", "sudo"], "install_recommends": false}));
         let pr = t.probes();
-        assert_eq!(pr.len(), 2);
-        assert!(pr[0].script.contains("dpkg-query -W"));
-        let plan = t.plan(&[ok("sudo|install ok installed|1.9.13p3-1+deb12u4\n"), ok(POLICY)]).unwrap();
+        assert_eq!(pr.len(), 1);
+        assert!(pr[0].script.contains("dpkg-query -W") && pr[0].script.contains("apt-cache policy"));
+        let plan = t.plan(&[both("sudo|install ok installed|1.9.13p3-1+deb12u4\n", POLICY)]).unwrap();
         assert_eq!(plan.actions.len(), 1);
         assert!(plan.actions[0].script.contains("apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends -- nginx"), "{}", plan.actions[0].script);
         assert!(!plan.actions[0].script.contains("sudo"));
@@ -891,10 +962,7 @@ mod tests {
         );
         // converged
         let plan = t
-            .plan(&[
-                ok("sudo|install ok installed|1.9.13p3-1+deb12u4\nnginx|install ok installed|1.22.1-9+deb12u9\n"),
-                ok(POLICY),
-            ])
+            .plan(&[both("sudo|install ok installed|1.9.13p3-1+deb12u4\nnginx|install ok installed|1.22.1-9+deb12u9\n", "")])
             .unwrap();
         assert!(plan.actions.is_empty() && !plan.changed());
     }
@@ -902,9 +970,9 @@ mod tests {
     #[test]
     fn unknown_package_fails_unless_cache_update_pending() {
         let t = task(json!({"name": "nosuch"}));
-        assert!(t.plan(&[ok(""), ok("")]).is_err());
+        assert!(t.plan(&[both("", "")]).is_err());
         let t = task(json!({"name": "nosuch", "update_cache": true}));
-        let plan = t.plan(&[ok(""), ok(""), ok("cache_mtime|100\nnow|200\n")]).unwrap();
+        let plan = t.plan(&[both("", ""), ok("cache_mtime|100\nnow|200\n")]).unwrap();
         assert_eq!(plan.actions.len(), 2);
         assert!(plan.changed());
     }
@@ -924,10 +992,11 @@ mod tests {
                 after: "1.22.1-9+deb12u9".into()
             }]
         );
-        let plan = task(json!({"name": "nginx=1.22*"})).plan(&[dp.clone(), ok(pol)]).unwrap();
+        let both_pinned = both("nginx|install ok installed|1.22.1-9\n", pol);
+        let plan = task(json!({"name": "nginx=1.22*"})).plan(&[both_pinned.clone()]).unwrap();
         assert!(plan.actions.is_empty());
         let plan = task(json!({"name": "nginx=1.22.1-9+deb12u9"}))
-            .plan(&[dp.clone(), ok(pol)])
+            .plan(&[both_pinned])
             .unwrap();
         assert!(plan.actions[0].script.ends_with("-- nginx=1.22.1-9+deb12u9"));
         let t = task(json!({"name": "nginx,vim", "state": "absent", "purge": true}));
@@ -952,11 +1021,7 @@ mod tests {
         // with packages already there: cache refresh only is not a change
         let t = task(json!({"name": "sudo", "update_cache": true}));
         let plan = t
-            .plan(&[
-                ok("sudo|install ok installed|1.9.13p3-1+deb12u4\n"),
-                ok(POLICY),
-                ok("cache_mtime|1000\nnow|9000\n"),
-            ])
+            .plan(&[both("sudo|install ok installed|1.9.13p3-1+deb12u4\n", ""), ok("cache_mtime|1000\nnow|9000\n")])
             .unwrap();
         assert_eq!(plan.actions.len(), 1);
         assert!(!plan.changed());

@@ -69,13 +69,16 @@ pub fn file_probe(path: &str, contents: bool) -> Probe {
     let p = sh_quote(path);
     let mut s = format!(
         "p={p}; if [ -L \"$p\" ]; then t=link; elif [ -d \"$p\" ]; then t=directory; elif [ -f \"$p\" ]; then t=file; elif [ -e \"$p\" ]; then t=other; else echo absent; exit 0; fi\n\
-         stat -c \"$t|%U|%G|%u|%g|%a|%s|%Y\" -- \"$p\" || exit 1\n\
+         s=$(stat -c \"$t|%U|%G|%u|%g|%a|%s|%Y\" -- \"$p\") || exit 1\n\
+         printf '%s\\n' \"$s\"\n\
          if [ $t = link ]; then printf 'target|%s\\n' \"$(readlink -- \"$p\")\"; fi\n"
     );
     if contents {
+        // A small file's bytes are sent (the controller hashes them); a big one's hash only.
         s.push_str(&format!(
-            "if [ $t = file ]; then printf 'sha256|%s\\n' \"$(sha256sum < \"$p\" | cut -d' ' -f1)\"; \
-             if [ \"$(stat -c %s -- \"$p\")\" -le {MAX_DIFF_BYTES} ]; then echo content; base64 -w0 < \"$p\"; echo; fi; fi\n"
+            "if [ $t = file ]; then z=${{s%|*}}; z=${{z##*|}}; \
+             if [ \"$z\" -le {MAX_DIFF_BYTES} ]; then echo content; base64 -w0 < \"$p\"; echo; \
+             else printf 'sha256|%s\\n' \"$(sha256sum < \"$p\" | cut -d' ' -f1)\"; fi; fi\n"
         ));
     }
     Probe::new(s, Scope::path(path))
@@ -126,6 +129,9 @@ pub fn parse_file_state(r: &ProbeResult) -> Result<FileState, ModuleError> {
                     .map_err(|e| ModuleError::Probe(format!("file content: {e}")))?,
             );
         }
+    }
+    if st.sha256.is_none() {
+        st.sha256 = st.content.as_deref().map(sha256_hex);
     }
     Ok(st)
 }
@@ -239,6 +245,33 @@ mod tests {
         let l = parse_file_state(&res("link|root|root|0|0|777|5|1\ntarget|/etc/x\n")).unwrap();
         assert_eq!(l.kind, FileKind::Link { target: "/etc/x".into() });
         assert!(parse_file_state(&res("garbage")).is_err());
+    }
+
+    /// The probe script itself, run by `sh` on this machine.
+    fn run_probe(path: &std::path::Path) -> FileState {
+        let pr = file_probe(&path.display().to_string(), true);
+        let out = std::process::Command::new("sh").arg("-c").arg(&pr.script).output().unwrap();
+        let r = ProbeResult { stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned(), rc: out.status.code().unwrap_or(-1) };
+        parse_file_state(&r).unwrap()
+    }
+
+    #[test]
+    fn file_probe_hashes_small_files_on_the_controller_and_big_ones_on_the_host() {
+        let d = tempfile::tempdir().unwrap();
+        let small = d.path().join("small");
+        std::fs::write(&small, "hello\n").unwrap();
+        let st = run_probe(&small);
+        assert_eq!((st.kind.clone(), st.size), (FileKind::File, 6));
+        assert_eq!(st.text().as_deref(), Some("hello\n"));
+        assert_eq!(st.sha256.as_deref(), Some(sha256_hex(b"hello\n").as_str()));
+        let data = vec![b'x'; MAX_DIFF_BYTES as usize + 1];
+        let big = d.path().join("big");
+        std::fs::write(&big, &data).unwrap();
+        let st = run_probe(&big);
+        assert_eq!(st.content, None);
+        assert_eq!(st.sha256.as_deref(), Some(sha256_hex(&data).as_str()));
+        assert_eq!(run_probe(&d.path().join("missing")).kind, FileKind::Absent);
+        assert_eq!(run_probe(d.path()).kind, FileKind::Directory);
     }
 
     #[test]

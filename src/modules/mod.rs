@@ -74,11 +74,41 @@ pub struct Probe {
     pub script: String,
     /// What it reads, so the executor knows when an earlier action made it stale.
     pub reads: Scope,
+    /// Probes of one batch with the same wrapper may be sent as one (see [`ProbeMerge`]).
+    pub merge: Option<ProbeMerge>,
 }
+
+/// A probe made of a wrapper around a part (e.g. one `psql` session around a query): the
+/// executor sends the probes of a batch that share a wrapper as one, the wrapper holding
+/// every part, separated by lines the parts print (`separator`), and splits the output back.
+/// When the separators don't all come back (the wrapper failed), every probe gets the whole
+/// output. `script` is the wrapper holding this part alone.
+#[derive(Debug, Clone)]
+pub struct ProbeMerge {
+    /// Contains [`MERGE_SLOT`] once.
+    pub wrapper: String,
+    pub part: String,
+    /// The code, to place between two parts, that prints the given line.
+    pub separator: fn(&str) -> String,
+}
+
+impl PartialEq for ProbeMerge {
+    fn eq(&self, other: &Self) -> bool {
+        self.wrapper == other.wrapper && self.part == other.part
+    }
+}
+impl Eq for ProbeMerge {}
+
+/// Where a [`ProbeMerge`] wrapper takes its part(s).
+pub const MERGE_SLOT: &str = "@@PROVISION_MERGE_SLOT@@";
 
 impl Probe {
     pub fn new(script: impl Into<String>, reads: Scope) -> Self {
-        Probe { script: script.into(), reads }
+        Probe { script: script.into(), reads, merge: None }
+    }
+    /// A probe that can share its wrapper with other probes of the same batch.
+    pub fn mergeable(wrapper: String, part: String, separator: fn(&str) -> String, reads: Scope) -> Self {
+        Probe { script: wrapper.replacen(MERGE_SLOT, &part, 1), reads, merge: Some(ProbeMerge { wrapper, part, separator }) }
     }
 }
 

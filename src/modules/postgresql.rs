@@ -62,14 +62,17 @@ impl Conn {
     }
 
     /// Read-only probe running `sql` (which must print `key|...` lines).
+    /// Probes of several tasks on the same server (same connection settings) share one
+    /// `psql` session (see [`ProbeMerge`](super::ProbeMerge)).
     fn probe(&self, sql: &str) -> Probe {
-        let s = format!(
+        let wrapper = format!(
             "command -v psql >/dev/null 2>&1 || {{ echo 'pg|missing'; exit 0; }}\n{}\
-             if out=$(pgrun 2>&1 <<'{SQL_EOF}'\nSELECT 'pg|up';\n{sql}\n{SQL_EOF}\n); then printf '%s\\n' \"$out\"; \
+             if out=$(pgrun 2>&1 <<'{SQL_EOF}'\n{slot}\n{SQL_EOF}\n); then printf '%s\\n' \"$out\"; \
              else printf 'pg|down|%s\\n' \"$(printf '%s' \"$out\" | tr '\\n' ' ')\"; fi\n",
-            self.prelude()
+            self.prelude(),
+            slot = super::MERGE_SLOT,
         );
-        Probe::new(s, Scope::Host)
+        Probe::mergeable(wrapper, format!("SELECT 'pg|up';\n{sql}"), |line| format!("SELECT '{line}';"), Scope::Host)
     }
 
     /// Action running `sql` from stdin (so secrets never appear in the script).

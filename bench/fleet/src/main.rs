@@ -41,12 +41,16 @@ struct Entry {
     rc: u32,
     out: String,
     err: String,
+    /// How long the real host took to answer (milliseconds, through the recording ssh).
+    #[serde(default)]
+    ms: u64,
 }
 
 struct Answer {
     rc: u32,
     out: Vec<u8>,
     err: Vec<u8>,
+    ms: u64,
 }
 
 struct Kind {
@@ -58,6 +62,8 @@ struct Kind {
 
 struct Shared {
     db: PathBuf,
+    /// Replay: answer each command after the time the real host took (`--delay recorded`).
+    delay: bool,
     ssh_key: Option<String>,
     known_hosts: Option<String>,
     tag: Regex,
@@ -143,7 +149,7 @@ fn load(db: &Path, name: &str) -> Result<HashMap<String, Arc<Answer>>> {
     };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let e: Entry = serde_json::from_str(line).with_context(|| path.display().to_string())?;
-        map.insert(e.key, Arc::new(Answer { rc: e.rc, out: B64.decode(e.out)?, err: B64.decode(e.err)? }));
+        map.insert(e.key, Arc::new(Answer { rc: e.rc, out: B64.decode(e.out)?, err: B64.decode(e.err)?, ms: e.ms }));
     }
     Ok(map)
 }
@@ -162,6 +168,7 @@ async fn run_real(shared: &Shared, port: u16, cmd: &[u8], stdin: &[u8]) -> Resul
     }
     c.arg("root@127.0.0.1").arg("--").arg(String::from_utf8_lossy(cmd).into_owned());
     c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let started = std::time::Instant::now();
     let mut child = c.spawn()?;
     let mut sin = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -171,7 +178,7 @@ async fn run_real(shared: &Shared, port: u16, cmd: &[u8], stdin: &[u8]) -> Resul
     });
     let out = child.wait_with_output().await?;
     let _ = w.await;
-    Ok(Answer { rc: out.status.code().unwrap_or(255) as u32, out: out.stdout, err: out.stderr })
+    Ok(Answer { rc: out.status.code().unwrap_or(255) as u32, out: out.stdout, err: out.stderr, ms: started.elapsed().as_millis() as u64 })
 }
 
 async fn answer(shared: Arc<Shared>, kind: Arc<Kind>, cmd: Vec<u8>, stdin: Vec<u8>) -> Answer {
@@ -181,12 +188,16 @@ async fn answer(shared: Arc<Shared>, kind: Arc<Kind>, cmd: Vec<u8>, stdin: Vec<u
     let key = key_of(&ncmd, &nstdin);
     let found = kind.answers.lock().unwrap().get(&key).cloned();
     if let Some(a) = found {
-        return Answer { rc: a.rc, out: put_tags(&a.out, &tags), err: put_tags(&a.err, &tags) };
+        if shared.delay {
+            // A host with its own CPU: takes as long as the real one did, costs us nothing.
+            tokio::time::sleep(std::time::Duration::from_millis(a.ms)).await;
+        }
+        return Answer { rc: a.rc, out: put_tags(&a.out, &tags), err: put_tags(&a.err, &tags), ms: a.ms };
     }
     if let Some(port) = kind.record {
         match run_real(&shared, port, &cmd, &stdin).await {
             Ok(a) => {
-                let stored = Answer { rc: a.rc, out: strip_tags(&a.out, &tags), err: strip_tags(&a.err, &tags) };
+                let stored = Answer { rc: a.rc, out: strip_tags(&a.out, &tags), err: strip_tags(&a.err, &tags), ms: a.ms };
                 let e = Entry {
                     key: key.clone(),
                     cmd: String::from_utf8_lossy(&ncmd).into_owned(),
@@ -194,6 +205,7 @@ async fn answer(shared: Arc<Shared>, kind: Arc<Kind>, cmd: Vec<u8>, stdin: Vec<u
                     rc: stored.rc,
                     out: B64.encode(&stored.out),
                     err: B64.encode(&stored.err),
+                    ms: stored.ms,
                 };
                 let line = serde_json::to_string(&e).unwrap() + "\n";
                 let path = shared.db.join(format!("{}.jsonl", kind.name));
@@ -206,7 +218,7 @@ async fn answer(shared: Arc<Shared>, kind: Arc<Kind>, cmd: Vec<u8>, stdin: Vec<u
                 return a;
             }
             Err(e) => {
-                return Answer { rc: 255, out: vec![], err: format!("fleet: record: {e}\n").into_bytes() };
+                return Answer { rc: 255, out: vec![], err: format!("fleet: record: {e}\n").into_bytes(), ms: 0 };
             }
         }
     }
@@ -216,7 +228,7 @@ async fn answer(shared: Arc<Shared>, kind: Arc<Kind>, cmd: Vec<u8>, stdin: Vec<u
         use std::io::Write;
         let _ = writeln!(f, "=== key {key} stdin {} bytes\n{}\n--- stdin\n{}", stdin.len(), String::from_utf8_lossy(&ncmd), String::from_utf8_lossy(&nstdin));
     }
-    Answer { rc: 255, out: vec![], err: b"fleet: no recorded answer for this command\n".to_vec() }
+    Answer { rc: 255, out: vec![], err: b"fleet: no recorded answer for this command\n".to_vec(), ms: 0 }
 }
 
 #[derive(Default)]
@@ -322,7 +334,7 @@ impl russh::server::Server for Listener {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: fleet --host-key FILE --db DIR --listen PORT=KIND... [--record KIND=SSHPORT --ssh-key FILE --known-hosts FILE] [--threads N]");
+    eprintln!("usage: fleet --host-key FILE --db DIR --listen PORT=KIND... [--record KIND=SSHPORT --ssh-key FILE --known-hosts FILE] [--threads N] [--delay none|recorded]");
     std::process::exit(1)
 }
 
@@ -334,6 +346,7 @@ fn main() -> Result<()> {
     let mut ssh_key = None;
     let mut known_hosts = None;
     let mut threads = 1usize;
+    let mut delay = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || args.next().unwrap_or_else(|| usage());
@@ -353,6 +366,11 @@ fn main() -> Result<()> {
             "--ssh-key" => ssh_key = Some(v()),
             "--known-hosts" => known_hosts = Some(v()),
             "--threads" => threads = v().parse()?,
+            "--delay" => match v().as_str() {
+                "recorded" => delay = true,
+                "none" => delay = false,
+                _ => usage(),
+            },
             _ => usage(),
         }
     }
@@ -364,6 +382,7 @@ fn main() -> Result<()> {
     let key = russh::keys::load_secret_key(&host_key, None).with_context(|| host_key.clone())?;
     let shared = Arc::new(Shared {
         db: db.clone(),
+        delay,
         ssh_key,
         known_hosts,
         tag: Regex::new(r"PROVISION-[0-9a-f]{16}").unwrap(),
@@ -385,6 +404,25 @@ fn main() -> Result<()> {
     for k in records.keys() {
         if !kinds.contains_key(k) {
             bail!("--record {k}: no --listen for that kind");
+        }
+    }
+    // Record mode: log in to each real host once before listening, so the recorded time of
+    // the first command is the host's work, not the recording ssh's own login.
+    for port in records.values() {
+        let mut c = std::process::Command::new("ssh");
+        c.args(["-q", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=120"])
+            .arg("-o")
+            .arg(format!("ControlPath=/tmp/fleet-record-cm-{port}"))
+            .args(["-p", &port.to_string()]);
+        if let Some(k) = &shared.ssh_key {
+            c.args(["-i", k]);
+        }
+        if let Some(k) = &shared.known_hosts {
+            c.arg("-o").arg(format!("UserKnownHostsFile={k}"));
+        }
+        let st = c.arg("root@127.0.0.1").arg("true").status()?;
+        if !st.success() {
+            bail!("--record: cannot log in to 127.0.0.1:{port} ({st})");
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?;
