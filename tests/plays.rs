@@ -106,3 +106,24 @@ fn a_play_reading_hostvars_gathers_every_hosts_facts_first() {
     let what: Vec<String> = steps(&r.stderr).into_iter().map(|(w, _)| w).collect();
     assert_eq!(what, ["exec facts", "exec facts", "exec action", "closing connection", "exec action", "closing connection"], "{}", r.stderr);
 }
+
+#[test]
+fn a_play_reading_hostvars_starts_once_the_earlier_plays_facts_are_in() {
+    // The first play reads no hostvars (its hosts go from facts straight to tasks); the second
+    // reads the first one's host's facts, so it waits for them, but not for the first play's end.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let p = project(&[
+        ("hosts.yml", INVENTORY),
+        (
+            "site.yml",
+            "- name: first\n  hosts: a\n  tasks:\n    - name: wait for the second play\n      shell: for i in $(seq 100); do [ -e {{ d }}/from-b ] && exit 0; sleep 0.1; done; exit 1\n\
+             - name: second\n  hosts: b\n  tasks:\n    - include_tasks: second.yml\n",
+        ),
+        // In its own file: the playbook file is part of every play's text.
+        ("second.yml", "- name: signal the first play\n  copy: {content: \"{{ hostvars['a'].ansible_hostname }}\", dest: '{{ d }}/from-b'}\n"),
+    ]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
+    r.assert_ok();
+    assert!(!std::fs::read_to_string(dir.path().join("from-b")).unwrap().is_empty());
+}

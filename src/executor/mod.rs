@@ -372,7 +372,7 @@ fn play_dependencies(playbook: &Playbook, play_hosts: &[Vec<String>], texts: &[S
 /// connects and gathers facts first, then every host runs the tasks on its own. Without one,
 /// each host goes straight from its facts to its tasks and is done: a big fleet then holds
 /// only `forks` hosts' connections and state at a time.
-async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, phase: &tokio::sync::watch::Sender<PlayPhase>) {
+async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, phase: &Arc<tokio::sync::watch::Sender<PlayPhase>>) {
     let RunShared { playbook, events, opts, .. } = &**shared;
     let play = &playbook.plays[play_idx];
     // Hosts that failed or were unreachable earlier in the run sit out later plays.
@@ -397,13 +397,20 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
 
     if !shared.barrier[play_idx] {
         let ctx = play_context(shared, play_idx, active.clone(), false);
+        // Later plays reading hostvars wait for this play's facts: tell them as soon as the
+        // last host has gathered its facts, not when the play ends.
+        let gathering = Arc::new(std::sync::atomic::AtomicUsize::new(active.len()));
         let mut joins = Vec::new();
         for h in active {
-            let (shared, ctx) = (shared.clone(), ctx.clone());
+            let (shared, ctx, gathering, phase) = (shared.clone(), ctx.clone(), gathering.clone(), phase.clone());
             joins.push(tokio::spawn(async move {
                 let _permit = shared.forks.acquire().await;
                 let mut rec = shared.records[&h].lock().await;
-                if connect_and_gather(&shared, play_idx, &h, &mut rec).await {
+                let connected = connect_and_gather(&shared, play_idx, &h, &mut rec).await;
+                if gathering.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                    phase.send_replace(PlayPhase::FactsDone);
+                }
+                if connected {
                     shared.events.emit(Event::Passed { play: play_idx, host: h.clone(), key: FACTS_KEY });
                     run_host(&shared, &ctx, &h, &mut rec).await;
                 } else {
