@@ -154,8 +154,9 @@ fn load(db: &Path, name: &str) -> Result<HashMap<String, Arc<Answer>>> {
     Ok(map)
 }
 
-async fn run_real(shared: &Shared, port: u16, cmd: &[u8], stdin: &[u8]) -> Result<Answer> {
-    let mut c = tokio::process::Command::new("ssh");
+/// `ssh` to the real host on `port` (multiplexed: one login for the whole recording).
+fn record_ssh(shared: &Shared, port: u16) -> std::process::Command {
+    let mut c = std::process::Command::new("ssh");
     c.args(["-q", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=120"])
         .arg("-o")
         .arg(format!("ControlPath=/tmp/fleet-record-cm-{port}"))
@@ -166,7 +167,13 @@ async fn run_real(shared: &Shared, port: u16, cmd: &[u8], stdin: &[u8]) -> Resul
     if let Some(k) = &shared.known_hosts {
         c.arg("-o").arg(format!("UserKnownHostsFile={k}"));
     }
-    c.arg("root@127.0.0.1").arg("--").arg(String::from_utf8_lossy(cmd).into_owned());
+    c.arg("root@127.0.0.1");
+    c
+}
+
+async fn run_real(shared: &Shared, port: u16, cmd: &[u8], stdin: &[u8]) -> Result<Answer> {
+    let mut c = tokio::process::Command::from(record_ssh(shared, port));
+    c.arg("--").arg(String::from_utf8_lossy(cmd).into_owned());
     c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let started = std::time::Instant::now();
     let mut child = c.spawn()?;
@@ -409,18 +416,7 @@ fn main() -> Result<()> {
     // Record mode: log in to each real host once before listening, so the recorded time of
     // the first command is the host's work, not the recording ssh's own login.
     for port in records.values() {
-        let mut c = std::process::Command::new("ssh");
-        c.args(["-q", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=120"])
-            .arg("-o")
-            .arg(format!("ControlPath=/tmp/fleet-record-cm-{port}"))
-            .args(["-p", &port.to_string()]);
-        if let Some(k) = &shared.ssh_key {
-            c.args(["-i", k]);
-        }
-        if let Some(k) = &shared.known_hosts {
-            c.arg("-o").arg(format!("UserKnownHostsFile={k}"));
-        }
-        let st = c.arg("root@127.0.0.1").arg("true").status()?;
+        let st = record_ssh(&shared, *port).arg("true").status()?;
         if !st.success() {
             bail!("--record: cannot log in to 127.0.0.1:{port} ({st})");
         }
