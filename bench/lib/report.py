@@ -84,6 +84,14 @@ def others(r):
     return f"{r['others_cpu_s']} s" if r and "others_cpu_s" in r else "–"
 
 
+def floor(r, base):
+    """The wall time all the CPU the run used allows on this machine's cores (and vs `base`)."""
+    if "others_cpu_s" not in r:
+        return "–"  # measured before the hosts' CPU was recorded
+    f = (r["cpu_s"] + r["others_cpu_s"]) / cores
+    return f"{f:.2f} s ({f / base:.1f}x)"
+
+
 lines = []
 meta = js("meta.json") or {}
 cores = int((re.match(r"(\d+) cores", meta.get("machine", "")) or [0, os.cpu_count()])[1])
@@ -154,21 +162,25 @@ if js("converge.provision.json") or js("converge.ansible.json"):
         lines.append("```")
         lines.append("")
 
-scale = sorted((p for p in glob.glob(os.path.join(out, "scale-*.provision.json")) if re.search(r"scale-\d+\.", p)),
-               key=lambda p: int(re.search(r"scale-(\d+)", p).group(1)))
+def series(prefix):
+    """A scaling series' runs, by host count: [(n, measurement, recap, wall of the first run)]."""
+    runs = []
+    for p in glob.glob(os.path.join(out, f"{prefix}-*.provision.json")):
+        m = re.match(rf"{prefix}-(\d+)\.provision\.json$", os.path.basename(p))
+        if m:
+            runs.append((int(m.group(1)), js(os.path.basename(p)), recap(os.path.basename(p).replace(".json", ".log"))))
+    runs.sort(key=lambda x: x[0])
+    return [(n, r, rp, runs[0][1]["wall_s"]) for n, r, rp in runs]
+
+
+scale = series("scale")
 if scale:
     lines.append("### Scaling: no-change run, provision")
     lines.append("")
     lines.append("| hosts | wall | vs 1 host | peak PSS | controller CPU | test hosts' CPU | CPU floor (all CPU / cores) | changed |")
     lines.append("|---|---|---|---|---|---|---|---|")
-    base = None
-    for p in scale:
-        n = int(re.search(r"scale-(\d+)", p).group(1))
-        r = js(os.path.basename(p))
-        rp = recap(os.path.basename(p).replace(".json", ".log"))
-        base = base or r["wall_s"]
-        floor = (r["cpu_s"] + r.get("others_cpu_s", 0)) / cores
-        lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {others(r)} | {floor:.2f} s ({floor / base:.1f}x) | {rp[1] if rp else '–'} |")
+    for n, r, rp, base in scale:
+        lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {others(r)} | {floor(r, base)} | {rp[1] if rp else '–'} |")
     for p in sorted(p for p in glob.glob(os.path.join(out, "scale-*.ansible.json")) if re.search(r"scale-\d+\.", p)):
         n = int(re.search(r"scale-(\d+)", p).group(1))
         r = js(os.path.basename(p))
@@ -180,7 +192,7 @@ if scale:
         lines.append(f"(First converge of all {rp[0] if rp else '?'} hosts at once: {c['wall_s']:.1f} s, peak PSS {c['peak_pss_mib']:.0f} MiB, failed/unreachable {rp[2] if rp else '?'}.)")
     lines.append("")
 
-sim = sorted(glob.glob(os.path.join(out, "simscale-*.provision.json")), key=lambda p: int(re.search(r"simscale-(\d+)", p).group(1)))
+sim = series("simscale")
 if sim:
     lines.append(f"### Scaling on simulated hosts with their own CPUs: no-change run, provision, `--transport {meta.get('transport', '?')}`")
     lines.append("")
@@ -189,12 +201,7 @@ if sim:
     lines.append("")
     lines.append("| hosts | wall | vs 1 host | peak PSS | controller CPU | changed | failed/unreachable |")
     lines.append("|---|---|---|---|---|---|---|")
-    base = None
-    for p in sim:
-        n = int(re.search(r"simscale-(\d+)", p).group(1))
-        r = js(os.path.basename(p))
-        rp = recap(os.path.basename(p).replace(".json", ".log"))
-        base = base or r["wall_s"]
+    for n, r, rp, base in sim:
         lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {rp[1] if rp else '–'} | {rp[2] if rp else '–'} |")
     lines.append("")
 
@@ -235,9 +242,8 @@ if p1 and a1:
 s1, s30 = js("scale-1.provision.json"), js("scale-30.provision.json")
 if s1 and s30:
     r = s30["wall_s"] / s1["wall_s"]
-    floor = (s30["cpu_s"] + s30.get("others_cpu_s", 0)) / cores
     target("30 hosts no-change: under 3x the 1-host time (real test hosts, sharing the controller's cores)", r < 3,
-           f"{s30['wall_s']:.2f} s vs {s1['wall_s']:.2f} s = {r:.2f}x (CPU floor {floor:.2f} s = {floor / s1['wall_s']:.1f}x)")
+           f"{s30['wall_s']:.2f} s vs {s1['wall_s']:.2f} s = {r:.2f}x (CPU floor {floor(s30, s1['wall_s'])})")
     target("30 hosts no-change: controller memory under 100 MiB", s30["peak_pss_mib"] < 100, f"{s30['peak_pss_mib']:.0f} MiB PSS")
 m1, m30 = js("simscale-1.provision.json"), js("simscale-30.provision.json")
 if m1 and m30:

@@ -631,15 +631,18 @@ impl HostRun {
 
     /// The task's module and its arguments as the module receives them, rendered with `vars`.
     fn task_args(templar: &Templar, task: &Task, vars: &Vars) -> Result<(&'static dyn Module, Map<String, Value>), String> {
-        let module = modules::lookup(&task.module).ok_or_else(|| format!("{}: unknown module '{}'", task.location, task.module))?;
+        let module = Self::module_of(task)?;
         let rendered = templar.render_value(&task.args, vars).map_err(|e| format!("{}: {e}", task.location))?;
         Ok((module, Self::module_args(module, rendered, task)?))
     }
 
     /// Prepare `task` with arguments already rendered (or rewritten).
     fn prepare_args(&self, task: &Task, args: Map<String, Value>, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
-        let module = modules::lookup(&task.module).ok_or_else(|| format!("{}: unknown module '{}'", task.location, task.module))?;
-        self.prepare_module(&self.ctx.templar, task, module, args, vars, run_as)
+        self.prepare_module(&self.ctx.templar, task, Self::module_of(task)?, args, vars, run_as)
+    }
+
+    fn module_of(task: &Task) -> Result<&'static dyn Module, String> {
+        modules::lookup(&task.module).ok_or_else(|| format!("{}: unknown module '{}'", task.location, task.module))
     }
 
     fn prepare_module(&self, templar: &Templar, task: &Task, module: &dyn Module, args: Map<String, Value>, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {

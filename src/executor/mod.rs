@@ -264,8 +264,8 @@ impl RunShared {
 }
 
 /// Run every play of the playbook on the inventory. Plays start in order; a play waits for the
-/// earlier plays it shares hosts with or may read from (see [`schedule`]), and for every earlier
-/// play's facts; otherwise it runs alongside them.
+/// earlier plays it shares hosts with or may read from (see [`schedule`]), and, if it reads
+/// `hostvars`, for every earlier play's facts; otherwise it runs alongside them.
 pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<RunOptions>, reporter: Box<dyn Reporter>) -> Result<RunSummary, RunError> {
     let events = Events::new(reporter);
     let limit: Option<Vec<String>> = match &opts.limit {
@@ -299,7 +299,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         published: Mutex::new(HashMap::new()),
         forks: Arc::new(Semaphore::new(opts.forks.max(1))),
         last_play,
-        barrier: barrier.clone(),
+        barrier,
     });
 
     let (phases, watchers): (Vec<_>, Vec<_>) = (0..playbook.plays.len()).map(|_| tokio::sync::watch::channel(PlayPhase::Waiting)).unzip();
@@ -310,7 +310,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         let phase = phases[play_idx].clone();
         // A play that reads no `hostvars` needs no other play's facts.
         let waits: Vec<(tokio::sync::watch::Receiver<PlayPhase>, PlayPhase)> = (0..play_idx)
-            .filter_map(|j| match (deps[play_idx].contains(&j), barrier[play_idx]) {
+            .filter_map(|j| match (deps[play_idx].contains(&j), shared.barrier[play_idx]) {
                 (true, _) => Some((watchers[j].clone(), PlayPhase::Finished)),
                 (false, true) => Some((watchers[j].clone(), PlayPhase::FactsDone)),
                 (false, false) => None,
@@ -421,7 +421,6 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
         for j in joins {
             let _ = j.await;
         }
-        phase.send_replace(PlayPhase::FactsDone);
         return;
     }
 

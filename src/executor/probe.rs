@@ -1,6 +1,6 @@
-//! Probe batching: many read-only probes in one round trip. Each probe's stdout and stderr go
-//! to temp files; the batch prints a framed, length-prefixed record per probe so any content
-//! (binary, markers, missing newlines) splits back exactly.
+//! Probe batching: many read-only probes in one round trip. Each probe's stdout is framed by
+//! lines carrying a random tag and its exit code, its stderr copied after the header, so the
+//! output splits back per probe; probes sharing a merge wrapper are sent as one script.
 
 use crate::modules::{Probe, ProbeResult, MERGE_SLOT};
 

@@ -349,6 +349,11 @@ fn parse_dpkg(out: &str, into: &mut BTreeMap<String, Installed>) {
     }
 }
 
+/// `dpkg-query` listing `names` (shell words) as `name|status|version` lines.
+fn dpkg_query(names: &str) -> String {
+    format!("LC_ALL=C dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\\n' -- {names} 2>/dev/null")
+}
+
 /// Separates dpkg's answer from apt-cache's in the combined probe.
 const POLICY_MARK: &str = "--policy--";
 
@@ -512,26 +517,28 @@ impl ModuleTask for AptTask {
             .map(|k| {
                 let s = match k {
                     // Unknown names make dpkg-query exit 1 with "no packages found": still an answer.
-                    "dpkg" => format!("LC_ALL=C dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\\n' -- {} 2>/dev/null || true", self.names()),
+                    "dpkg" => format!("{} || true", dpkg_query(&self.names())),
                     "policy" => format!("LC_ALL=C apt-cache policy -- {}", self.names()),
                     "dpkg+policy" => {
-                        let q = |pinned: bool| self.pkgs.iter().filter(|p| p.version.is_some() == pinned).map(|p| sh_quote(&p.name)).collect::<Vec<_>>().join(" ");
+                        let names = |pinned: bool| self.pkgs.iter().filter(|p| p.version.is_some() == pinned).map(|p| p.name.as_str()).collect::<Vec<_>>();
+                        let unpinned: Vec<String> = names(false).into_iter().map(sh_quote).collect();
                         format!(
-                            "d=$(LC_ALL=C dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\\n' -- {names} 2>/dev/null)\n\
+                            "d=$({})\n\
                              printf '%s\\n' \"$d\"\n\
-                             need='{pinned}'\n\
+                             need={pinned}\n\
                              for n in {unpinned}; do case \"\n$d\" in *\"\n$n|install ok installed|\"*) ;; *) need=\"$need $n\" ;; esac; done\n\
                              echo {POLICY_MARK}\n\
                              if [ -n \"${{need# }}\" ]; then LC_ALL=C apt-cache policy -- $need; fi",
-                            names = self.names(),
-                            pinned = q(true).replace('\'', ""),
-                            unpinned = q(false),
+                            dpkg_query(&self.names()),
+                            // word-split below, as package names allow no blanks
+                            pinned = sh_quote(&names(true).join(" ")),
+                            unpinned = unpinned.join(" "),
                         )
                     }
                     "cache" => "t=0; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do if [ -e \"$f\" ]; then t=$(stat -c %Y \"$f\"); break; fi; done; echo \"cache_mtime|$t\"; echo \"now|$(date +%s)\"".to_string(),
                     "deb" => {
                         let d = sh_quote(self.deb.as_deref().unwrap_or(""));
-                        format!("[ -f {d} ] || {{ echo 'no such .deb file: '{d} >&2; exit 1; }}\np=$(dpkg-deb -f {d} Package) && v=$(dpkg-deb -f {d} Version) || exit 1\necho \"deb|$p|$v\"\nLC_ALL=C dpkg-query -W -f='${{Package}}|${{Status}}|${{Version}}\\n' -- \"$p\" 2>/dev/null || true")
+                        format!("[ -f {d} ] || {{ echo 'no such .deb file: '{d} >&2; exit 1; }}\np=$(dpkg-deb -f {d} Package) && v=$(dpkg-deb -f {d} Version) || exit 1\necho \"deb|$p|$v\"\n{} || true", dpkg_query("\"$p\""))
                     }
                     "upgrade" => {
                         let sub = match self.upgrade {
