@@ -1000,7 +1000,7 @@ mod tests {
             }]
         );
         let both_pinned = both("nginx|install ok installed|1.22.1-9\n", pol);
-        let plan = task(json!({"name": "nginx=1.22*"})).plan(&[both_pinned.clone()]).unwrap();
+        let plan = task(json!({"name": "nginx=1.22*"})).plan(std::slice::from_ref(&both_pinned)).unwrap();
         assert!(plan.actions.is_empty());
         let plan = task(json!({"name": "nginx=1.22.1-9+deb12u9"}))
             .plan(&[both_pinned])
