@@ -163,6 +163,8 @@ fn system_site() -> String {
       systemd: {{name: md-hello, state: started, enabled: true, daemon_reload: true}}
     - name: a unit stopped and disabled
       systemd: {{name: md-idle.service, state: stopped, enabled: false}}
+    - name: a SysV-only service running and enabled
+      service: {{name: md-sysv, state: started, enabled: true}}
     - name: user cron job
       cron: {{name: cleanup, minute: "*/15", hour: "2", job: "/usr/bin/find /tmp -mtime +7 -delete", user: deploy}}
     - name: cron.d job
@@ -184,7 +186,13 @@ fn system_site() -> String {
 /// State a fresh host gets before the cycle: things the playbook removes.
 const SYSTEM_SETUP: &str = "set -e; apt-get install -y -qq unzip >/dev/null; useradd -m olduser; groupadd oldgroup; \
     printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/md-idle.service; \
-    systemctl daemon-reload; systemctl enable --now md-idle.service 2>/dev/null";
+    systemctl daemon-reload; systemctl enable --now md-idle.service 2>/dev/null; \
+    printf '%s\\n' '#!/bin/sh' '### BEGIN INIT INFO' '# Provides: md-sysv' '# Required-Start: $remote_fs' '# Required-Stop: $remote_fs' \
+      '# Default-Start: 2 3 4 5' '# Default-Stop: 0 1 6' '# Short-Description: md sysv' '### END INIT INFO' \
+      'case \"$1\" in' 'start) start-stop-daemon --start --background --make-pidfile --pidfile /run/md-sysv.pid --exec /bin/sleep -- infinity ;;' \
+      'stop) start-stop-daemon --stop --pidfile /run/md-sysv.pid --remove-pidfile --retry 5 ;;' \
+      'status) start-stop-daemon --status --pidfile /run/md-sysv.pid ;;' 'restart) $0 stop; $0 start ;;' '*) exit 1 ;;' 'esac' > /etc/init.d/md-sysv; \
+    chmod +x /etc/init.d/md-sysv; systemctl daemon-reload";
 
 fn verify_system(t: &Target) {
     let s = t.ssh(
@@ -195,6 +203,7 @@ fn verify_system(t: &Target) {
          echo cron=$(systemctl is-active cron)/$(systemctl is-enabled cron); \
          echo hello=$(systemctl is-active md-hello)/$(systemctl is-enabled md-hello); \
          echo idle=$(systemctl is-active md-idle)/$(systemctl is-enabled md-idle); \
+         echo sysv=$(systemctl is-active md-sysv)/$(systemctl is-enabled md-sysv 2>/dev/null); \
          crontab -l -u deploy; cat /etc/cron.d/md-backup; echo ROOTCRON; crontab -l; echo END; \
          echo fwd=$(sysctl -n net.ipv4.ip_forward); cat /etc/sysctl.d/60-md.conf; \
          echo host=$(hostname) file=$(cat /etc/hostname)",
@@ -216,6 +225,7 @@ fn verify_system(t: &Target) {
             "cron=active/enabled",
             "hello=active/enabled",
             "idle=inactive/disabled",
+            "sysv=active/enabled",
             "#Ansible: cleanup\n*/15 2 * * * /usr/bin/find /tmp -mtime +7 -delete",
             "#Ansible: backup\n@daily root /bin/true",
             "MAILTO=ops@example.org",
@@ -249,19 +259,19 @@ fn packages_users_services_cron_sysctl_hostname() {
     // --check predicted the package work, the removals, the unit changes. (Tasks depending on
     // earlier predicted changes, like the user whose group does not exist yet, are skipped.)
     let predicted = t.changed(&check);
-    for task in ["refresh lists, install several packages", "unzip removed", "deploy group", "old user removed", "a unit stopped and disabled", "user cron job", "host name", "ip forwarding"] {
+    for task in ["refresh lists, install several packages", "unzip removed", "deploy group", "old user removed", "a unit stopped and disabled", "a SysV-only service running and enabled", "user cron job", "host name", "ip forwarding"] {
         assert!(predicted.contains(&task.to_string()), "check did not predict {task:?}: {predicted:?}\n{}", check.stdout);
     }
     assert!(!first.stdout.contains(PW_HASH) && !check.stdout.contains(PW_HASH), "password hash printed:\n{}", first.stdout);
 
     // Drift is corrected, and only the drifted resources change.
-    t.ssh("systemctl disable --now cron 2>/dev/null; sysctl -qw net.ipv4.ip_forward=0; usermod -s /bin/sh deploy; hostname drifted; \
+    t.ssh("systemctl disable --now cron 2>/dev/null; update-rc.d md-sysv disable >/dev/null 2>&1; sysctl -qw net.ipv4.ip_forward=0; usermod -s /bin/sh deploy; hostname drifted; \
         (crontab -l; printf '#Ansible: stale\\n* * * * * /bin/false\\n') | crontab -");
     let r = t.run(&["--diff"]);
     r.assert_ok();
     let mut changed = t.changed(&r);
     changed.sort();
-    assert_eq!(changed, vec!["cron running and enabled", "deploy user", "host name", "ip forwarding", "stale cron job removed"], "{}", r.stdout);
+    assert_eq!(changed, vec!["a SysV-only service running and enabled", "cron running and enabled", "deploy user", "host name", "ip forwarding", "stale cron job removed"], "{}", r.stdout);
     verify_system(&t);
 }
 

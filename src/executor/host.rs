@@ -707,7 +707,9 @@ impl HostRun {
             }
             self.ctx.events.round_trip(&self.host);
             tracing::debug!(host = %self.host, probes = batch.len(), users = groups.len(), "exec probe batch");
-            let out = self.conn.exec(&parts.join("\n"), Some(&[])).await?;
+            let script = parts.join("\n");
+            tracing::trace!(host = %self.host, "probe batch script:\n{script}");
+            let out = self.conn.exec(&script, Some(&[])).await?;
             for (user, tag, group, members) in groups {
                 let results = match probe::parse_batch(&tag, members.len(), &out.stdout) {
                     Ok(r) => r,

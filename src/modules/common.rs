@@ -66,22 +66,27 @@ impl FileState {
 /// Probe one path (does not follow a final symlink). With `contents`, a regular file's sha256
 /// and (if small) its bytes are read too.
 pub fn file_probe(path: &str, contents: bool) -> Probe {
-    let p = sh_quote(path);
-    let mut s = format!(
-        "p={p}; if [ -L \"$p\" ]; then t=link; elif [ -d \"$p\" ]; then t=directory; elif [ -f \"$p\" ]; then t=file; elif [ -e \"$p\" ]; then t=other; else echo absent; exit 0; fi\n\
+    Probe::new(format!("p={}\n{}", sh_quote(path), stat_lines(contents)), Scope::path(path))
+}
+
+/// Shell lines printing the state of the path in shell variable `$p` in the format of
+/// [`parse_file_state`]. With `contents`, a small regular file's bytes are sent (the
+/// controller hashes them: no `sha256sum` on the host), a big one's sha256 only.
+pub fn stat_lines(contents: bool) -> String {
+    let mut s = String::from(
+        "if [ -L \"$p\" ]; then t=link; elif [ -d \"$p\" ]; then t=directory; elif [ -f \"$p\" ]; then t=file; elif [ -e \"$p\" ]; then t=other; else echo absent; exit 0; fi\n\
          s=$(stat -c \"$t|%U|%G|%u|%g|%a|%s|%Y\" -- \"$p\") || exit 1\n\
          printf '%s\\n' \"$s\"\n\
-         if [ $t = link ]; then printf 'target|%s\\n' \"$(readlink -- \"$p\")\"; fi\n"
+         if [ $t = link ]; then printf 'target|%s\\n' \"$(readlink -- \"$p\")\"; fi\n",
     );
     if contents {
-        // A small file's bytes are sent (the controller hashes them); a big one's hash only.
         s.push_str(&format!(
             "if [ $t = file ]; then z=${{s%|*}}; z=${{z##*|}}; \
              if [ \"$z\" -le {MAX_DIFF_BYTES} ]; then echo content; base64 -w0 < \"$p\"; echo; \
              else printf 'sha256|%s\\n' \"$(sha256sum < \"$p\" | cut -d' ' -f1)\"; fi; fi\n"
         ));
     }
-    Probe::new(s, Scope::path(path))
+    s
 }
 
 /// Parse the output of [`file_probe`].

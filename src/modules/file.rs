@@ -186,23 +186,7 @@ fn build(args: &Map<String, Value>) -> Result<FileTask, ModuleError> {
     })
 }
 
-/// Shell lines printing the state of the path in shell variable `$p` in the format of
-/// [`parse_file_state`] (same as `common::file_probe`, minus the assignment).
-pub(crate) fn stat_lines(contents: bool) -> String {
-    let mut s = String::from(
-        "if [ -L \"$p\" ]; then t=link; elif [ -d \"$p\" ]; then t=directory; elif [ -f \"$p\" ]; then t=file; elif [ -e \"$p\" ]; then t=other; else echo absent; exit 0; fi\n\
-         stat -c \"$t|%U|%G|%u|%g|%a|%s|%Y\" -- \"$p\" || exit 1\n\
-         if [ $t = link ]; then printf 'target|%s\\n' \"$(readlink -- \"$p\")\"; fi\n",
-    );
-    if contents {
-        s.push_str(&format!(
-            "if [ $t = file ]; then printf 'sha256|%s\\n' \"$(sha256sum < \"$p\" | cut -d' ' -f1)\"; \
-             if [ \"$(stat -c %s -- \"$p\")\" -le {} ]; then echo content; base64 -w0 < \"$p\"; echo; fi; fi\n",
-            super::common::MAX_DIFF_BYTES
-        ));
-    }
-    s
-}
+pub(crate) use super::common::stat_lines;
 
 /// Leading `@key|value` lines (our own extras), then the file state.
 pub(crate) fn parse_with_extras(

@@ -9,7 +9,7 @@
 //! segment. `headers` travel to the host on stdin, never in the script text.
 
 use super::args::{self, opt_boolish, opt_mode, opt_string, Mode};
-use super::common::{attributes_plan, file_probe, parse_file_state, FileKind};
+use super::common::{attributes_plan, parse_file_state, stat_lines, FileKind};
 use super::{
     sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope,
 };
@@ -305,10 +305,8 @@ impl GetUrlTask {
 
 impl ModuleTask for GetUrlTask {
     fn probes(&self) -> Vec<Probe> {
-        // file_probe's script starts with `p=...;`: reuse it after resolving a directory dest.
-        let inner = file_probe("__P__", false)
-            .script
-            .replacen("p=__P__;", "", 1);
+        // The state of `$p` once a directory dest is resolved.
+        let inner = stat_lines(false);
         let s = format!(
             "{}{inner}if [ -f \"$p\" ]; then printf 'sum|%s\\n' \"$({}sum < \"$p\" | cut -d' ' -f1)\"; fi\n",
             self.resolve_path(),

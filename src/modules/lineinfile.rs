@@ -203,9 +203,7 @@ fn build(args: &Map<String, Value>) -> Result<LineTask, ModuleError> {
 
 /// Probe a text file, following a final symlink. Output: `real|<path>` then [`common::file_probe`].
 pub(crate) fn text_file_probe(path: &str) -> Probe {
-    let inner = common::file_probe("__PROVISION_REAL__", true)
-        .script
-        .replacen("p=__PROVISION_REAL__;", "p=\"$r\";", 1);
+    let inner = format!("p=\"$r\"\n{}", common::stat_lines(true));
     let q = sh_quote(path);
     let s = format!("r=$(readlink -f -- {q} 2>/dev/null) || r={q}; [ -n \"$r\" ] || r={q}\nprintf 'real|%s\\n' \"$r\"\n{inner}");
     Probe::new(s, Scope::path(path))

@@ -284,8 +284,10 @@ impl ModuleTask for ServiceTask {
         let s = format!(
             "if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then\n\
              echo 'init|systemd'\n\
-             {sc} show -p LoadState,ActiveState,SubState,UnitFileState,CanReload,NeedDaemonReload -- {n} || exit 1\n\
-             printf 'is-enabled|%s\\n' \"$({sc} is-enabled -- {n} 2>/dev/null)\"\n\
+             s=$({sc} show -p LoadState,ActiveState,SubState,UnitFileState,CanReload,NeedDaemonReload -- {n}) || exit 1\n\
+             printf '%s\\n' \"$s\"\n\
+             case $s in *UnitFileState=enabled*|*UnitFileState=disabled*|*UnitFileState=static*|*UnitFileState=masked*) ;;\n\
+             *) printf 'is-enabled|%s\\n' \"$({sc} is-enabled -- {n} 2>/dev/null)\" ;; esac\n\
              else\n\
              echo 'init|sysv'\n\
              if [ -x /etc/init.d/{base} ]; then echo 'sysv-exists|yes'; service {base} status >/dev/null 2>&1; echo \"sysv-status|$?\";\n\

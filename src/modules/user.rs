@@ -264,8 +264,8 @@ impl ModuleTask for UserTask {
             "if e=$(getent passwd -- {n}); then printf 'passwd|%s\\n' \"$e\"\n\
              g=$(id -gn -- {n} 2>/dev/null) && printf 'primary|%s\\n' \"$g\"\n\
              printf 'groups|%s\\n' \"$(id -Gn -- {n} 2>/dev/null)\"\n\
-             h=$(printf '%s\\n' \"$e\" | cut -d: -f6); if [ -d \"$h\" ]; then echo 'home|yes'; else echo 'home|no'; fi\n\
-             if s=$(getent shadow -- {n} 2>/dev/null); then printf 'shadow|%s\\n' \"$(printf '%s' \"$s\" | cut -d: -f2 | tr -d '\\n' | sha256sum | cut -d' ' -f1)\"; else echo 'shadow|unknown'; fi\n\
+             h=${{e#*:*:*:*:*:}}; h=${{h%%:*}}; if [ -d \"$h\" ]; then echo 'home|yes'; else echo 'home|no'; fi\n\
+             if s=$(getent shadow -- {n} 2>/dev/null); then s=${{s#*:}}; set -- $(printf '%s' \"${{s%%:*}}\" | sha256sum); printf 'shadow|%s\\n' \"$1\"; else echo 'shadow|unknown'; fi\n\
              fi\n\
              if getent group -- {n} >/dev/null; then echo 'namegroup|yes'; fi\n"
         );
@@ -630,6 +630,12 @@ mod tests {
         assert_eq!((u.uid, u.home.as_str(), u.group.as_str()), (0, "/root", "root"));
         assert_eq!(o.missing_groups, vec!["nosuchgroupxyz"]);
         assert!(u.shadow_sha.is_some());
+        assert!(u.home_exists);
+        // The hash of root's password field, as the controller would hash the wanted one.
+        if let Ok(shadow) = std::fs::read_to_string("/etc/shadow") {
+            let field = shadow.lines().find_map(|l| l.strip_prefix("root:")).unwrap().split(':').next().unwrap();
+            assert_eq!(u.shadow_sha.as_deref(), Some(super::super::common::sha256_hex(field.as_bytes()).as_str()));
+        }
     }
 }
 
