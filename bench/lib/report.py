@@ -174,22 +174,22 @@ def series(prefix):
 
 
 scale = series("scale")
-if scale:
-    lines.append("### Scaling: no-change run, provision")
+other_transport = "russh" if meta.get("transport", "openssh") == "openssh" else "openssh"
+for prefix, transport in (("scale", meta.get("transport", "?")), ("scaleother", other_transport)):
+    runs = scale if prefix == "scale" else series(prefix)
+    if not runs:
+        continue
+    lines.append(f"### Scaling: no-change run, provision, `--transport {transport}`")
     lines.append("")
     lines.append("| hosts | wall | vs 1 host | peak PSS | controller CPU | test hosts' CPU | CPU floor (all CPU / cores) | changed |")
     lines.append("|---|---|---|---|---|---|---|---|")
-    for n, r, rp, base in scale:
+    for n, r, rp, base in runs:
         lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {others(r)} | {floor(r, base)} | {rp[1] if rp else '–'} |")
-    for p in sorted(p for p in glob.glob(os.path.join(out, "scale-*.ansible.json")) if re.search(r"scale-\d+\.", p)):
-        n = int(re.search(r"scale-(\d+)", p).group(1))
-        r = js(os.path.basename(p))
-        lines.append(f"| {n} (Ansible) | {r['wall_s']:.2f} s | | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | |")
-    c = js("scale-converge.provision.json")
-    if c:
-        rp = recap("scale-converge.provision.log")
-        lines.append("")
-        lines.append(f"(First converge of all {rp[0] if rp else '?'} hosts at once: {c['wall_s']:.1f} s, peak PSS {c['peak_pss_mib']:.0f} MiB, failed/unreachable {rp[2] if rp else '?'}.)")
+    lines.append("")
+c = js("scale-converge.provision.json")
+if scale and c:
+    rp = recap("scale-converge.provision.log")
+    lines.append(f"(First converge of all {rp[0] if rp else '?'} hosts at once: {c['wall_s']:.1f} s, peak PSS {c['peak_pss_mib']:.0f} MiB, failed/unreachable {rp[2] if rp else '?'}.)")
     lines.append("")
 
 sim = series("simscale")
@@ -245,6 +245,11 @@ if s1 and s30:
     target("30 hosts no-change: under 3x the 1-host time (real test hosts, sharing the controller's cores)", r < 3,
            f"{s30['wall_s']:.2f} s vs {s1['wall_s']:.2f} s = {r:.2f}x (CPU floor {floor(s30, s1['wall_s'])})")
     target("30 hosts no-change: controller memory under 100 MiB", s30["peak_pss_mib"] < 100, f"{s30['peak_pss_mib']:.0f} MiB PSS")
+o1, o30 = js("scaleother-1.provision.json"), js("scaleother-30.provision.json")
+if o1 and o30:
+    r = o30["wall_s"] / o1["wall_s"]
+    target(f"30 hosts no-change: under 3x the 1-host time (real test hosts, `--transport {other_transport}`)", r < 3,
+           f"{o30['wall_s']:.2f} s vs {o1['wall_s']:.2f} s = {r:.2f}x (CPU floor {floor(o30, o1['wall_s'])})")
 m1, m30 = js("simscale-1.provision.json"), js("simscale-30.provision.json")
 if m1 and m30:
     r = m30["wall_s"] / m1["wall_s"]
