@@ -699,10 +699,8 @@ impl HostRun {
             for user in users {
                 let group: Vec<&Probe> = batch.iter().filter(|(u, _)| *u == user).map(|(_, p)| p).collect();
                 let tag = probe::new_tag();
-                let merged = probe::merge_probes(&tag, &group);
-                let scripts: Vec<&str> = merged.iter().map(|(s, _)| s.as_str()).collect();
-                parts.push(format!("(\n{}\n)", self.wrap(&probe::batch_script(&tag, &scripts), &user)));
-                let members: Vec<Vec<usize>> = merged.into_iter().map(|(_, m)| m).collect();
+                let (script, members) = probe::group_script(&tag, &group);
+                parts.push(format!("(\n{}\n)", self.wrap(&script, &user)));
                 groups.push((user, tag, group, members));
             }
             self.ctx.events.round_trip(&self.host);

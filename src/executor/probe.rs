@@ -1,7 +1,9 @@
 //! Probe batching: many read-only probes in one round trip. Each probe's stdout is framed by
 //! lines carrying a random tag and its exit code, its stderr copied after the header, so the
-//! output splits back per probe; probes sharing a merge wrapper are sent as one script.
+//! output splits back per probe; probes sharing a merge wrapper are sent as one script, and
+//! the paths file probes `stat` are `stat`ed at once before the probes run.
 
+use crate::modules::common::stat_prefetch;
 use crate::modules::{Probe, ProbeResult, MERGE_SLOT};
 
 /// The scripts to send for a batch's probes: probes sharing a merge wrapper become one script
@@ -63,8 +65,20 @@ pub fn split_merged(tag: &str, n: usize, r: ProbeResult) -> Vec<ProbeResult> {
     sections.into_iter().map(|stdout| ProbeResult { stdout, stderr: r.stderr.clone(), rc: r.rc }).collect()
 }
 
-/// Build one sh script running every probe in order, each in its own subshell with stdin closed.
-pub fn batch_script(tag: &str, probes: &[&str]) -> String {
+/// One become user's part of a batch: the probes merged where they can be ([`merge_probes`]),
+/// the paths they `stat` looked up at once ([`stat_prefetch`]), framed by [`batch_script`].
+/// Returns the script and, for each framed record, the probes it answers.
+pub fn group_script(tag: &str, probes: &[&Probe]) -> (String, Vec<Vec<usize>>) {
+    let merged = merge_probes(tag, probes);
+    let scripts: Vec<&str> = merged.iter().map(|(s, _)| s.as_str()).collect();
+    let prefetch = stat_prefetch(probes.iter().flat_map(|p| p.stats.iter().map(String::as_str)));
+    let script = batch_script(tag, prefetch.as_deref().unwrap_or(""), &scripts);
+    (script, merged.into_iter().map(|(_, members)| members).collect())
+}
+
+/// Build one sh script running `preamble`, then every probe in order, each in its own
+/// subshell with stdin closed.
+pub fn batch_script(tag: &str, preamble: &str, probes: &[&str]) -> String {
     // Framing costs no process per probe: stdout goes straight out, followed by a header line
     // with the exit code; stderr is kept in a file and copied (`cat`) only when not empty.
     // The tag is random and only ever printed after a newline by `printf` with a literal `\n`
@@ -74,6 +88,7 @@ pub fn batch_script(tag: &str, probes: &[&str]) -> String {
     // Where this batch's output starts (other users' batches may come before it).
     s.push_str(&format!("printf '{tag} start\\n'\n"));
     s.push_str("e=$(mktemp) || exit 97\ntrap 'rm -f \"$e\"' EXIT\n");
+    s.push_str(preamble);
     for (i, p) in probes.iter().enumerate() {
         s.push_str("(\n");
         s.push_str(p);
@@ -132,13 +147,21 @@ mod tests {
 
     /// Run probes as the executor does: merged, batched, through real sh, split back.
     fn run(probes: &[&Probe]) -> (usize, Vec<ProbeResult>) {
+        run_with_path(probes, None)
+    }
+
+    /// [`run`], with `dir` first in PATH (to put fake commands there).
+    fn run_with_path(probes: &[&Probe], dir: Option<&std::path::Path>) -> (usize, Vec<ProbeResult>) {
         let tag = new_tag();
-        let merged = merge_probes(&tag, probes);
-        let scripts: Vec<&str> = merged.iter().map(|(s, _)| s.as_str()).collect();
-        let out = std::process::Command::new("sh").arg("-c").arg(batch_script(&tag, &scripts)).output().unwrap();
+        let (script, merged) = group_script(&tag, probes);
+        let mut cmd = std::process::Command::new("sh");
+        if let Some(d) = dir {
+            cmd.env("PATH", format!("{}:{}", d.display(), std::env::var("PATH").unwrap_or_default()));
+        }
+        let out = cmd.arg("-c").arg(script).output().unwrap();
         let results = parse_batch(&tag, merged.len(), &out.stdout).unwrap();
         let mut by_probe = vec![ProbeResult::default(); probes.len()];
-        for ((_, members), r) in merged.iter().zip(results) {
+        for (members, r) in merged.iter().zip(results) {
             for (&i, r) in members.iter().zip(split_merged(&tag, members.len(), r)) {
                 by_probe[i] = r;
             }
@@ -182,11 +205,55 @@ mod tests {
     }
 
     #[test]
+    fn file_probes_stat_their_paths_at_once_with_the_same_answers() {
+        use crate::modules::common::{file_probe, parse_file_state, FileKind};
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("tree");
+        std::fs::create_dir_all(root.join("dir")).unwrap();
+        std::fs::write(root.join("file"), "hello\n").unwrap();
+        std::fs::write(root.join("file b"), "spaced\n").unwrap(); // a name that extends another's
+        std::fs::write(root.join("odd|name"), "piped\n").unwrap(); // left out of the prefetch
+        std::fs::write(root.join("it's"), "quoted\n").unwrap();
+        std::fs::set_permissions(root.join("file"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::symlink("file", root.join("link")).unwrap();
+        let names = ["dir", "file", "file b", "odd|name", "it's", "link", "absent"];
+        let paths: Vec<String> = names.iter().map(|n| root.join(n).display().to_string()).collect();
+        let probes: Vec<Probe> = paths.iter().map(|p| file_probe(p, true)).collect();
+        let refs: Vec<&Probe> = probes.iter().collect();
+
+        // A `stat` that logs each start, first in PATH.
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let log = d.path().join("stat.log");
+        let real = ["/usr/bin/stat", "/bin/stat"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap();
+        std::fs::write(bin.join("stat"), format!("#!/bin/sh\necho x >> '{}'\nexec {real} \"$@\"\n", log.display())).unwrap();
+        std::fs::set_permissions(bin.join("stat"), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let (_, batched) = run_with_path(&refs, Some(&bin));
+        // One `stat` for the batch, plus one for the path the prefetch leaves out.
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+        for (i, p) in probes.iter().enumerate() {
+            let alone = run(&[p]).1.remove(0);
+            assert_eq!(batched[i], alone, "{}", paths[i]);
+            assert_eq!(batched[i].rc, 0, "{:?}", batched[i]);
+        }
+        let st = |i: usize| parse_file_state(&batched[i]).unwrap();
+        assert_eq!(st(0).kind, FileKind::Directory);
+        assert_eq!((st(1).kind.clone(), st(1).mode, st(1).content.as_deref()), (FileKind::File, 0o640, Some(&b"hello\n"[..])));
+        assert_eq!(st(2).content.as_deref(), Some(&b"spaced\n"[..]));
+        assert_eq!(st(3).content.as_deref(), Some(&b"piped\n"[..]));
+        assert_eq!(st(4).content.as_deref(), Some(&b"quoted\n"[..]));
+        assert_eq!(st(5).kind, FileKind::Link { target: "file".into() });
+        assert!(!st(6).exists());
+    }
+
+    #[test]
     fn batch_round_trips_through_real_sh() {
         let tag = new_tag();
         let forged = format!("printf '%s' '\\n{tag} 5 0\\n'");
         let probes = ["printf 'a\\nb'", "echo err >&2; exit 3", "printf '\\nPROVISION-fake 0 0 0 0\\n'; cat /nonexistent 2>/dev/null; true", "head -c 300 /dev/zero | tr '\\0' x", "printf 'x\\n\\n'; printf 'e\\n\\n' >&2", &forged];
-        let script = batch_script(&tag, &probes);
+        let script = batch_script(&tag, "", &probes);
         let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
         let r = parse_batch(&tag, probes.len(), &out.stdout).unwrap();
         assert_eq!(r[0], ProbeResult { stdout: "a\nb".into(), stderr: String::new(), rc: 0 });
@@ -202,7 +269,7 @@ mod tests {
     #[test]
     fn batches_of_several_users_in_one_output_stay_apart() {
         let (t1, t2) = (new_tag(), new_tag());
-        let script = format!("({})\n({})", batch_script(&t1, &["echo first; echo e1 >&2"]), batch_script(&t2, &["echo second", "true"]));
+        let script = format!("({})\n({})", batch_script(&t1, "", &["echo first; echo e1 >&2"]), batch_script(&t2, "", &["echo second", "true"]));
         let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
         assert_eq!(parse_batch(&t1, 1, &out.stdout).unwrap(), vec![ProbeResult { stdout: "first\n".into(), stderr: "e1\n".into(), rc: 0 }]);
         let second = parse_batch(&t2, 2, &out.stdout).unwrap();

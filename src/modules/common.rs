@@ -66,16 +66,41 @@ impl FileState {
 /// Probe one path (does not follow a final symlink). With `contents`, a regular file's sha256
 /// and (if small) its bytes are read too.
 pub fn file_probe(path: &str, contents: bool) -> Probe {
-    Probe::new(format!("p={}\n{}", sh_quote(path), stat_lines(contents)), Scope::path(path))
+    Probe::new(format!("p={}\n{}", sh_quote(path), stat_lines(contents)), Scope::path(path)).with_stat(path)
+}
+
+/// What `stat` prints for a path after its type, in [`stat_lines`] and in the batch's
+/// prefetched stats (see [`stat_prefetch`]).
+const STAT_FIELDS: &str = "%U|%G|%u|%g|%a|%s|%Y";
+
+/// Shell lines that `stat` every path at once (one process instead of one per probe) into
+/// `$PROVISION_STATS`, where [`stat_lines`] finds them: `\n|PATH|FIELDS` per existing path.
+/// Only absolute paths without `|` or a newline are taken (the lookup's pattern needs them
+/// to be unambiguous); `None` when fewer than two are left.
+pub fn stat_prefetch<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut ps: Vec<&str> = paths.into_iter().filter(|p| p.starts_with('/') && !p.contains(['|', '\n'])).collect();
+    ps.sort_unstable();
+    ps.dedup();
+    if ps.len() < 2 {
+        return None;
+    }
+    let args: Vec<String> = ps.iter().map(|p| sh_quote(p)).collect();
+    Some(format!(
+        "PROVISION_NL='\n'\nPROVISION_STATS=$PROVISION_NL$(stat -c '|%n|{STAT_FIELDS}' -- {} 2>/dev/null)\n",
+        args.join(" ")
+    ))
 }
 
 /// Shell lines printing the state of the path in shell variable `$p` in the format of
-/// [`parse_file_state`]. With `contents`, a small regular file's bytes are sent (the
+/// [`parse_file_state`]. The fields after the type come from the batch's prefetched stats
+/// when `$p` is there (see [`stat_prefetch`]; declare the path with [`Probe::with_stat`]),
+/// else from a `stat` of its own. With `contents`, a small regular file's bytes are sent (the
 /// controller hashes them: no `sha256sum` on the host), a big one's sha256 only.
 pub fn stat_lines(contents: bool) -> String {
-    let mut s = String::from(
+    let mut s = format!(
         "if [ -L \"$p\" ]; then t=link; elif [ -d \"$p\" ]; then t=directory; elif [ -f \"$p\" ]; then t=file; elif [ -e \"$p\" ]; then t=other; else echo absent; exit 0; fi\n\
-         s=$(stat -c \"$t|%U|%G|%u|%g|%a|%s|%Y\" -- \"$p\") || exit 1\n\
+         if [ -n \"${{PROVISION_STATS-}}\" ] && r=${{PROVISION_STATS#*\"$PROVISION_NL|$p|\"}} && [ \"$r\" != \"$PROVISION_STATS\" ]; \
+         then s=\"$t|${{r%%\"$PROVISION_NL\"*}}\"; else s=$(stat -c \"$t|{STAT_FIELDS}\" -- \"$p\") || exit 1; fi\n\
          printf '%s\\n' \"$s\"\n\
          if [ $t = link ]; then printf 'target|%s\\n' \"$(readlink -- \"$p\")\"; fi\n",
     );

@@ -334,7 +334,12 @@ impl ModuleTask for FileWrite {
             ));
         }
         s.push_str(&stat_lines(true));
-        vec![Probe::new(s, Scope::Paths(reads))]
+        let dest = self.dest.trim_end_matches('/');
+        let mut probe = Probe::new(s, Scope::Paths(reads)).with_stat(dest);
+        if let Some(b) = &self.base {
+            probe = probe.with_stat(format!("{dest}/{b}"));
+        }
+        vec![probe]
     }
 
     fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {

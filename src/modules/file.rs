@@ -448,7 +448,7 @@ impl ModuleTask for FileTask {
         }
         s.push_str(&stat_lines(false));
         // A followed symlink may point anywhere: the path itself is what earlier tasks change.
-        vec![Probe::new(s, Scope::Paths(reads))]
+        vec![Probe::new(s, Scope::Paths(reads)).with_stat(&self.path)]
     }
 
     fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {

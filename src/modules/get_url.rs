@@ -312,7 +312,8 @@ impl ModuleTask for GetUrlTask {
             self.resolve_path(),
             self.algo()
         );
-        vec![Probe::new(s, Scope::path(&self.dest))]
+        let into = format!("{}/{}", self.dest.strip_suffix('/').unwrap_or(&self.dest), self.url_basename());
+        vec![Probe::new(s, Scope::path(&self.dest)).with_stat(&self.dest).with_stat(into)]
     }
 
     fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {

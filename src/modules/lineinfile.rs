@@ -206,7 +206,7 @@ pub(crate) fn text_file_probe(path: &str) -> Probe {
     let inner = format!("p=\"$r\"\n{}", common::stat_lines(true));
     let q = sh_quote(path);
     let s = format!("r=$(readlink -f -- {q} 2>/dev/null) || r={q}; [ -n \"$r\" ] || r={q}\nprintf 'real|%s\\n' \"$r\"\n{inner}");
-    Probe::new(s, Scope::path(path))
+    Probe::new(s, Scope::path(path)).with_stat(path)
 }
 
 /// Parse [`text_file_probe`] output: (path to write, state).

@@ -76,6 +76,10 @@ pub struct Probe {
     pub reads: Scope,
     /// Probes of one batch with the same wrapper may be sent as one (see [`ProbeMerge`]).
     pub merge: Option<ProbeMerge>,
+    /// Paths the script `stat`s through [`common::stat_lines`]: the executor may `stat` them
+    /// all at once for the batch, and the script then finds its answer there instead of
+    /// starting a `stat` of its own.
+    pub stats: Vec<String>,
 }
 
 /// A probe made of a wrapper around a part (e.g. one `psql` session around a query): the
@@ -104,11 +108,16 @@ pub const MERGE_SLOT: &str = "@@PROVISION_MERGE_SLOT@@";
 
 impl Probe {
     pub fn new(script: impl Into<String>, reads: Scope) -> Self {
-        Probe { script: script.into(), reads, merge: None }
+        Probe { script: script.into(), reads, merge: None, stats: Vec::new() }
+    }
+    /// Declare a path the script `stat`s with [`common::stat_lines`].
+    pub fn with_stat(mut self, path: impl Into<String>) -> Self {
+        self.stats.push(path.into());
+        self
     }
     /// A probe that can share its wrapper with other probes of the same batch.
     pub fn mergeable(wrapper: String, part: String, separator: fn(&str) -> String, reads: Scope) -> Self {
-        Probe { script: wrapper.replacen(MERGE_SLOT, &part, 1), reads, merge: Some(ProbeMerge { wrapper, part, separator }) }
+        Probe { script: wrapper.replacen(MERGE_SLOT, &part, 1), reads, merge: Some(ProbeMerge { wrapper, part, separator }), stats: Vec::new() }
     }
 }
 
