@@ -215,9 +215,15 @@ mod tests {
         std::fs::write(root.join("file b"), "spaced\n").unwrap(); // a name that extends another's
         std::fs::write(root.join("odd|name"), "piped\n").unwrap(); // left out of the prefetch
         std::fs::write(root.join("it's"), "quoted\n").unwrap();
+        // Named like the lookup key of "file" followed by its owner field: must not borrow its stat.
+        let owner = std::process::Command::new("stat").arg("-c").arg("%U").arg(root.join("file")).output().unwrap();
+        let owner = String::from_utf8(owner.stdout).unwrap().trim().to_string();
+        std::fs::write(root.join(format!("file|{owner}")), "not file\n").unwrap();
+        std::fs::set_permissions(root.join(format!("file|{owner}")), std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::set_permissions(root.join("file"), std::fs::Permissions::from_mode(0o640)).unwrap();
         std::os::unix::fs::symlink("file", root.join("link")).unwrap();
-        let names = ["dir", "file", "file b", "odd|name", "it's", "link", "absent"];
+        let tricky = format!("file|{owner}");
+        let names = ["dir", "file", "file b", "odd|name", "it's", "link", "absent", tricky.as_str()];
         let paths: Vec<String> = names.iter().map(|n| root.join(n).display().to_string()).collect();
         let probes: Vec<Probe> = paths.iter().map(|p| file_probe(p, true)).collect();
         let refs: Vec<&Probe> = probes.iter().collect();
@@ -231,8 +237,8 @@ mod tests {
         std::fs::set_permissions(bin.join("stat"), std::fs::Permissions::from_mode(0o755)).unwrap();
 
         let (_, batched) = run_with_path(&refs, Some(&bin));
-        // One `stat` for the batch, plus one for the path the prefetch leaves out.
-        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+        // One `stat` for the batch, plus one for each path the prefetch leaves out.
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
         for (i, p) in probes.iter().enumerate() {
             let alone = run(&[p]).1.remove(0);
             assert_eq!(batched[i], alone, "{}", paths[i]);
@@ -246,6 +252,7 @@ mod tests {
         assert_eq!(st(4).content.as_deref(), Some(&b"quoted\n"[..]));
         assert_eq!(st(5).kind, FileKind::Link { target: "file".into() });
         assert!(!st(6).exists());
+        assert_eq!((st(7).mode, st(7).content.as_deref()), (0o600, Some(&b"not file\n"[..])));
     }
 
     #[test]

@@ -75,8 +75,9 @@ const STAT_FIELDS: &str = "%U|%G|%u|%g|%a|%s|%Y";
 
 /// Shell lines that `stat` every path at once (one process instead of one per probe) into
 /// `$PROVISION_STATS`, where [`stat_lines`] finds them: `\n|PATH|FIELDS` per existing path.
-/// Only absolute paths without `|` or a newline are taken (the lookup's pattern needs them
-/// to be unambiguous); `None` when fewer than two are left.
+/// Only absolute paths without `|` or a newline are taken, and paths with `|` are never
+/// looked up (the lookup's pattern `\n|PATH|` must be unambiguous); `None` when fewer than
+/// two paths are left.
 pub fn stat_prefetch<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut ps: Vec<&str> = paths.into_iter().filter(|p| p.starts_with('/') && !p.contains(['|', '\n'])).collect();
     ps.sort_unstable();
@@ -99,8 +100,9 @@ pub fn stat_prefetch<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<Str
 pub fn stat_lines(contents: bool) -> String {
     let mut s = format!(
         "if [ -L \"$p\" ]; then t=link; elif [ -d \"$p\" ]; then t=directory; elif [ -f \"$p\" ]; then t=file; elif [ -e \"$p\" ]; then t=other; else echo absent; exit 0; fi\n\
-         if [ -n \"${{PROVISION_STATS-}}\" ] && r=${{PROVISION_STATS#*\"$PROVISION_NL|$p|\"}} && [ \"$r\" != \"$PROVISION_STATS\" ]; \
-         then s=\"$t|${{r%%\"$PROVISION_NL\"*}}\"; else s=$(stat -c \"$t|{STAT_FIELDS}\" -- \"$p\") || exit 1; fi\n\
+         r=; case $p in *'|'*) ;; *) r=${{PROVISION_STATS-}}; r=${{r#*\"${{PROVISION_NL-}}|$p|\"}} ;; esac\n\
+         if [ -n \"$r\" ] && [ \"$r\" != \"${{PROVISION_STATS-}}\" ]; \
+         then s=\"$t|${{r%%\"${{PROVISION_NL-}}\"*}}\"; else s=$(stat -c \"$t|{STAT_FIELDS}\" -- \"$p\") || exit 1; fi\n\
          printf '%s\\n' \"$s\"\n\
          if [ $t = link ]; then printf 'target|%s\\n' \"$(readlink -- \"$p\")\"; fi\n",
     );
