@@ -132,7 +132,7 @@ pub fn parse(out: &str) -> Vars {
             interfaces.push(dev.to_string());
         }
         let info = json!({"address": addr, "netmask": prefix_len(bits), "prefix": bits.to_string(), "interface": dev});
-        f.insert(format!("{}", dev.replace(['-', '.', ':'], "_")), json!({"device": dev, "ipv4": info.clone(), "active": true}));
+        f.insert(dev.replace(['-', '.', ':'], "_"), json!({"device": dev, "ipv4": info.clone(), "active": true}));
         if dev == default_dev && default_v4.as_object().is_some_and(|o| o.is_empty()) {
             let mut d = info.clone();
             d["gateway"] = json!(default_gw);
