@@ -91,7 +91,8 @@ pub struct HostRun {
     host: String,
     conn: Arc<dyn Transport>,
     login_user: String,
-    facts: Vars,
+    /// Shared with the run's host record and `hostvars`.
+    facts: Arc<Vars>,
     /// set_fact / register results (persist across plays).
     host_vars: Vars,
     /// Variables common to all tasks of this play (computed once).
@@ -129,7 +130,7 @@ fn secret_name(name: &str) -> bool {
 }
 
 impl HostRun {
-    pub fn new(ctx: Arc<PlayContext>, host: String, conn: Arc<dyn Transport>, login_user: String, facts: Vars, host_vars: Vars) -> Self {
+    pub fn new(ctx: Arc<PlayContext>, host: String, conn: Arc<dyn Transport>, login_user: String, facts: Arc<Vars>, host_vars: Vars) -> Self {
         let mut run = HostRun {
             ctx,
             host,
@@ -719,12 +720,9 @@ impl HostRun {
                         continue; // a lookahead task's user problem surfaces when that task runs
                     }
                 };
-                for (m, r) in members.into_iter().zip(results) {
-                    let n = m.len();
-                    for (i, r) in m.into_iter().zip(probe::split_merged(&tag, n, r)) {
-                        let p = group[i];
-                        self.probe_cache.insert((user.clone(), p.script.clone()), CachedProbe { result: r, reads: p.reads.clone() });
-                    }
+                for (i, r) in probe::per_probe(&tag, members, results) {
+                    let p = group[i];
+                    self.probe_cache.insert((user.clone(), p.script.clone()), CachedProbe { result: r, reads: p.reads.clone() });
                 }
             }
         }

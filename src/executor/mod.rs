@@ -599,7 +599,7 @@ fn play_context(shared: &RunShared, play_idx: usize, play_hosts: Vec<String>, ho
 async fn run_host(shared: &RunShared, ctx: &Arc<host::PlayContext>, h: &str, rec: &mut HostRecord) {
     let play_idx = ctx.play_idx;
     let conn = rec.conn.clone().expect("running hosts are connected");
-    let mut run = host::HostRun::new(ctx.clone(), h.to_string(), conn, rec.login_user.clone(), rec.facts.as_deref().cloned().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
+    let mut run = host::HostRun::new(ctx.clone(), h.to_string(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
     let outcome = run.run_play().await;
     rec.host_vars = run.into_host_vars();
     shared.published().entry(h.to_string()).or_default().host_vars = rec.host_vars.clone();

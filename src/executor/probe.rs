@@ -65,6 +65,14 @@ pub fn split_merged(tag: &str, n: usize, r: ProbeResult) -> Vec<ProbeResult> {
     sections.into_iter().map(|stdout| ProbeResult { stdout, stderr: r.stderr.clone(), rc: r.rc }).collect()
 }
 
+/// The framed results of a [`group_script`] back to the probes: (probe index, its result).
+pub fn per_probe(tag: &str, members: Vec<Vec<usize>>, results: Vec<ProbeResult>) -> impl Iterator<Item = (usize, ProbeResult)> + '_ {
+    members.into_iter().zip(results).flat_map(move |(m, r)| {
+        let parts = split_merged(tag, m.len(), r);
+        m.into_iter().zip(parts)
+    })
+}
+
 /// One become user's part of a batch: the probes merged where they can be ([`merge_probes`]),
 /// the paths they `stat` looked up at once ([`stat_prefetch`]), framed by [`batch_script`].
 /// Returns the script and, for each framed record, the probes it answers.
@@ -160,13 +168,12 @@ mod tests {
         }
         let out = cmd.arg("-c").arg(script).output().unwrap();
         let results = parse_batch(&tag, merged.len(), &out.stdout).unwrap();
+        let sent = merged.len();
         let mut by_probe = vec![ProbeResult::default(); probes.len()];
-        for (members, r) in merged.iter().zip(results) {
-            for (&i, r) in members.iter().zip(split_merged(&tag, members.len(), r)) {
-                by_probe[i] = r;
-            }
+        for (i, r) in per_probe(&tag, merged, results) {
+            by_probe[i] = r;
         }
-        (merged.len(), by_probe)
+        (sent, by_probe)
     }
 
     #[test]
