@@ -282,9 +282,7 @@ mod tests {
     /// The probe script itself, run by `sh` on this machine.
     fn run_probe(path: &std::path::Path) -> FileState {
         let pr = file_probe(&path.display().to_string(), true);
-        let out = std::process::Command::new("sh").arg("-c").arg(&pr.script).output().unwrap();
-        let r = ProbeResult { stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned(), rc: out.status.code().unwrap_or(-1) };
-        parse_file_state(&r).unwrap()
+        parse_file_state(&super::super::testutil::run_probe(&pr.script)).unwrap()
     }
 
     #[test]

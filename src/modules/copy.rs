@@ -7,8 +7,8 @@
 //! ignored), `checksum` (accepted and ignored), SELinux/attributes.
 
 use super::args::{self, opt_boolish, opt_string, Mode};
-use super::common::{attributes_plan, content_diff, sha256_hex, FileKind, FileState};
-use super::file::{chmod_arg, extra, parse_with_extras, stat_lines};
+use super::common::{attributes_plan, content_diff, sha256_hex, stat_lines, FileKind, FileState};
+use super::file::{chmod_arg, extra, parse_with_extras};
 use super::{
     sh_quote, Action, ActionOutput, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext,
     Probe, ProbeResult, Scope,

@@ -11,7 +11,7 @@
 //! and timestamp formats other than `now`/`preserve`/`touch -t` stamps are not supported.
 
 use super::args::{self, opt_boolish, opt_mode, opt_string, Mode};
-use super::common::{attributes_plan, parse_file_state, FileKind, FileState};
+use super::common::{attributes_plan, parse_file_state, stat_lines, FileKind, FileState};
 use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -185,8 +185,6 @@ fn build(args: &Map<String, Value>) -> Result<FileTask, ModuleError> {
         touch_times: preserve < 2,
     })
 }
-
-pub(crate) use super::common::stat_lines;
 
 /// Leading `@key|value` lines (our own extras), then the file state.
 pub(crate) fn parse_with_extras(
