@@ -79,17 +79,22 @@ fn steps(stderr: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A one-play playbook running `command` on every host with `--forks 1`: its output and
+/// its connection-level steps.
+fn steps_of_one_fork_run(command: &str) -> (Run, Vec<(String, String)>) {
+    let site = format!("- name: p\n  hosts: all\n  tasks:\n    - command: {command}\n");
+    let p = project(&[("hosts.yml", INVENTORY), ("site.yml", &site)]);
+    let r = provision_env(p.path(), &["-i", "hosts.yml", "site.yml", "--forks", "1"], &[("PROVISION_LOG", "provision=debug")]);
+    r.assert_ok();
+    let s = steps(&r.stderr);
+    (r, s)
+}
+
 #[test]
 fn without_hostvars_each_host_goes_from_facts_to_tasks_and_is_closed() {
     // --forks 1: the first host gathers facts, runs its task and is closed before the second
     // host is even connected (a big fleet then holds one host's connection at a time).
-    let p = project(&[
-        ("hosts.yml", INVENTORY),
-        ("site.yml", "- name: p\n  hosts: all\n  tasks:\n    - command: echo {{ inventory_hostname }}\n"),
-    ]);
-    let r = provision_env(p.path(), &["-i", "hosts.yml", "site.yml", "--forks", "1"], &[("PROVISION_LOG", "provision=debug")]);
-    r.assert_ok();
-    let s = steps(&r.stderr);
+    let (r, s) = steps_of_one_fork_run("echo {{ inventory_hostname }}");
     let what: Vec<&str> = s.iter().map(|(w, _)| w.as_str()).collect();
     assert_eq!(what, ["exec facts", "exec action", "closing connection", "exec facts", "exec action", "closing connection"], "{}", r.stderr);
     assert!(s[0].1 == s[2].1 && s[3].1 == s[5].1 && s[0].1 != s[3].1, "{s:?}");
@@ -97,13 +102,8 @@ fn without_hostvars_each_host_goes_from_facts_to_tasks_and_is_closed() {
 
 #[test]
 fn a_play_reading_hostvars_gathers_every_hosts_facts_first() {
-    let p = project(&[
-        ("hosts.yml", INVENTORY),
-        ("site.yml", "- name: p\n  hosts: all\n  tasks:\n    - command: echo {{ hostvars['a'].ansible_hostname }}\n"),
-    ]);
-    let r = provision_env(p.path(), &["-i", "hosts.yml", "site.yml", "--forks", "1"], &[("PROVISION_LOG", "provision=debug")]);
-    r.assert_ok();
-    let what: Vec<String> = steps(&r.stderr).into_iter().map(|(w, _)| w).collect();
+    let (r, s) = steps_of_one_fork_run("echo {{ hostvars['a'].ansible_hostname }}");
+    let what: Vec<String> = s.into_iter().map(|(w, _)| w).collect();
     assert_eq!(what, ["exec facts", "exec facts", "exec action", "closing connection", "exec action", "closing connection"], "{}", r.stderr);
 }
 
