@@ -117,6 +117,14 @@ pub struct Cli {
     /// SSH connect timeout in seconds.
     #[arg(short = 'T', long, default_value_t = 10)]
     pub timeout: u64,
+
+    /// Let plays on disjoint hosts run at the same time when the later one reads nothing the
+    /// earlier one sets (default: each play starts when the one before has ended, as in
+    /// Ansible). Plays with `any_errors_fatal`, `max_fail_percentage` or `serial` are still
+    /// waited for. Only for playbooks whose plays don't depend on each other through the
+    /// hosts' state (a database one play sets up and the next one's hosts use).
+    #[arg(long, env = "PROVISION_OVERLAP_PLAYS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub overlap_plays: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +266,7 @@ impl Cli {
             user: self.user.clone().or(cfg.remote_user.clone()),
             private_key: self.private_key.clone().or(cfg.private_key_file.as_deref().map(crate::connection::expand_tilde)),
             r#become: self.r#become,
+            overlap_plays: self.overlap_plays,
         })
     }
 }

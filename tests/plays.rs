@@ -1,15 +1,192 @@
-//! Plays on disjoint hosts run at the same time, unless the later one reads what the earlier
-//! one sets; the output still reads play by play. This is the controller's scheduling, so the
-//! hosts here are local-connection hosts (both "hosts" are this machine, each play signals the
-//! other through files in a temp dir).
+//! How plays follow each other: one after another as in Ansible, a play whose hosts all fail
+//! (or whose failures are fatal: `any_errors_fatal`, `max_fail_percentage`) ends the run,
+//! `serial` batches; with `--overlap-plays`, plays on disjoint hosts run at the same time
+//! unless the later one reads what the earlier one sets, and the output still reads play by
+//! play. This is the controller's scheduling, so the hosts here are local-connection hosts
+//! (all "hosts" are this machine; plays and hosts leave marks in files of a temp dir).
 
 mod common;
 use common::*;
 
 const INVENTORY: &str = "all:\n  hosts:\n    a: {ansible_connection: local}\n    b: {ansible_connection: local}\n";
+const INVENTORY3: &str = "all:\n  hosts:\n    a: {ansible_connection: local}\n    b: {ansible_connection: local}\n    c: {ansible_connection: local}\n";
+
+/// Run `site` (a playbook) on hosts a, b, c with `d` = a fresh temp dir; extra `args`.
+fn run3(site: &str, args: &[&str]) -> (Run, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let p = project(&[("hosts.yml", INVENTORY3), ("site.yml", site)]);
+    let dv = format!("d={d}");
+    let mut all = vec!["-i", "hosts.yml", "site.yml", "-e", dv.as_str()];
+    all.extend_from_slice(args);
+    (provision(p.path(), &all), dir)
+}
+
+fn exists(dir: &tempfile::TempDir, name: &str) -> bool {
+    dir.path().join(name).exists()
+}
+
+/// Nanoseconds since the epoch a task wrote into `name`.
+fn stamp(dir: &tempfile::TempDir, name: &str) -> u128 {
+    std::fs::read_to_string(dir.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}")).trim().parse().unwrap()
+}
 
 #[test]
-fn disjoint_plays_run_alongside_and_report_in_order() {
+fn plays_on_disjoint_hosts_run_one_after_another_by_default() {
+    // As in Ansible: the second play (another host, reading nothing from the first) starts
+    // only when the first has ended. Play 1 fails if play 2 started while it waited.
+    let (r, dir) = run3(
+        "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: sleep 1; test ! -e {{ d }}/second-started\n\
+         - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n",
+        &[],
+    );
+    r.assert_ok();
+    assert!(exists(&dir, "second-started"));
+}
+
+#[test]
+fn the_environment_can_turn_overlapping_plays_on() {
+    // Same playbook as above: with PROVISION_OVERLAP_PLAYS=1 the second play runs alongside
+    // the first one, which then sees its mark and fails.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let site = "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: sleep 1; test ! -e {{ d }}/second-started\n\
+                - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n";
+    let p = project(&[("hosts.yml", INVENTORY), ("site.yml", site)]);
+    let args = ["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")];
+    let r = provision_env(p.path(), &args, &[("PROVISION_OVERLAP_PLAYS", "1")]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    std::fs::remove_file(dir.path().join("second-started")).unwrap();
+    provision_env(p.path(), &args, &[("PROVISION_OVERLAP_PLAYS", "false")]).assert_ok();
+}
+
+#[test]
+fn production_is_not_touched_when_every_qa_host_failed() {
+    // Promote from QA to production: the QA play's only host fails its smoke test, so the run
+    // ends there (Ansible's "NO MORE HOSTS LEFT") and the production play never starts.
+    let site = "- name: qa\n  hosts: a\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/qa-deployed', state: touch}\n    - name: smoke test\n      command: 'false'\n\
+                - name: production\n  hosts: b:c\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/{{ inventory_hostname }}-deployed', state: touch}\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(exists(&dir, "qa-deployed"));
+    assert!(!exists(&dir, "b-deployed") && !exists(&dir, "c-deployed"), "production was deployed\n{}", r.stdout);
+    assert!(r.stdout.contains("NO MORE HOSTS LEFT"), "{}", r.stdout);
+    assert!(!r.stdout.contains("PLAY [production]"), "{}", r.stdout);
+    let recap = r.recap();
+    assert_eq!(recap["a"].failed, 1, "{}", r.stdout);
+    assert!(!recap.contains_key("b") && !recap.contains_key("c"), "{}", r.stdout);
+}
+
+#[test]
+fn with_overlap_plays_a_play_of_fatal_failures_is_still_waited_for() {
+    // --overlap-plays lets a disjoint play run alongside, but not past a play that says its
+    // failures stop everything: production waits for QA, and QA failing ends the run.
+    let site = "- name: qa\n  hosts: a\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n    - shell: sleep 1; exit 1\n\
+                - name: production\n  hosts: b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/b-deployed', state: touch}\n";
+    let (r, dir) = run3(site, &["--overlap-plays"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(!exists(&dir, "b-deployed"), "{}", r.stdout);
+    // and it runs once QA passed
+    let (r, dir) = run3(&site.replace("exit 1", "exit 0"), &["--overlap-plays"]);
+    r.assert_ok();
+    assert!(exists(&dir, "b-deployed"));
+}
+
+#[test]
+fn hosts_that_failed_sit_out_later_plays_and_the_others_go_on() {
+    let (r, dir) = run3(
+        "- name: first\n  hosts: a:b\n  gather_facts: false\n  tasks:\n    - command: \"{{ 'false' if inventory_hostname == 'a' else 'true' }}\"\n\
+         - name: second\n  hosts: all\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/{{ inventory_hostname }}-second', state: touch}\n",
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(!exists(&dir, "a-second") && exists(&dir, "b-second") && exists(&dir, "c-second"), "{}", r.stdout);
+    assert!(!r.stdout.contains("NO MORE HOSTS LEFT"), "{}", r.stdout);
+}
+
+#[test]
+fn any_errors_fatal_stops_the_other_hosts_after_their_current_task() {
+    // a fails at once; b is still in its first task (1 s): it finishes it, runs no other
+    // task, and the next play doesn't start.
+    let (r, dir) = run3(
+        "- name: deploy\n  hosts: a:b\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n\
+         \x20   - shell: \"{{ 'exit 1' if inventory_hostname == 'a' else 'sleep 1' }}\"\n\
+         \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-second-task', state: touch}\n\
+         - name: after\n  hosts: c\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/c-after', state: touch}\n",
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(!exists(&dir, "b-second-task") && !exists(&dir, "a-second-task") && !exists(&dir, "c-after"), "{}", r.stdout);
+    assert!(r.stdout.contains("NO MORE HOSTS LEFT"), "{}", r.stdout);
+    let recap = r.recap();
+    assert_eq!((recap["a"].failed, recap["b"].failed, recap["b"].changed), (1, 0, 1), "{}", r.stdout);
+}
+
+#[test]
+fn any_errors_fatal_on_a_block_or_task_counts_only_there() {
+    // Fatal only for the block's task: a's failure in a non-fatal task lets b go on.
+    let site = "- name: deploy\n  hosts: a:b\n  gather_facts: false\n  tasks:\n\
+                \x20   - block:\n        - command: 'true'\n      any_errors_fatal: true\n\
+                \x20   - command: \"{{ 'false' if inventory_hostname == 'a' else 'true' }}\"\n\
+                \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-last', state: touch}\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(!exists(&dir, "a-last") && exists(&dir, "b-last"), "{}", r.stdout);
+}
+
+#[test]
+fn max_fail_percentage_ends_the_run_only_when_exceeded() {
+    let site = |pct: u32| {
+        format!(
+            "- name: deploy\n  hosts: all\n  gather_facts: false\n  max_fail_percentage: {pct}\n  tasks:\n\
+             \x20   - command: \"{{{{ 'false' if inventory_hostname == 'a' else 'true' }}}}\"\n\
+             - name: after\n  hosts: all\n  gather_facts: false\n  tasks:\n    - file: {{path: '{{{{ d }}}}/{{{{ inventory_hostname }}}}-after', state: touch}}\n"
+        )
+    };
+    // 1 of 3 hosts failed: 33% is within 40% ...
+    let (r, dir) = run3(&site(40), &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(exists(&dir, "b-after") && exists(&dir, "c-after") && !exists(&dir, "a-after"), "{}", r.stdout);
+    // ... and more than 30%
+    let (r, dir) = run3(&site(30), &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(!exists(&dir, "b-after") && !exists(&dir, "c-after"), "{}", r.stdout);
+    assert!(r.stdout.contains("NO MORE HOSTS LEFT"), "{}", r.stdout);
+}
+
+#[test]
+fn serial_runs_the_play_batch_after_batch() {
+    // serial: 1 -> a, then b, then c, each host's whole play before the next one starts.
+    let (r, dir) = run3(
+        "- name: rolling\n  hosts: all\n  gather_facts: false\n  serial: 1\n  tasks:\n\
+         \x20   - shell: date +%s%N > {{ d }}/{{ inventory_hostname }}.start; sleep 0.3\n\
+         \x20   - shell: date +%s%N > {{ d }}/{{ inventory_hostname }}.end\n\
+         \x20   - copy: {content: \"{{ ansible_play_batch | join(',') }}/{{ ansible_play_hosts_all | join(',') }}\", dest: '{{ d }}/{{ inventory_hostname }}.batch'}\n",
+        &[],
+    );
+    r.assert_ok();
+    assert!(stamp(&dir, "a.end") <= stamp(&dir, "b.start") && stamp(&dir, "b.end") <= stamp(&dir, "c.start"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(dir.path().join("b.batch")).unwrap(), "b/a,b,c");
+    assert_eq!(r.stdout.matches("PLAY [rolling]").count(), 3, "{}", r.stdout);
+}
+
+#[test]
+fn a_serial_batch_that_fails_stops_the_rollout() {
+    // Templated batch size (2): a and b fail in the first batch, c is never touched.
+    let (r, dir) = run3(
+        "- name: rolling\n  hosts: all\n  gather_facts: false\n  serial: \"{{ batch }}\"\n  tasks:\n\
+         \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-touched', state: touch}\n\
+         \x20   - command: 'false'\n",
+        &["-e", "batch=2"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(exists(&dir, "a-touched") && exists(&dir, "b-touched") && !exists(&dir, "c-touched"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("PLAY [rolling]").count(), 1, "{}", r.stdout);
+    assert!(r.stdout.contains("NO MORE HOSTS LEFT"), "{}", r.stdout);
+}
+
+#[test]
+fn with_overlap_plays_disjoint_plays_run_alongside_and_report_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     // Play 1 can only succeed if play 2 runs while play 1 is still waiting.
@@ -21,7 +198,7 @@ fn disjoint_plays_run_alongside_and_report_in_order() {
              - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - name: signal the first play\n      file: {path: '{{ d }}/from-b', state: touch}\n",
         ),
     ]);
-    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}"), "--overlap-plays"]);
     r.assert_ok();
     // Output is play by play: everything of the first play before the second play's banner.
     let first = r.stdout.find("PLAY [first]").unwrap();
@@ -46,7 +223,7 @@ fn a_play_reading_what_an_earlier_play_registered_waits_for_it() {
              \x20   - copy: {content: \"{{ hostvars['a'].greeting.stdout }}\", dest: '{{ d }}/got'}\n",
         ),
     ]);
-    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}"), "--overlap-plays"]);
     r.assert_ok();
     assert_eq!(std::fs::read_to_string(dir.path().join("got")).unwrap(), "hello");
 }
@@ -63,7 +240,7 @@ fn plays_sharing_a_host_run_in_order() {
              - name: second\n  hosts: a:b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n",
         ),
     ]);
-    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}"), "--overlap-plays"]);
     r.assert_ok();
 }
 
@@ -123,7 +300,7 @@ fn a_play_reading_hostvars_starts_once_the_earlier_plays_facts_are_in() {
         // In its own file: the playbook file is part of every play's text.
         ("second.yml", "- name: signal the first play\n  copy: {content: \"{{ hostvars['a'].ansible_hostname }}\", dest: '{{ d }}/from-b'}\n"),
     ]);
-    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}"), "--overlap-plays"]);
     r.assert_ok();
     assert!(!std::fs::read_to_string(dir.path().join("from-b")).unwrap().is_empty());
 }

@@ -28,6 +28,8 @@ pub struct PlayContext {
     pub templar: Templar,
     pub events: Events,
     pub play_hosts: Vec<String>,
+    /// Failures in this batch of the play (`any_errors_fatal`, `max_fail_percentage`).
+    pub batch: Arc<super::batch::Batch>,
 }
 
 impl PlayContext {
@@ -314,6 +316,10 @@ impl HostRun {
         for i in 0..n {
             let task = &play.tasks[i];
             let key = (i + 1, 0, 0);
+            if ctx.batch.stopping() {
+                // Another host's failure was fatal: run no further task (handlers still run).
+                break;
+            }
             if !self.selected(task) {
                 continue;
             }
@@ -325,6 +331,7 @@ impl HostRun {
                 let action = task.args.as_str().unwrap_or("").trim().to_string();
                 if action == "flush_handlers" {
                     if let Some(o) = self.run_handlers(key).await {
+                        ctx.batch.host_lost(play.any_errors_fatal);
                         outcome = o;
                         break;
                     }
@@ -332,6 +339,7 @@ impl HostRun {
                     self.emit_header(key, task, false);
                     let out = failed_outcome(format!("{}: unsupported meta action '{action}'", task.location));
                     self.emit_result(key, task, None, &out, true);
+                    ctx.batch.host_lost(task.any_errors_fatal);
                     outcome = HostOutcome::Failed;
                     break;
                 } else if action == "end_play" || action == "end_host" {
@@ -344,10 +352,12 @@ impl HostRun {
             match self.run_task(task, key, i).await {
                 TaskEnd::Continue => {}
                 TaskEnd::Failed => {
+                    ctx.batch.host_lost(task.any_errors_fatal);
                     outcome = HostOutcome::Failed;
                     break;
                 }
                 TaskEnd::Unreachable => {
+                    ctx.batch.host_lost(task.any_errors_fatal);
                     return HostOutcome::Unreachable;
                 }
             }
@@ -357,6 +367,7 @@ impl HostRun {
         // them unless --force-handlers; a restart that was due should still happen).
         if let Some(o) = self.run_handlers((n + 1, 0, 0)).await {
             if matches!(outcome, HostOutcome::Ok) {
+                ctx.batch.host_lost(play.any_errors_fatal);
                 outcome = o;
             }
         }

@@ -2,6 +2,7 @@
 //! concurrently; then each host walks the task list on its own (no host waits for another),
 //! emitting events the reporter orders. See `host.rs` for the per-host loop.
 
+mod batch;
 mod facts;
 mod host;
 pub mod probe;
@@ -39,6 +40,9 @@ pub struct RunOptions {
     pub private_key: Option<PathBuf>,
     /// `--become`.
     pub r#become: bool,
+    /// `--overlap-plays`: plays on disjoint hosts that don't read each other run at the same
+    /// time (see [`schedule`]); otherwise each play starts when the one before has ended.
+    pub overlap_plays: bool,
 }
 
 impl Default for RunOptions {
@@ -58,6 +62,7 @@ impl Default for RunOptions {
             user: None,
             private_key: None,
             r#become: false,
+            overlap_plays: false,
         }
     }
 }
@@ -106,7 +111,12 @@ struct EventsInner {
 
 fn event_play(e: &Event) -> Option<usize> {
     match e {
-        Event::PlayStart { play, .. } | Event::Task { play, .. } | Event::Result { play, .. } | Event::Passed { play, .. } | Event::HostDone { play, .. } => Some(*play),
+        Event::PlayStart { play, .. }
+        | Event::Task { play, .. }
+        | Event::Result { play, .. }
+        | Event::Passed { play, .. }
+        | Event::HostDone { play, .. }
+        | Event::NoMoreHosts { play } => Some(*play),
         Event::Warning { .. } | Event::Recap { .. } => None,
     }
 }
@@ -255,6 +265,8 @@ struct RunShared {
     last_play: HashMap<String, usize>,
     /// Per play: its hosts all gather facts before any runs a task (see [`run_play`]).
     barrier: Vec<bool>,
+    /// A play ended the run (see [`batch::Batch::ends_run`]): plays not started yet don't.
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl RunShared {
@@ -281,7 +293,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         play_hosts.push(hosts);
     }
     let texts = play_texts(&playbook, &inventory, &opts, &play_hosts);
-    let deps = play_dependencies(&playbook, &play_hosts, &texts);
+    let deps = play_dependencies(&playbook, &play_hosts, &texts, opts.overlap_plays);
     let barrier: Vec<bool> = texts.iter().map(|t| schedule::needs_barrier(t)).collect();
     let mut last_play = HashMap::new();
     for (i, hosts) in play_hosts.iter().enumerate() {
@@ -300,6 +312,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         forks: Arc::new(Semaphore::new(opts.forks.max(1))),
         last_play,
         barrier,
+        ended: std::sync::atomic::AtomicBool::new(false),
     });
 
     let (phases, watchers): (Vec<_>, Vec<_>) = (0..playbook.plays.len()).map(|_| tokio::sync::watch::channel(PlayPhase::Waiting)).unzip();
@@ -321,7 +334,9 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
                 // An error means that play's task is gone (it panicked): don't wait forever.
                 let _ = w.wait_for(|p| *p >= need).await;
             }
-            run_play(&shared, play_idx, hosts, &phase).await;
+            if !shared.ended.load(std::sync::atomic::Ordering::Acquire) {
+                run_play(&shared, play_idx, hosts, &phase).await;
+            }
             phase.send_replace(PlayPhase::Finished);
             shared.events.play_done(play_idx);
         }));
@@ -357,38 +372,114 @@ fn play_texts(playbook: &Playbook, inventory: &Inventory, opts: &RunOptions, pla
         .collect()
 }
 
-/// [`schedule::dependencies`] for this run's plays.
-fn play_dependencies(playbook: &Playbook, play_hosts: &[Vec<String>], texts: &[String]) -> Vec<std::collections::BTreeSet<usize>> {
+/// For every play, the earlier plays it waits for: all of them (Ansible's order), or with
+/// `--overlap-plays` those [`schedule::dependencies`] finds plus every earlier play whose
+/// failures can end the run.
+fn play_dependencies(playbook: &Playbook, play_hosts: &[Vec<String>], texts: &[String], overlap: bool) -> Vec<std::collections::BTreeSet<usize>> {
+    if !overlap {
+        return (0..play_hosts.len()).map(|k| (0..k).collect()).collect();
+    }
     let hosts: Vec<std::collections::BTreeSet<String>> = play_hosts.iter().map(|h| h.iter().cloned().collect()).collect();
     let sets: Vec<_> = playbook.plays.iter().map(schedule::names_set).collect();
-    let deps = schedule::dependencies(&hosts, &sets, texts);
+    let gates: Vec<bool> = playbook.plays.iter().map(schedule::gates_later_plays).collect();
+    let mut deps = schedule::dependencies(&hosts, &sets, texts);
+    for (k, d) in deps.iter_mut().enumerate() {
+        d.extend((0..k).filter(|&j| gates[j]));
+    }
     for (k, d) in deps.iter().enumerate() {
         tracing::debug!(play = k, waits_for = ?d, "play schedule");
     }
     deps
 }
 
-/// One play. With a barrier (the play reads `hostvars` or has `run_once` tasks): every host
-/// connects and gathers facts first, then every host runs the tasks on its own. Without one,
-/// each host goes straight from its facts to its tasks and is done: a big fleet then holds
-/// only `forks` hosts' connections and state at a time.
+/// One play, batch after batch (`serial`; one batch without it). Per batch, with a barrier
+/// (the play reads `hostvars` or has `run_once` tasks): every host connects and gathers facts
+/// first, then every host runs the tasks on its own. Without one, each host goes straight
+/// from its facts to its tasks and is done: a big fleet then holds only `forks` hosts'
+/// connections and state at a time. A batch whose hosts are all lost, or whose failures are
+/// fatal, ends the run (Ansible's "NO MORE HOSTS LEFT").
 async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, phase: &Arc<tokio::sync::watch::Sender<PlayPhase>>) {
     let RunShared { playbook, events, opts, .. } = &**shared;
     let play = &playbook.plays[play_idx];
-    // Hosts that failed or were unreachable earlier in the run sit out later plays.
-    let mut active = Vec::new();
-    for h in &hosts {
-        let r = shared.records[h].lock().await;
-        if !r.failed && !r.unreachable {
-            active.push(h.clone());
+    let batches = match serial_sizes(shared, play) {
+        Ok(sizes) => batch::batches(&hosts, &sizes),
+        Err(e) => {
+            // Nothing ran: report it against the play's hosts and end the run.
+            events.emit(Event::PlayStart { play: play_idx, name: play.name.clone(), hosts: hosts.clone(), check: opts.check });
+            for h in &hosts {
+                shared.records[h].lock().await.failed = true;
+                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "serial".into(), result: failed_result(h, format!("{}: {e}", play.location)) });
+                events.emit(Event::HostDone { play: play_idx, host: h.clone() });
+            }
+            end_run(shared, play_idx);
+            return;
+        }
+    };
+    let single = batches.len() <= 1;
+    if batches.is_empty() {
+        events.emit(Event::PlayStart { play: play_idx, name: play.name.clone(), hosts: vec![], check: opts.check });
+    }
+    for batch_hosts in batches {
+        // Hosts that failed or were unreachable earlier in the run sit out later plays.
+        let mut active = Vec::new();
+        for h in &batch_hosts {
+            let r = shared.records[h].lock().await;
+            if !r.failed && !r.unreachable {
+                active.push(h.clone());
+            }
+        }
+        let batch = Arc::new(batch::Batch::new(active.len(), play.max_fail_percentage));
+        run_batch(shared, play_idx, &hosts, active, &batch, single.then_some(phase)).await;
+        if batch.ends_run() {
+            end_run(shared, play_idx);
+            break;
         }
     }
+}
+
+/// The play's `serial` sizes, templates rendered with the play's and the extra variables.
+fn serial_sizes(shared: &RunShared, play: &crate::playbook::Play) -> Result<Vec<batch::BatchSize>, String> {
+    let mut vars = play.vars.clone();
+    vars.extend(shared.opts.extra_vars.clone());
+    play.serial
+        .iter()
+        .map(|v| {
+            let v = shared.templar.render_value(v, &vars).map_err(|e| format!("serial: {e}"))?;
+            batch::BatchSize::parse(&v)
+        })
+        .collect()
+}
+
+/// `play` ends the run: later plays don't start.
+fn end_run(shared: &RunShared, play_idx: usize) {
+    shared.ended.store(true, std::sync::atomic::Ordering::Release);
+    shared.events.emit(Event::NoMoreHosts { play: play_idx });
+}
+
+fn failed_result(host: &str, msg: String) -> TaskResult {
+    TaskResult { host: host.to_string(), status: Status::Failed, item: None, msg: Some(msg), diffs: vec![], actions: vec![], ignored: false, result: Value::Null, counts: true }
+}
+
+/// One batch of a play (all its hosts without `serial`). `phase` is told when the facts
+/// are in (only for a play run as one batch; a batched play tells at its end).
+async fn run_batch(
+    shared: &Arc<RunShared>,
+    play_idx: usize,
+    all_hosts: &[String],
+    active: Vec<String>,
+    batch: &Arc<batch::Batch>,
+    phase: Option<&Arc<tokio::sync::watch::Sender<PlayPhase>>>,
+) {
+    let RunShared { playbook, events, opts, .. } = &**shared;
+    let play = &playbook.plays[play_idx];
     for h in &active {
         events.touch(h);
     }
     events.emit(Event::PlayStart { play: play_idx, name: play.name.clone(), hosts: active.clone(), check: opts.check });
     if active.is_empty() {
-        phase.send_replace(PlayPhase::FactsDone);
+        if let Some(phase) = phase {
+            phase.send_replace(PlayPhase::FactsDone);
+        }
         return;
     }
     if play.gather_facts {
@@ -396,19 +487,21 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
     }
 
     if !shared.barrier[play_idx] {
-        let ctx = play_context(shared, play_idx, active.clone(), false);
+        let ctx = play_context(shared, play_idx, all_hosts, active.clone(), batch, false);
         // Later plays reading hostvars wait for this play's facts: tell them as soon as the
         // last host has gathered its facts, not when the play ends.
         let gathering = Arc::new(std::sync::atomic::AtomicUsize::new(active.len()));
         let mut joins = Vec::new();
         for h in active {
-            let (shared, ctx, gathering, phase) = (shared.clone(), ctx.clone(), gathering.clone(), phase.clone());
+            let (shared, ctx, gathering, phase, batch) = (shared.clone(), ctx.clone(), gathering.clone(), phase.cloned(), batch.clone());
             joins.push(tokio::spawn(async move {
                 let _permit = shared.forks.acquire().await;
                 let mut rec = shared.records[&h].lock().await;
-                let connected = connect_and_gather(&shared, play_idx, &h, &mut rec).await;
+                let connected = !batch.stopping() && connect_and_gather(&shared, play_idx, &h, &mut rec, &batch).await;
                 if gathering.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
-                    phase.send_replace(PlayPhase::FactsDone);
+                    if let Some(phase) = phase {
+                        phase.send_replace(PlayPhase::FactsDone);
+                    }
                 }
                 if connected {
                     shared.events.emit(Event::Passed { play: play_idx, host: h.clone(), key: FACTS_KEY });
@@ -427,22 +520,24 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
     // Phase 1: connect and gather facts everywhere (hostvars need every host's facts).
     let mut joins = Vec::new();
     for h in active.clone() {
-        let shared = shared.clone();
+        let (shared, batch) = (shared.clone(), batch.clone());
         joins.push(tokio::spawn(async move {
             let _permit = shared.forks.acquire().await;
             let mut rec = shared.records[&h].lock().await;
-            connect_and_gather(&shared, play_idx, &h, &mut rec).await;
+            connect_and_gather(&shared, play_idx, &h, &mut rec, &batch).await;
         }));
     }
     for j in joins {
         let _ = j.await;
     }
-    phase.send_replace(PlayPhase::FactsDone);
-    // Hosts lost in phase 1 are done with this play.
+    if let Some(phase) = phase {
+        phase.send_replace(PlayPhase::FactsDone);
+    }
+    // Hosts lost in phase 1 are done with this play (all of them, if that was fatal).
     let mut running = Vec::new();
     for h in &active {
         let r = shared.records[h].lock().await;
-        if r.unreachable || r.failed {
+        if r.unreachable || r.failed || batch.stopping() {
             events.emit(Event::HostDone { play: play_idx, host: h.clone() });
         } else {
             running.push(h.clone());
@@ -451,7 +546,7 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
     }
 
     // Phase 2: every host runs the tasks independently.
-    let ctx = play_context(shared, play_idx, running.clone(), true);
+    let ctx = play_context(shared, play_idx, all_hosts, running.clone(), batch, true);
     let mut joins = Vec::new();
     for h in running {
         let (shared, ctx) = (shared.clone(), ctx.clone());
@@ -471,7 +566,15 @@ const FACTS_KEY: SlotKey = (0, 0, 0);
 
 /// Connect to `h` (once per run) and gather its facts (once per run) if the play asks for
 /// them. False when the host is lost (failure already reported).
-async fn connect_and_gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostRecord) -> bool {
+async fn connect_and_gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostRecord, batch: &batch::Batch) -> bool {
+    let ok = gather(shared, play_idx, h, rec).await;
+    if !ok {
+        batch.host_lost(shared.playbook.plays[play_idx].any_errors_fatal);
+    }
+    ok
+}
+
+async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostRecord) -> bool {
     let RunShared { inventory, opts, events, templar, playbook, .. } = shared;
     let gather = playbook.plays[play_idx].gather_facts;
     let result = |status, msg: Option<String>| TaskResult {
@@ -549,7 +652,7 @@ async fn connect_and_gather(shared: &RunShared, play_idx: usize, h: &str, rec: &
 
 /// What a play's hosts share: its templar (with play-wide names) and its host list.
 /// `hostvars` (every inventory host's variables and facts) is built only when asked for.
-fn play_context(shared: &RunShared, play_idx: usize, play_hosts: Vec<String>, hostvars: bool) -> Arc<host::PlayContext> {
+fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_hosts: Vec<String>, batch: &Arc<batch::Batch>, hostvars: bool) -> Arc<host::PlayContext> {
     let RunShared { playbook, inventory, opts, events, templar, .. } = shared;
     let play = &playbook.plays[play_idx];
     let mut globals = Vars::new();
@@ -571,9 +674,10 @@ fn play_context(shared: &RunShared, play_idx: usize, play_hosts: Vec<String>, ho
         globals.insert("hostvars".into(), Value::Object(map));
     }
     globals.insert("groups".into(), serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
-    for k in ["ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch"] {
+    for k in ["ansible_play_hosts", "ansible_play_batch"] {
         globals.insert(k.into(), serde_json::json!(play_hosts));
     }
+    globals.insert("ansible_play_hosts_all".into(), serde_json::json!(all_hosts));
     let dir = playbook.dir.canonicalize().unwrap_or(playbook.dir.clone());
     globals.insert("playbook_dir".into(), Value::String(dir.display().to_string()));
     globals.insert("ansible_check_mode".into(), Value::Bool(opts.check));
@@ -591,6 +695,7 @@ fn play_context(shared: &RunShared, play_idx: usize, play_hosts: Vec<String>, ho
         templar: templar.with_globals(Arc::new(globals)),
         events: events.clone(),
         play_hosts,
+        batch: batch.clone(),
     })
 }
 

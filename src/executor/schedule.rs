@@ -121,6 +121,13 @@ pub fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
+/// Whether a play's failures are meant to stop what comes after it (`any_errors_fatal`,
+/// `max_fail_percentage`, a rolling `serial` update): with `--overlap-plays`, later plays
+/// still wait for it.
+pub fn gates_later_plays(play: &Play) -> bool {
+    play.any_errors_fatal || play.max_fail_percentage.is_some() || !play.serial.is_empty() || play.tasks.iter().chain(play.handlers.iter()).any(|t| t.any_errors_fatal)
+}
+
 /// Whether a play's hosts must all have gathered facts before any of them runs a task: the
 /// play reads `hostvars` (other hosts' facts) or runs tasks once for all its hosts.
 pub fn needs_barrier(text: &str) -> bool {

@@ -73,6 +73,9 @@ pub struct Task {
     pub no_log: bool,
     pub check_mode: Option<bool>,
     pub run_once: bool,
+    /// A failure of this task ends the run after the current play (`any_errors_fatal`, from
+    /// the task, its blocks or the play).
+    pub any_errors_fatal: bool,
     pub role: Option<Arc<Role>>,
     pub location: Location,
 }
@@ -101,6 +104,12 @@ pub struct Play {
     pub handlers: Vec<Task>,
     pub roles: Vec<Arc<Role>>,
     pub tags: Vec<String>,
+    /// `any_errors_fatal` on the play (tasks carry their own, inherited from it).
+    pub any_errors_fatal: bool,
+    /// `max_fail_percentage`: the run ends when more than this share of a batch's hosts failed.
+    pub max_fail_percentage: Option<f64>,
+    /// `serial`: batch sizes as written (numbers, `"30%"`, templates), empty for one batch.
+    pub serial: Vec<Value>,
     pub location: Location,
 }
 
@@ -120,12 +129,13 @@ const TASK_KEYWORDS: &[&str] = &[
 ];
 
 /// Keywords accepted but not implemented: loading warns once instead of failing.
-const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout", "any_errors_fatal"];
+const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
 /// Keywords whose presence we refuse rather than silently ignore (they change semantics).
 const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_to", "until", "retries", "delay", "environment", "remote_user"];
 
-const BLOCK_KEYWORDS: &[&str] = &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method"];
+const BLOCK_KEYWORDS: &[&str] =
+    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal"];
 
 /// Inherited keywords passed down from blocks, includes and roles.
 #[derive(Debug, Clone, Default)]
@@ -138,6 +148,7 @@ struct Inherit {
     ignore_errors: Option<bool>,
     no_log: Option<bool>,
     check_mode: Option<bool>,
+    any_errors_fatal: Option<bool>,
     role: Option<Arc<Role>>,
 }
 
@@ -207,6 +218,16 @@ fn bool_of(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<bool, Playboo
             .ok_or_else(|| err_at(file, node, format!("{what}: expected a boolean, got '{}'", node.to_json()))),
         _ => Err(err_at(file, node, format!("{what}: expected a boolean"))),
     }
+}
+
+/// A percentage between 0 and 100: `30`, `12.5`, `"30"` or `"30%"`.
+fn percentage(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<f64, PlaybookError> {
+    let n = match node.to_json() {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().trim_end_matches('%').trim().parse().ok(),
+        _ => None,
+    };
+    n.filter(|p| (0.0..=100.0).contains(p)).ok_or_else(|| err_at(file, node, format!("{what}: expected a percentage between 0 and 100, got {}", node.to_json())))
 }
 
 fn vars_of(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<Vars, PlaybookError> {
@@ -283,8 +304,21 @@ impl Loader<'_> {
             ignore_errors: m.get("ignore_errors").map(|b| bool_of(file, b, "ignore_errors")).transpose()?,
             no_log: m.get("no_log").map(|b| bool_of(file, b, "no_log")).transpose()?,
             check_mode: m.get("check_mode").map(|b| bool_of(file, b, "check_mode")).transpose()?,
+            any_errors_fatal: m.get("any_errors_fatal").map(|b| bool_of(file, b, "any_errors_fatal")).transpose()?,
             ..Default::default()
         };
+        let max_fail_percentage = match m.get("max_fail_percentage") {
+            None => None,
+            Some(n) => Some(percentage(file, n, "max_fail_percentage")?),
+        };
+        let serial = match m.get("serial").map(|n| (n, n.to_json())) {
+            None | Some((_, Value::Null)) => vec![],
+            Some((_, Value::Array(a))) => a,
+            Some((_, v)) => vec![v],
+        };
+        if let Some(e) = m.get("environment") {
+            return Err(err_at(file, e, "play keyword 'environment' is not supported: set the variables in the commands that need them"));
+        }
 
         let mut tasks = Vec::new();
         let mut handlers = Vec::new();
@@ -318,6 +352,9 @@ impl Loader<'_> {
             handlers,
             roles: std::mem::take(&mut self.roles),
             tags,
+            any_errors_fatal: base.any_errors_fatal.unwrap_or(false),
+            max_fail_percentage,
+            serial,
             location: node.location(file),
         })
     }
@@ -455,6 +492,9 @@ impl Loader<'_> {
         }
         if let Some(b) = m.get("check_mode") {
             inh.check_mode = Some(bool_of(file, b, "check_mode")?);
+        }
+        if let Some(b) = m.get("any_errors_fatal") {
+            inh.any_errors_fatal = Some(bool_of(file, b, "any_errors_fatal")?);
         }
         Ok(inh)
     }
@@ -631,6 +671,7 @@ impl Loader<'_> {
             no_log: inh.no_log.unwrap_or(false),
             check_mode: inh.check_mode,
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
+            any_errors_fatal: inh.any_errors_fatal.unwrap_or(false),
             role: inh.role.clone(),
             location: node.location(file),
         };
@@ -721,6 +762,36 @@ mod tests {
         write(d.path(), "site.yml", "- hosts: all\n  roles: [nope]\n");
         let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
         assert!(e.contains("role 'nope' not found") && e.contains("site.yml:2:"), "{e}");
+    }
+
+    #[test]
+    fn failure_keywords_and_serial_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "site.yml",
+            "- hosts: qa\n  any_errors_fatal: true\n  serial: [1, '30%']\n  max_fail_percentage: '20%'\n  tasks:\n    - command: a\n  handlers:\n    - name: h\n      command: b\n\
+             - hosts: prod\n  serial: 2\n  tasks:\n    - block:\n        - command: c\n      any_errors_fatal: true\n    - command: d\n      any_errors_fatal: false\n",
+        );
+        let pb = load(&d.path().join("site.yml")).unwrap();
+        let (qa, prod) = (&pb.plays[0], &pb.plays[1]);
+        assert!(qa.any_errors_fatal && qa.tasks[0].any_errors_fatal && qa.handlers[0].any_errors_fatal);
+        assert_eq!(qa.serial, vec![serde_json::json!(1), serde_json::json!("30%")]);
+        assert_eq!(qa.max_fail_percentage, Some(20.0));
+        assert!(!prod.any_errors_fatal && prod.max_fail_percentage.is_none());
+        assert_eq!(prod.serial, vec![serde_json::json!(2)]);
+        assert!(prod.tasks[0].any_errors_fatal && !prod.tasks[1].any_errors_fatal);
+    }
+
+    #[test]
+    fn bad_failure_keywords_are_errors_with_location() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "site.yml", "- hosts: all\n  max_fail_percentage: lots\n  tasks: []\n");
+        let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
+        assert!(e.contains("site.yml:2:") && e.contains("max_fail_percentage"), "{e}");
+        write(d.path(), "site.yml", "- hosts: all\n  environment: {A: b}\n  tasks: []\n");
+        let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
+        assert!(e.contains("site.yml:2:") && e.contains("'environment' is not supported"), "{e}");
     }
 
     #[test]

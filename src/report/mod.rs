@@ -81,6 +81,9 @@ pub enum Event {
     Passed { play: usize, host: String, key: SlotKey },
     /// Host is done with the play (finished, failed or unreachable).
     HostDone { play: usize, host: String },
+    /// The run ends after this play: a batch lost every host, or a failure was fatal
+    /// (`any_errors_fatal`, `max_fail_percentage`). Later plays don't start.
+    NoMoreHosts { play: usize },
     Warning { host: Option<String>, msg: String },
     Recap { stats: BTreeMap<String, HostStats> },
 }
@@ -329,6 +332,11 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
             Event::HostDone { host, .. } => {
                 self.progress.remove(&host);
                 self.flush_ready(false);
+            }
+            Event::NoMoreHosts { .. } => {
+                self.flush_ready(true);
+                self.line("");
+                self.line(&banner("NO MORE HOSTS LEFT"));
             }
             Event::Warning { host, msg } => {
                 let text = match host {
