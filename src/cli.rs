@@ -120,11 +120,12 @@ pub struct Cli {
 
     /// Let plays on disjoint hosts run at the same time when the later one reads nothing the
     /// earlier one sets (default: each play starts when the one before has ended, as in
-    /// Ansible). Plays with `any_errors_fatal`, `max_fail_percentage` or `serial` are still
-    /// waited for. Only for playbooks whose plays don't depend on each other through the
-    /// hosts' state (a database one play sets up and the next one's hosts use).
-    #[arg(long, env = "PROVISION_OVERLAP_PLAYS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
-    pub overlap_plays: bool,
+    /// Ansible; also `overlap_plays = true` under `[provision]` in ansible.cfg). Plays with
+    /// `any_errors_fatal`, `max_fail_percentage` or `serial` are still waited for. Only for
+    /// playbooks whose plays don't depend on each other through the hosts' state (a database
+    /// one play sets up and the next one's hosts use).
+    #[arg(long, env = "PROVISION_OVERLAP_PLAYS", num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub overlap_plays: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +145,8 @@ pub struct AnsibleCfg {
     pub remote_user: Option<String>,
     pub private_key_file: Option<String>,
     pub forks: Option<usize>,
+    /// `[provision] overlap_plays` (see `--overlap-plays`).
+    pub overlap_plays: Option<bool>,
 }
 
 impl AnsibleCfg {
@@ -165,11 +168,17 @@ impl AnsibleCfg {
                 section = line.trim_matches(|c| c == '[' || c == ']').to_string();
                 continue;
             }
+            let Some((k, v)) = line.split_once('=') else { continue };
+            let (k, v) = (k.trim(), v.trim().to_string());
+            if section == "provision" {
+                if k == "overlap_plays" {
+                    cfg.overlap_plays = crate::modules::args::truthy(&Value::String(v));
+                }
+                continue;
+            }
             if section != "defaults" {
                 continue;
             }
-            let Some((k, v)) = line.split_once('=') else { continue };
-            let (k, v) = (k.trim(), v.trim().to_string());
             match k {
                 "host_key_checking" => cfg.host_key_checking = crate::modules::args::truthy(&Value::String(v)),
                 "inventory" | "hostfile" => cfg.inventory = Some(v),
@@ -266,7 +275,7 @@ impl Cli {
             user: self.user.clone().or(cfg.remote_user.clone()),
             private_key: self.private_key.clone().or(cfg.private_key_file.as_deref().map(crate::connection::expand_tilde)),
             r#become: self.r#become,
-            overlap_plays: self.overlap_plays,
+            overlap_plays: self.overlap_plays.or(cfg.overlap_plays).unwrap_or(false),
         })
     }
 }
@@ -291,7 +300,8 @@ mod tests {
 
     #[test]
     fn ansible_cfg_defaults() {
-        let c = AnsibleCfg::parse("[defaults]\nhost_key_checking = False\nforks=7\n[ssh_connection]\nforks=1\n");
+        let c = AnsibleCfg::parse("[defaults]\nhost_key_checking = False\nforks=7\n[ssh_connection]\nforks=1\n[provision]\noverlap_plays = yes\n");
+        assert_eq!(c.overlap_plays, Some(true));
         assert_eq!(c.host_key_checking, Some(false));
         assert_eq!(c.forks, Some(7));
     }
@@ -303,5 +313,19 @@ mod tests {
         assert_eq!(c.tags, vec!["a", "b"]);
         assert_eq!(c.verbose, 2);
         assert_eq!(c.playbook, PathBuf::from("play.yml"));
+    }
+
+    #[test]
+    fn overlap_plays_from_the_flag_or_ansible_cfg() {
+        let overlap = |args: &[&str], cfg: Option<bool>| {
+            let c = Cli::try_parse_from(["provision"].iter().chain(args)).unwrap();
+            c.run_options(&AnsibleCfg { overlap_plays: cfg, ..Default::default() }).unwrap().overlap_plays
+        };
+        assert!(!overlap(&[], None));
+        assert!(overlap(&[], Some(true)));
+        assert!(overlap(&["--overlap-plays"], None));
+        assert!(overlap(&["--overlap-plays", "site.yml"], Some(false)));
+        assert!(!overlap(&["--overlap-plays=false"], Some(true)));
+        assert!(!overlap(&["--overlap-plays=no", "site.yml"], Some(true)));
     }
 }

@@ -275,9 +275,11 @@ impl RunShared {
     }
 }
 
-/// Run every play of the playbook on the inventory. Plays start in order; a play waits for the
-/// earlier plays it shares hosts with or may read from (see [`schedule`]), and, if it reads
-/// `hostvars`, for every earlier play's facts; otherwise it runs alongside them.
+/// Run every play of the playbook on the inventory, each once the plays before it have ended
+/// (Ansible's order). With `--overlap-plays` a play waits only for the earlier plays it shares
+/// hosts with, may read from (see [`schedule`]) or whose failures gate it, and, if it reads
+/// `hostvars`, for every earlier play's facts; otherwise it runs alongside them. A play that
+/// ends the run (see [`batch`]) keeps the plays not started yet from starting.
 pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<RunOptions>, reporter: Box<dyn Reporter>) -> Result<RunSummary, RunError> {
     let events = Events::new(reporter);
     let limit: Option<Vec<String>> = match &opts.limit {
