@@ -115,6 +115,13 @@ if js("converge.provision.json") or js("converge.ansible.json"):
         if (rp and rp[2]) or (ra and ra[2]):
             ch += f" (FAILED/UNREACHABLE: {rp[2] if rp else '–'} / {ra[2] if ra else '–'})"
         lines.append(f"| {label} | {fmt_t(p)} | {fmt_t(a)} | {ratio(p and p['wall_s'], a and a['wall_s'])} | {fmt_m(p)} | {fmt_m(a)} | {ratio(p and p['peak_pss_mib'], a and a['peak_pss_mib'])} | {ch} |")
+    for ph, label in phases[:2]:
+        o = js(f"{ph}.ordered.json")
+        if o:
+            ro = recap(f"{ph}.ordered.log")
+            ch = f"{ro[1] if ro else '–'}" + (f" (FAILED/UNREACHABLE: {ro[2]})" if ro and ro[2] else "")
+            lines.append(f"| {label}, provision with plays in Ansible's order (`--overlap-plays=false`) | {fmt_t(o)} | | "
+                         f"{ratio(o['wall_s'], (js(f'{ph}.ansible.json') or {}).get('wall_s'))} | {fmt_m(o)} | | | {ch} |")
     r = js("nochange-russh.provision.json")
     if r:
         rp = recap("nochange-russh.provision.log")
@@ -137,7 +144,7 @@ if js("converge.provision.json") or js("converge.ansible.json"):
     lines.append("| run | tool | host | exec channels | sftp channels | new SSH logins |")
     lines.append("|---|---|---|---|---|---|")
     for ph, label in phases + [("nochange-russh", "no-change (russh)")]:
-        for tool in ("provision", "ansible"):
+        for tool in ("provision", "ordered", "ansible"):
             rows = ssh(f"{ph}.{tool}.ssh")
             for h, e, s, l in rows or []:
                 lines.append(f"| {label} | {tool} | {h} | {e} | {s} | {l} |")
@@ -239,6 +246,10 @@ p1, a1 = js("converge.provision.json"), js("converge.ansible.json")
 if p1 and a1:
     r = p1["wall_s"] / a1["wall_s"]
     target("first converge: at most 0.6 of Ansible's time", r <= 0.6, f"{p1['wall_s']:.1f} s vs {a1['wall_s']:.1f} s = {r:.2f}")
+    o1 = js("converge.ordered.json")
+    if o1:
+        r = o1["wall_s"] / a1["wall_s"]
+        target("first converge, plays in Ansible's order (`--overlap-plays=false`): at most 0.6", r <= 0.6, f"{o1['wall_s']:.1f} s vs {a1['wall_s']:.1f} s = {r:.2f}")
 s1, s30 = js("scale-1.provision.json"), js("scale-30.provision.json")
 if s1 and s30:
     r = s30["wall_s"] / s1["wall_s"]
