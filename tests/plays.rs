@@ -304,3 +304,14 @@ fn a_play_reading_hostvars_starts_once_the_earlier_plays_facts_are_in() {
     r.assert_ok();
     assert!(!std::fs::read_to_string(dir.path().join("from-b")).unwrap().is_empty());
 }
+
+#[test]
+fn a_serial_that_is_not_a_batch_size_fails_the_play_with_its_location() {
+    let (r, dir) = run3(
+        "- name: rolling\n  hosts: all\n  gather_facts: false\n  serial: \"{{ batch }}\"\n  tasks:\n    - file: {path: '{{ d }}/{{ inventory_hostname }}', state: touch}\n",
+        &["-e", "batch=lots"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stdout.contains("site.yml:1:") && r.stdout.contains("serial: expected a number of hosts"), "{}", r.stdout);
+    assert!(!exists(&dir, "a") && !exists(&dir, "b") && !exists(&dir, "c"));
+}

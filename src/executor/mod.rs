@@ -408,6 +408,7 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
         Err(e) => {
             // Nothing ran: report it against the play's hosts and end the run.
             events.emit(Event::PlayStart { play: play_idx, name: play.name.clone(), hosts: hosts.clone(), check: opts.check });
+            events.emit(Event::Task { play: play_idx, key: FACTS_KEY, name: "serial".into(), handler: false, location: play.location.to_string() });
             for h in &hosts {
                 shared.records[h].lock().await.failed = true;
                 events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "serial".into(), result: failed_result(h, format!("{}: {e}", play.location)) });
