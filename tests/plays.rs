@@ -46,17 +46,19 @@ fn plays_on_disjoint_hosts_run_one_after_another_by_default() {
 
 #[test]
 fn the_environment_can_turn_overlapping_plays_on() {
-    // Same playbook as above: with PROVISION_OVERLAP_PLAYS=1 the second play runs alongside
-    // the first one, which then sees its mark and fails.
+    // With PROVISION_OVERLAP_PLAYS=1 the first play can only succeed if the second one runs
+    // while it waits; with =false it can only succeed if the second one waits for it.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let site = "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: sleep 1; test ! -e {{ d }}/second-started\n\
-                - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n";
-    let p = project(&[("hosts.yml", INVENTORY), ("site.yml", site)]);
-    let args = ["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}")];
-    let r = provision_env(p.path(), &args, &[("PROVISION_OVERLAP_PLAYS", "1")]);
-    assert_eq!(r.code, 2, "{}", r.stdout);
+    let second = "- name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n";
+    let waits_for_second = "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: for i in $(seq 300); do [ -e {{ d }}/second-started ] && exit 0; sleep 0.1; done; exit 1\n";
+    let second_not_started = "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: sleep 1; test ! -e {{ d }}/second-started\n";
+    let dv = format!("d={d}");
+    let args = ["-i", "hosts.yml", "site.yml", "-e", dv.as_str()];
+    let p = project(&[("hosts.yml", INVENTORY), ("site.yml", &format!("{waits_for_second}{second}"))]);
+    provision_env(p.path(), &args, &[("PROVISION_OVERLAP_PLAYS", "1")]).assert_ok();
     std::fs::remove_file(dir.path().join("second-started")).unwrap();
+    let p = project(&[("hosts.yml", INVENTORY), ("site.yml", &format!("{second_not_started}{second}"))]);
     provision_env(p.path(), &args, &[("PROVISION_OVERLAP_PLAYS", "false")]).assert_ok();
 }
 
@@ -106,11 +108,11 @@ fn hosts_that_failed_sit_out_later_plays_and_the_others_go_on() {
 
 #[test]
 fn any_errors_fatal_stops_the_other_hosts_after_their_current_task() {
-    // a fails at once; b is still in its first task (1 s): it finishes it, runs no other
+    // a fails at once; b is still in its first task (2 s): it finishes it, runs no other
     // task, and the next play doesn't start.
     let (r, dir) = run3(
         "- name: deploy\n  hosts: a:b\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n\
-         \x20   - shell: \"{{ 'exit 1' if inventory_hostname == 'a' else 'sleep 1' }}\"\n\
+         \x20   - shell: \"{{ 'exit 1' if inventory_hostname == 'a' else 'sleep 2' }}\"\n\
          \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-second-task', state: touch}\n\
          - name: after\n  hosts: c\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/c-after', state: touch}\n",
         &[],
