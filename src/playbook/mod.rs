@@ -311,10 +311,10 @@ impl Loader<'_> {
             None => None,
             Some(n) => Some(percentage(file, n, "max_fail_percentage")?),
         };
-        let serial = match m.get("serial").map(|n| (n, n.to_json())) {
-            None | Some((_, Value::Null)) => vec![],
-            Some((_, Value::Array(a))) => a,
-            Some((_, v)) => vec![v],
+        let serial = match m.get("serial").map(Node::to_json) {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(a)) => a,
+            Some(v) => vec![v],
         };
         if let Some(e) = m.get("environment") {
             return Err(err_at(file, e, "play keyword 'environment' is not supported: set the variables in the commands that need them"));
