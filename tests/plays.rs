@@ -108,11 +108,13 @@ fn hosts_that_failed_sit_out_later_plays_and_the_others_go_on() {
 
 #[test]
 fn any_errors_fatal_stops_the_other_hosts_after_their_current_task() {
-    // a fails at once; b is still in its first task (2 s): it finishes it, runs no other
-    // task, and the next play doesn't start.
+    // a fails once b is in its first task (2 s): b finishes that task, runs no other, and
+    // the next play doesn't start.
     let (r, dir) = run3(
-        "- name: deploy\n  hosts: a:b\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n\
-         \x20   - shell: \"{{ 'exit 1' if inventory_hostname == 'a' else 'sleep 2' }}\"\n\
+        "- name: deploy\n  hosts: a:b\n  gather_facts: false\n  any_errors_fatal: true\n  vars:\n\
+         \x20   on_a: for i in $(seq 300); do [ -e {{ d }}/b-started ] && exit 1; sleep 0.1; done; exit 2\n\
+         \x20   on_b: touch {{ d }}/b-started; sleep 2\n  tasks:\n\
+         \x20   - shell: \"{{ on_a if inventory_hostname == 'a' else on_b }}\"\n\
          \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-second-task', state: touch}\n\
          - name: after\n  hosts: c\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/c-after', state: touch}\n",
         &[],
