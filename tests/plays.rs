@@ -319,3 +319,43 @@ fn a_serial_that_is_not_a_batch_size_fails_the_play_with_its_location() {
     assert!(r.stdout.contains("site.yml:1:") && r.stdout.contains("serial: expected a number of hosts"), "{}", r.stdout);
     assert!(!exists(&dir, "a") && !exists(&dir, "b") && !exists(&dir, "c"));
 }
+
+#[test]
+fn meta_end_host_follows_its_when() {
+    let (r, dir) = run3(
+        "- name: p\n  hosts: a:b\n  gather_facts: false\n  tasks:\n    - meta: end_host\n      when: inventory_hostname == 'a'\n\
+         \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-after', state: touch}\n",
+        &[],
+    );
+    r.assert_ok();
+    assert!(!exists(&dir, "a-after") && exists(&dir, "b-after"), "{}", r.stdout);
+}
+
+#[test]
+fn meta_end_play_ends_the_play_for_every_host_and_the_run_goes_on() {
+    // a ends the play while b is inside its first task: b runs no further task, nothing
+    // failed, and the next play runs.
+    let (r, dir) = run3(
+        "- name: p\n  hosts: a:b\n  gather_facts: false\n  vars:\n\
+         \x20   on_a: for i in $(seq 300); do [ -e {{ d }}/b-started ] && exit 0; sleep 0.1; done; exit 1\n\
+         \x20   on_b: touch {{ d }}/b-started; sleep 2\n  tasks:\n\
+         \x20   - shell: \"{{ on_a if inventory_hostname == 'a' else on_b }}\"\n\
+         \x20   - meta: end_play\n      when: inventory_hostname == 'a'\n\
+         \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-third', state: touch}\n\
+         - name: next\n  hosts: c\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/c-next', state: touch}\n",
+        &[],
+    );
+    r.assert_ok();
+    assert!(!exists(&dir, "a-third") && !exists(&dir, "b-third") && exists(&dir, "c-next"), "{}", r.stdout);
+}
+
+#[test]
+fn meta_end_batch_ends_only_the_current_batch() {
+    let (r, dir) = run3(
+        "- name: rolling\n  hosts: all\n  gather_facts: false\n  serial: 1\n  tasks:\n    - meta: end_batch\n      when: inventory_hostname == 'a'\n\
+         \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-done', state: touch}\n",
+        &[],
+    );
+    r.assert_ok();
+    assert!(!exists(&dir, "a-done") && exists(&dir, "b-done") && exists(&dir, "c-done"), "{}", r.stdout);
+}

@@ -66,11 +66,15 @@ pub struct Batch {
     max_fail_percentage: Option<f64>,
     lost: AtomicUsize,
     stop: AtomicBool,
+    /// `meta: end_batch` / `end_play`: no further task in this batch, but no failure.
+    ended: AtomicBool,
+    /// `meta: end_play`: the play's later batches don't run either.
+    play_ended: AtomicBool,
 }
 
 impl Batch {
     pub fn new(size: usize, max_fail_percentage: Option<f64>) -> Batch {
-        Batch { size, max_fail_percentage, lost: AtomicUsize::new(0), stop: AtomicBool::new(false) }
+        Batch { size, max_fail_percentage, lost: AtomicUsize::new(0), stop: AtomicBool::new(false), ended: AtomicBool::new(false), play_ended: AtomicBool::new(false) }
     }
 
     /// A host of the batch failed or became unreachable; `fatal` when the failing task has
@@ -84,14 +88,26 @@ impl Batch {
         }
     }
 
+    /// `meta: end_batch` (or `end_play`, which also skips the play's later batches): the
+    /// batch ends for every host without failing any.
+    pub fn end(&self, play: bool) {
+        self.play_ended.fetch_or(play, Ordering::AcqRel);
+        self.ended.store(true, Ordering::Release);
+    }
+
     /// The batch is being stopped: hosts finish the task they are in and run no other.
     pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
+        self.stop.load(Ordering::Acquire) || self.ended.load(Ordering::Acquire)
+    }
+
+    /// `meta: end_play` ran: the play's later batches don't run.
+    pub fn play_ended(&self) -> bool {
+        self.play_ended.load(Ordering::Acquire)
     }
 
     /// After the batch: does the run end here? (Stopped, or no host of the batch is left.)
     pub fn ends_run(&self) -> bool {
-        self.stopping() || (self.size > 0 && self.lost.load(Ordering::Acquire) >= self.size)
+        self.stop.load(Ordering::Acquire) || (self.size > 0 && self.lost.load(Ordering::Acquire) >= self.size)
     }
 }
 
@@ -149,6 +165,16 @@ mod tests {
         let b = Batch::new(3, None);
         b.host_lost(true);
         assert!(b.stopping() && b.ends_run());
+    }
+
+    #[test]
+    fn end_batch_and_end_play_stop_without_ending_the_run() {
+        let b = Batch::new(2, Some(0.0));
+        b.end(false);
+        assert!(b.stopping() && !b.play_ended() && !b.ends_run());
+        let b = Batch::new(2, None);
+        b.end(true);
+        assert!(b.stopping() && b.play_ended() && !b.ends_run());
     }
 
     #[test]

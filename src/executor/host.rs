@@ -317,7 +317,8 @@ impl HostRun {
             let task = &play.tasks[i];
             let key = (i + 1, 0, 0);
             if ctx.batch.stopping() {
-                // Another host's failure was fatal: run no further task (handlers still run).
+                // Another host's failure was fatal, or it ended the batch or play: run no
+                // further task (handlers still run).
                 break;
             }
             if !self.selected(task) {
@@ -327,22 +328,45 @@ impl HostRun {
                 continue;
             }
             if modules::lookup(&task.module).is_none() && task.module.ends_with("meta") {
-                // meta: flush_handlers (others are no-ops here).
+                // meta: flush_handlers, end_host / end_batch / end_play (others are no-ops
+                // here), under the task's `when`.
                 let action = task.args.as_str().unwrap_or("").trim().to_string();
+                if !task.when.is_empty() {
+                    let vars = self.task_vars(task);
+                    match self.eval_when(task, &vars) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            self.passed(key);
+                            continue;
+                        }
+                        Err(e) => {
+                            self.emit_header(key, task, false);
+                            self.emit_result(key, task, None, &failed_outcome(e), true);
+                            ctx.batch.host_lost(task.any_errors_fatal);
+                            outcome = HostOutcome::Failed;
+                            break;
+                        }
+                    }
+                }
                 if action == "flush_handlers" {
                     if let Some(o) = self.run_handlers(key).await {
                         ctx.batch.host_lost(play.any_errors_fatal);
                         outcome = o;
                         break;
                     }
-                } else if !matches!(action.as_str(), "noop" | "clear_facts" | "refresh_inventory" | "clear_host_errors" | "reset_connection" | "end_play" | "end_host") {
+                } else if !matches!(action.as_str(), "noop" | "clear_facts" | "refresh_inventory" | "clear_host_errors" | "reset_connection" | "end_play" | "end_batch" | "end_host") {
                     self.emit_header(key, task, false);
                     let out = failed_outcome(format!("{}: unsupported meta action '{action}'", task.location));
                     self.emit_result(key, task, None, &out, true);
                     ctx.batch.host_lost(task.any_errors_fatal);
                     outcome = HostOutcome::Failed;
                     break;
-                } else if action == "end_play" || action == "end_host" {
+                } else if action == "end_host" {
+                    break;
+                } else if action == "end_batch" || action == "end_play" {
+                    // For every host of the batch (and, for end_play, the batches after it):
+                    // the others stop after the task they are in.
+                    ctx.batch.end(action == "end_play");
                     break;
                 }
                 self.passed(key);

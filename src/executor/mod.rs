@@ -437,6 +437,9 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
             end_run(shared, play_idx);
             break;
         }
+        if batch.play_ended() {
+            break;
+        }
     }
 }
 
