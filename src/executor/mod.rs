@@ -411,7 +411,7 @@ async fn run_play(shared: &Arc<RunShared>, play_idx: usize, hosts: Vec<String>, 
             events.emit(Event::Task { play: play_idx, key: FACTS_KEY, name: "serial".into(), handler: false, location: play.location.to_string() });
             for h in &hosts {
                 shared.records[h].lock().await.failed = true;
-                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "serial".into(), result: failed_result(h, format!("{}: {e}", play.location)) });
+                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "serial".into(), result: TaskResult::new(h, Status::Failed, Some(format!("{}: {e}", play.location))) });
                 events.emit(Event::HostDone { play: play_idx, host: h.clone() });
             }
             end_run(shared, play_idx);
@@ -460,10 +460,6 @@ fn serial_sizes(shared: &RunShared, play: &crate::playbook::Play) -> Result<Vec<
 fn end_run(shared: &RunShared, play_idx: usize) {
     shared.ended.store(true, std::sync::atomic::Ordering::Release);
     shared.events.emit(Event::NoMoreHosts { play: play_idx });
-}
-
-fn failed_result(host: &str, msg: String) -> TaskResult {
-    TaskResult { host: host.to_string(), status: Status::Failed, item: None, msg: Some(msg), diffs: vec![], actions: vec![], ignored: false, result: Value::Null, counts: true }
 }
 
 /// One batch of a play (all its hosts without `serial`). `phase` is told when the facts
@@ -583,17 +579,7 @@ async fn connect_and_gather(shared: &RunShared, play_idx: usize, h: &str, rec: &
 async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostRecord) -> bool {
     let RunShared { inventory, opts, events, templar, playbook, .. } = shared;
     let gather = playbook.plays[play_idx].gather_facts;
-    let result = |status, msg: Option<String>| TaskResult {
-        host: h.to_string(),
-        status,
-        item: None,
-        msg,
-        diffs: vec![],
-        actions: vec![],
-        ignored: false,
-        result: Value::Null,
-        counts: true,
-    };
+    let result = |status, msg: Option<String>| TaskResult::new(h, status, msg);
     if rec.conn.is_none() {
         let vars = inventory.host_vars(h);
         let spec = match connection_spec(h, &vars, templar, opts) {

@@ -69,6 +69,13 @@ pub struct TaskResult {
     pub counts: bool,
 }
 
+impl TaskResult {
+    /// A result with only a status and a message (connection, facts, play-level failures).
+    pub fn new(host: &str, status: Status, msg: Option<String>) -> TaskResult {
+        TaskResult { host: host.to_string(), status, item: None, msg, diffs: vec![], actions: vec![], ignored: false, result: Value::Null, counts: true }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -420,7 +427,7 @@ mod tests {
     use super::*;
 
     fn res(host: &str, status: Status) -> TaskResult {
-        TaskResult { host: host.into(), status, item: None, msg: None, diffs: vec![], actions: vec![], ignored: false, result: Value::Null, counts: true }
+        TaskResult::new(host, status, None)
     }
 
     #[test]
