@@ -359,3 +359,15 @@ fn meta_end_batch_ends_only_the_current_batch() {
     r.assert_ok();
     assert!(!exists(&dir, "a-done") && exists(&dir, "b-done") && exists(&dir, "c-done"), "{}", r.stdout);
 }
+
+#[test]
+fn a_meta_task_that_cannot_run_fails_its_host_with_the_location() {
+    // An unknown action, and a `when` that can't be evaluated: both fail the host there.
+    for (meta, expect) in [("meta: bogus", "unsupported meta action 'bogus'"), ("meta: end_host\n      when: nosuchvar.x", "when")] {
+        let site = format!("- name: p\n  hosts: a\n  gather_facts: false\n  tasks:\n    - {meta}\n    - file: {{path: '{{{{ d }}}}/after', state: touch}}\n");
+        let (r, dir) = run3(&site, &[]);
+        assert_eq!(r.code, 2, "{}", r.stdout);
+        assert!(r.stdout.contains("site.yml:5:") && r.stdout.contains(expect), "{}", r.stdout);
+        assert!(!exists(&dir, "after"), "{}", r.stdout);
+    }
+}

@@ -331,22 +331,24 @@ impl HostRun {
                 // meta: flush_handlers, end_host / end_batch / end_play (others are no-ops
                 // here), under the task's `when`.
                 let action = task.args.as_str().unwrap_or("").trim().to_string();
-                if !task.when.is_empty() {
-                    let vars = self.task_vars(task);
-                    match self.eval_when(task, &vars) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            self.passed(key);
-                            continue;
-                        }
-                        Err(e) => {
-                            self.emit_header(key, task, false);
-                            self.emit_result(key, task, None, &failed_outcome(e), true);
-                            ctx.batch.host_lost(task.any_errors_fatal);
-                            outcome = HostOutcome::Failed;
-                            break;
-                        }
+                let when = if task.when.is_empty() { Ok(true) } else { self.eval_when(task, &self.task_vars(task)) };
+                let error = match when {
+                    Ok(false) => {
+                        self.passed(key);
+                        continue;
                     }
+                    Err(e) => Some(e),
+                    Ok(true) if !matches!(action.as_str(), "flush_handlers" | "noop" | "clear_facts" | "refresh_inventory" | "clear_host_errors" | "reset_connection" | "end_play" | "end_batch" | "end_host") => {
+                        Some(format!("{}: unsupported meta action '{action}'", task.location))
+                    }
+                    Ok(true) => None,
+                };
+                if let Some(e) = error {
+                    self.emit_header(key, task, false);
+                    self.emit_result(key, task, None, &failed_outcome(e), true);
+                    ctx.batch.host_lost(task.any_errors_fatal);
+                    outcome = HostOutcome::Failed;
+                    break;
                 }
                 if action == "flush_handlers" {
                     if let Some(o) = self.run_handlers(key).await {
@@ -354,13 +356,6 @@ impl HostRun {
                         outcome = o;
                         break;
                     }
-                } else if !matches!(action.as_str(), "noop" | "clear_facts" | "refresh_inventory" | "clear_host_errors" | "reset_connection" | "end_play" | "end_batch" | "end_host") {
-                    self.emit_header(key, task, false);
-                    let out = failed_outcome(format!("{}: unsupported meta action '{action}'", task.location));
-                    self.emit_result(key, task, None, &out, true);
-                    ctx.batch.host_lost(task.any_errors_fatal);
-                    outcome = HostOutcome::Failed;
-                    break;
                 } else if action == "end_host" {
                     break;
                 } else if action == "end_batch" || action == "end_play" {
@@ -562,7 +557,7 @@ impl HostRun {
             let ignored = outcomes.iter().any(|(_, o)| o.ignored);
             let summary = ItemOutcome { status, msg: None, diffs: vec![], actions: vec![], registered: Value::Null, facts: Map::new(), ignored, secrets: vec![] };
             // The summary only counts in the recap; the item lines are the display.
-            let result = TaskResult { host: self.host.clone(), status: summary.status, item: None, msg: None, diffs: vec![], actions: vec![], ignored, result: Value::Null, counts: true };
+            let result = TaskResult { ignored, ..TaskResult::new(&self.host, summary.status, None) };
             self.ctx.events.emit_count_only(result);
         } else {
             let (label, o) = &outcomes[0];
