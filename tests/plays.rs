@@ -11,15 +11,22 @@ use common::*;
 const INVENTORY: &str = "all:\n  hosts:\n    a: {ansible_connection: local}\n    b: {ansible_connection: local}\n";
 const INVENTORY3: &str = "all:\n  hosts:\n    a: {ansible_connection: local}\n    b: {ansible_connection: local}\n    c: {ansible_connection: local}\n";
 
-/// Run `site` (a playbook) on hosts a, b, c with `d` = a fresh temp dir; extra `args`.
-fn run3(site: &str, args: &[&str]) -> (Run, tempfile::TempDir) {
+/// Run the project `files` (`site.yml` and any file it includes) on hosts a, b, c, with
+/// `-e d=` a fresh temp dir where the plays leave their marks; extra `args` and environment.
+fn run_project(files: &[(&str, &str)], args: &[&str], env: &[(&str, &str)]) -> (Run, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let p = project(&[("hosts.yml", INVENTORY3), ("site.yml", site)]);
-    let dv = format!("d={d}");
+    let mut all_files = vec![("hosts.yml", INVENTORY3)];
+    all_files.extend_from_slice(files);
+    let p = project(&all_files);
+    let dv = format!("d={}", dir.path().display());
     let mut all = vec!["-i", "hosts.yml", "site.yml", "-e", dv.as_str()];
     all.extend_from_slice(args);
-    (provision(p.path(), &all), dir)
+    (provision_env(p.path(), &all, env), dir)
+}
+
+/// [`run_project`] of one playbook.
+fn run3(site: &str, args: &[&str]) -> (Run, tempfile::TempDir) {
+    run_project(&[("site.yml", site)], args, &[])
 }
 
 fn exists(dir: &tempfile::TempDir, name: &str) -> bool {
@@ -48,18 +55,11 @@ fn plays_on_disjoint_hosts_run_one_after_another_by_default() {
 fn the_environment_can_turn_overlapping_plays_on() {
     // With PROVISION_OVERLAP_PLAYS=1 the first play can only succeed if the second one runs
     // while it waits; with =false it can only succeed if the second one waits for it.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
     let second = "- name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n";
     let waits_for_second = "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: for i in $(seq 300); do [ -e {{ d }}/second-started ] && exit 0; sleep 0.1; done; exit 1\n";
     let second_not_started = "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: sleep 1; test ! -e {{ d }}/second-started\n";
-    let dv = format!("d={d}");
-    let args = ["-i", "hosts.yml", "site.yml", "-e", dv.as_str()];
-    let p = project(&[("hosts.yml", INVENTORY), ("site.yml", &format!("{waits_for_second}{second}"))]);
-    provision_env(p.path(), &args, &[("PROVISION_OVERLAP_PLAYS", "1")]).assert_ok();
-    std::fs::remove_file(dir.path().join("second-started")).unwrap();
-    let p = project(&[("hosts.yml", INVENTORY), ("site.yml", &format!("{second_not_started}{second}"))]);
-    provision_env(p.path(), &args, &[("PROVISION_OVERLAP_PLAYS", "false")]).assert_ok();
+    run_project(&[("site.yml", &format!("{waits_for_second}{second}"))], &[], &[("PROVISION_OVERLAP_PLAYS", "1")]).0.assert_ok();
+    run_project(&[("site.yml", &format!("{second_not_started}{second}"))], &[], &[("PROVISION_OVERLAP_PLAYS", "false")]).0.assert_ok();
 }
 
 #[test]
@@ -191,18 +191,12 @@ fn a_serial_batch_that_fails_stops_the_rollout() {
 
 #[test]
 fn with_overlap_plays_disjoint_plays_run_alongside_and_report_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
     // Play 1 can only succeed if play 2 runs while play 1 is still waiting.
-    let p = project(&[
-        ("hosts.yml", INVENTORY),
-        (
-            "site.yml",
-            "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - name: wait for the second play\n      shell: for i in $(seq 300); do [ -e {{ d }}/from-b ] && exit 0; sleep 0.1; done; exit 1\n\
-             - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - name: signal the first play\n      file: {path: '{{ d }}/from-b', state: touch}\n",
-        ),
-    ]);
-    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}"), "--overlap-plays"]);
+    let (r, _dir) = run3(
+        "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - name: wait for the second play\n      shell: for i in $(seq 300); do [ -e {{ d }}/from-b ] && exit 0; sleep 0.1; done; exit 1\n\
+         - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - name: signal the first play\n      file: {path: '{{ d }}/from-b', state: touch}\n",
+        &["--overlap-plays"],
+    );
     r.assert_ok();
     // Output is play by play: everything of the first play before the second play's banner.
     let first = r.stdout.find("PLAY [first]").unwrap();
@@ -215,37 +209,26 @@ fn with_overlap_plays_disjoint_plays_run_alongside_and_report_in_order() {
 
 #[test]
 fn a_play_reading_what_an_earlier_play_registered_waits_for_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let p = project(&[
-        ("hosts.yml", INVENTORY),
-        (
-            "site.yml",
-            "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - command: echo hello\n      register: greeting\n      changed_when: false\n\
+    let (r, dir) = run3(
+        "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - command: echo hello\n      register: greeting\n      changed_when: false\n\
              \x20   - name: the second play has not started\n      shell: sleep 1; test ! -e {{ d }}/b-started\n      changed_when: false\n\
              - name: second\n  hosts: b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/b-started', state: touch}\n\
-             \x20   - copy: {content: \"{{ hostvars['a'].greeting.stdout }}\", dest: '{{ d }}/got'}\n",
-        ),
-    ]);
-    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}"), "--overlap-plays"]);
+         \x20   - copy: {content: \"{{ hostvars['a'].greeting.stdout }}\", dest: '{{ d }}/got'}\n",
+        &["--overlap-plays"],
+    );
     r.assert_ok();
     assert_eq!(std::fs::read_to_string(dir.path().join("got")).unwrap(), "hello");
 }
 
 #[test]
 fn plays_sharing_a_host_run_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let p = project(&[
-        ("hosts.yml", INVENTORY),
-        (
-            "site.yml",
-            "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: sleep 1; test ! -e {{ d }}/second-started\n      changed_when: false\n\
-             - name: second\n  hosts: a:b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n",
-        ),
-    ]);
-    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}"), "--overlap-plays"]);
-    r.assert_ok();
+    run3(
+        "- name: first\n  hosts: a\n  gather_facts: false\n  tasks:\n    - shell: sleep 1; test ! -e {{ d }}/second-started\n      changed_when: false\n\
+         - name: second\n  hosts: a:b\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/second-started', state: touch}\n",
+        &["--overlap-plays"],
+    )
+    .0
+    .assert_ok();
 }
 
 /// The controller's debug log, reduced to (what, host) pairs for connection-level steps.
@@ -292,19 +275,19 @@ fn a_play_reading_hostvars_gathers_every_hosts_facts_first() {
 fn a_play_reading_hostvars_starts_once_the_earlier_plays_facts_are_in() {
     // The first play reads no hostvars (its hosts go from facts straight to tasks); the second
     // reads the first one's host's facts, so it waits for them, but not for the first play's end.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let p = project(&[
-        ("hosts.yml", INVENTORY),
-        (
-            "site.yml",
-            "- name: first\n  hosts: a\n  tasks:\n    - name: wait for the second play\n      shell: for i in $(seq 100); do [ -e {{ d }}/from-b ] && exit 0; sleep 0.1; done; exit 1\n\
-             - name: second\n  hosts: b\n  tasks:\n    - include_tasks: second.yml\n",
-        ),
-        // In its own file: the playbook file is part of every play's text.
-        ("second.yml", "- name: signal the first play\n  copy: {content: \"{{ hostvars['a'].ansible_hostname }}\", dest: '{{ d }}/from-b'}\n"),
-    ]);
-    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "-e", &format!("d={d}"), "--overlap-plays"]);
+    let (r, dir) = run_project(
+        &[
+            (
+                "site.yml",
+                "- name: first\n  hosts: a\n  tasks:\n    - name: wait for the second play\n      shell: for i in $(seq 100); do [ -e {{ d }}/from-b ] && exit 0; sleep 0.1; done; exit 1\n\
+                 - name: second\n  hosts: b\n  tasks:\n    - include_tasks: second.yml\n",
+            ),
+            // In its own file: the playbook file is part of every play's text.
+            ("second.yml", "- name: signal the first play\n  copy: {content: \"{{ hostvars['a'].ansible_hostname }}\", dest: '{{ d }}/from-b'}\n"),
+        ],
+        &["--overlap-plays"],
+        &[],
+    );
     r.assert_ok();
     assert!(!std::fs::read_to_string(dir.path().join("from-b")).unwrap().is_empty());
 }
