@@ -354,3 +354,29 @@ fn a_meta_task_that_cannot_run_fails_its_host_with_the_location() {
         assert!(!exists(&dir, "after"), "{}", r.stdout);
     }
 }
+
+/// Sizes of the probe batches the controller sent, in order (from its debug log).
+fn probe_batches(stderr: &str) -> Vec<usize> {
+    stderr.lines().filter(|l| l.contains("exec probe batch")).filter_map(|l| l.split("probes=").nth(1)?.split_whitespace().next()?.parse().ok()).collect()
+}
+
+#[test]
+fn after_a_change_the_probes_it_made_stale_are_rerun_ahead_only_for_the_next_tasks() {
+    // A command may change anything, so it makes every probe read before it stale. Re-running
+    // all of them ahead at the next task would repeat each later task's probe after every
+    // change of a converging host; only the next two tasks' are run ahead again, the later
+    // ones when their turn is near. A stale answer is never used: the command creates `e`,
+    // which the first batch saw missing.
+    let stat = |n: &str| format!("    - stat: {{path: '{{{{ d }}}}/{n}'}}\n      register: st_{n}\n");
+    let mut site = String::from("- name: p\n  hosts: a\n  gather_facts: false\n  tasks:\n");
+    site.push_str(&stat("a"));
+    site.push_str("    - command: touch {{ d }}/e\n");
+    for n in ["b", "c", "d", "e", "f"] {
+        site.push_str(&stat(n));
+    }
+    site.push_str("    - assert: {that: [st_e.stat.exists, not st_f.stat.exists]}\n");
+    let (r, _dir) = run_project(&[("site.yml", &site)], &[], &[("PROVISION_LOG", "provision=debug")]);
+    r.assert_ok();
+    // a..f ahead of the first task; after the command: b (now due), c, d; then e, f.
+    assert_eq!(probe_batches(&r.stderr), [6, 3, 2], "{}", r.stderr);
+}

@@ -12,11 +12,17 @@ use crate::playbook::{Play, Playbook, Task};
 use crate::report::{DiffOut, Event, SlotKey, Status, TaskResult};
 use crate::template::{Templar, Vars};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// How many following tasks have their probes batched with the current one.
 const LOOKAHEAD: usize = 64;
+/// How many following tasks may have a probe that a change made stale re-run ahead. A later
+/// change most often makes it stale again before its task runs (every file a converging host
+/// gets invalidates the probes that read the whole host: packages, services, users, the
+/// firewall, databases), so re-running it for all [`LOOKAHEAD`] tasks after each change cost
+/// a converging host more than the round trips it saved.
+const STALE_AHEAD: usize = 2;
 
 use crate::template::OMIT;
 
@@ -104,6 +110,8 @@ pub struct HostRun {
     /// Names set by a layer above role defaults in `base_vars`.
     above_defaults: std::collections::HashSet<String>,
     probe_cache: HashMap<(String, String), CachedProbe>,
+    /// Probes (user, script) dropped from the cache by a change and not run since.
+    stale: HashSet<(String, String)>,
     /// Handler indices notified and not yet run, in notification order.
     notified: Vec<usize>,
     /// Check mode: an earlier task predicted a change (later errors may be consequences).
@@ -144,6 +152,7 @@ impl HostRun {
             inventory_vars: Vars::new(),
             above_defaults: Default::default(),
             probe_cache: HashMap::new(),
+            stale: HashSet::new(),
             notified: Vec::new(),
             predicted_change: false,
             secrets: Vec::new(),
@@ -713,10 +722,13 @@ impl HostRun {
                 for (key, t) in prepared {
                     self.prepared.insert(key, (self.generation, t));
                 }
-                for extra in extras {
-                    let k = (extra.0.clone(), extra.1.script.clone());
-                    if !self.probe_cache.contains_key(&k) && !batch.iter().any(|(u, p)| *u == k.0 && p.script == k.1) {
-                        batch.push(extra);
+                for (j, user, p) in extras {
+                    let k = (user, p.script.clone());
+                    if self.probe_cache.contains_key(&k) || (j > index + STALE_AHEAD && self.stale.contains(&k)) {
+                        continue;
+                    }
+                    if !batch.iter().any(|(u, b)| *u == k.0 && b.script == k.1) {
+                        batch.push((k.0, p));
                     }
                 }
             }
@@ -752,7 +764,9 @@ impl HostRun {
                 };
                 for (i, r) in probe::per_probe(&tag, members, results) {
                     let p = group[i];
-                    self.probe_cache.insert((user.clone(), p.script.clone()), CachedProbe { result: r, reads: p.reads.clone() });
+                    let key = (user.clone(), p.script.clone());
+                    self.stale.remove(&key);
+                    self.probe_cache.insert(key, CachedProbe { result: r, reads: p.reads.clone() });
                 }
             }
         }
@@ -767,12 +781,11 @@ impl HostRun {
             .collect()
     }
 
-    /// Probes of the next tasks that can be prepared now (errors ignored: they're reported
-    /// when the task runs).
-    /// Probes of the next tasks that can be prepared now (errors ignored: they're reported
-    /// when the task runs), and the prepared tasks themselves for reuse.
+    /// Probes of the next tasks that can be prepared now, as (task index, user, probe)
+    /// (errors ignored: they're reported when the task runs), and the prepared tasks
+    /// themselves for reuse.
     #[allow(clippy::type_complexity)]
-    fn lookahead(&self, index: usize) -> (Vec<(String, Probe)>, Vec<((usize, usize), Box<dyn ModuleTask>)>) {
+    fn lookahead(&self, index: usize) -> (Vec<(usize, String, Probe)>, Vec<((usize, usize), Box<dyn ModuleTask>)>) {
         let play = self.ctx.play();
         let mut out = Vec::new();
         let mut prepared = Vec::new();
@@ -805,7 +818,7 @@ impl HostRun {
                 match strict {
                     Ok(t) => {
                         for p in t.probes() {
-                            out.push((run_as.clone(), p));
+                            out.push((j, run_as.clone(), p));
                         }
                         prepared.push(((j, k), t));
                     }
@@ -819,7 +832,7 @@ impl HostRun {
                         Ok(t) => {
                             tracing::debug!(host = %self.host, task = %task.display_name(), "probed ahead by guess: {e}");
                             for p in t.probes() {
-                                out.push((run_as.clone(), p));
+                                out.push((j, run_as.clone(), p));
                             }
                         }
                         Err(e) => tracing::debug!(host = %self.host, task = %task.display_name(), "not probed ahead: {e}"),
@@ -831,7 +844,14 @@ impl HostRun {
     }
 
     fn invalidate(&mut self, touched: &Scope) {
-        self.probe_cache.retain(|_, c| !touched.overlaps(&c.reads));
+        let stale = &mut self.stale;
+        self.probe_cache.retain(|k, c| {
+            let keep = !touched.overlaps(&c.reads);
+            if !keep {
+                stale.insert(k.clone());
+            }
+            keep
+        });
     }
 
     /// One item: when, prepare, probe, plan, (apply), register.
