@@ -69,3 +69,20 @@ fn extra_vars_from_a_file_reach_list_output() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("h1"));
 }
+
+#[test]
+fn an_inventory_without_hosts_is_warned_about() {
+    // e.g. inventory/testbed before `scripts/testbed up` generated its hosts.yml.
+    let p = project(&[("inv/group_vars/all.yml", "x: 1\n"), ("site.yml", "- hosts: all\n  tasks: []\n")]);
+    let r = provision(p.path(), &["-i", "inv", "site.yml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("[WARNING]: inventory 'inv' has no hosts"), "{}", r.stderr);
+    assert!(r.stdout.contains("no hosts matched"), "{}", r.stdout);
+    let r = provision(p.path(), &["-i", "inv", "--list-hosts"]);
+    assert!(r.stderr.contains("has no hosts"), "{}", r.stderr);
+    // An inventory with hosts says nothing of the kind.
+    let q = project(&[("hosts.yml", "all:\n  hosts:\n    a: {ansible_connection: local}\n"), ("site.yml", "- hosts: all\n  gather_facts: false\n  tasks: []\n")]);
+    let r = provision(q.path(), &["-i", "hosts.yml", "site.yml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("has no hosts"), "{}", r.stderr);
+}
