@@ -497,7 +497,12 @@ fn ip_and_localhost_hosts() {
 
 #[test]
 fn testbed_inventory_parses() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory/testbed/hosts.yml");
+    // The inventory `scripts/testbed up 3` writes (its own writer; no hosts needed).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts.yml");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testbed");
+    let out = std::process::Command::new("bash").arg(&script).arg("inventory").arg(&path).args(["web1:2201", "web2:2202", "search1:2203"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let inv = Inventory::load(&path).unwrap();
     assert_eq!(inv.hosts(), ["web1", "web2", "search1"]);
     assert_eq!(sel(&inv, "web"), ["web1", "web2"]);
@@ -506,5 +511,7 @@ fn testbed_inventory_parses() {
     assert_eq!(v["ansible_port"], json!(2202));
     assert_eq!(v["ansible_host"], json!("127.0.0.1"));
     assert_eq!(v["ansible_user"], json!("root"));
+    let known_hosts = format!("-o UserKnownHostsFile={}/known_hosts", dir.path().canonicalize().unwrap().display());
+    assert_eq!(v["ansible_ssh_common_args"], json!(known_hosts));
     assert!(inv.warnings().is_empty());
 }
