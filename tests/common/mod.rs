@@ -50,13 +50,19 @@ impl Testbed {
 
     /// Run a shell command on a host as root; returns (exit code, stdout).
     pub fn ssh(&self, short: &str, cmd: &str) -> (i32, String) {
+        let (code, out, _) = self.ssh_full(short, cmd);
+        (code, out)
+    }
+
+    /// [`Testbed::ssh`] with stderr too.
+    pub fn ssh_full(&self, short: &str, cmd: &str) -> (i32, String, String) {
         let out = Command::new(repo().join("scripts/testbed")).args(["ssh", &self.host(short), cmd]).output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     pub fn ssh_ok(&self, short: &str, cmd: &str) -> String {
-        let (code, out) = self.ssh(short, cmd);
-        assert_eq!(code, 0, "`{cmd}` on {short} failed: {out}");
+        let (code, out, err) = self.ssh_full(short, cmd);
+        assert_eq!(code, 0, "`{cmd}` on {short} failed: {out}\nstderr: {err}");
         out
     }
 
