@@ -82,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     for w in inventory.warnings() {
         eprintln!("[WARNING]: {w}");
     }
-    if inventory.select("all")?.is_empty() {
+    if inventory.hosts().is_empty() {
         // Ansible: "provided hosts list is empty". Every play would say "no hosts matched".
         eprintln!("[WARNING]: inventory '{inv_arg}' has no hosts ({}): no play will run on any", inv_path.display());
     }
