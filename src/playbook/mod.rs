@@ -719,6 +719,12 @@ mod tests {
         fs::write(p, text).unwrap();
     }
 
+    /// The error loading `site` (as `dir/site.yml`) gives.
+    fn site_error(dir: &Path, site: &str) -> String {
+        write(dir, "site.yml", site);
+        load(&dir.join("site.yml")).unwrap_err().to_string()
+    }
+
     #[test]
     fn loads_roles_with_dependencies_blocks_and_includes() {
         let d = tempfile::tempdir().unwrap();
@@ -750,8 +756,7 @@ mod tests {
     #[test]
     fn unknown_module_points_at_file_line_column() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "site.yml", "- hosts: all\n  tasks:\n    - name: x\n      fiel: {path: /x}\n");
-        let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - name: x\n      fiel: {path: /x}\n");
         assert!(e.contains("site.yml:4:7") && e.contains("unknown module or task keyword 'fiel'"), "{e}");
         assert!(e.contains("file"), "lists valid modules: {e}");
     }
@@ -759,8 +764,7 @@ mod tests {
     #[test]
     fn missing_role_is_an_error_with_location() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "site.yml", "- hosts: all\n  roles: [nope]\n");
-        let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
+        let e = site_error(d.path(), "- hosts: all\n  roles: [nope]\n");
         assert!(e.contains("role 'nope' not found") && e.contains("site.yml:2:"), "{e}");
     }
 
@@ -786,11 +790,9 @@ mod tests {
     #[test]
     fn bad_failure_keywords_are_errors_with_location() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "site.yml", "- hosts: all\n  max_fail_percentage: lots\n  tasks: []\n");
-        let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
+        let e = site_error(d.path(), "- hosts: all\n  max_fail_percentage: lots\n  tasks: []\n");
         assert!(e.contains("site.yml:2:") && e.contains("max_fail_percentage"), "{e}");
-        write(d.path(), "site.yml", "- hosts: all\n  environment: {A: b}\n  tasks: []\n");
-        let e = load(&d.path().join("site.yml")).unwrap_err().to_string();
+        let e = site_error(d.path(), "- hosts: all\n  environment: {A: b}\n  tasks: []\n");
         assert!(e.contains("site.yml:2:") && e.contains("'environment' is not supported"), "{e}");
     }
 
