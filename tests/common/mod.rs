@@ -5,6 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Does this `ssh` error say the connection failed before any session (and command) started?
+fn never_connected(stderr: &str) -> bool {
+    ["kex_exchange_identification", "banner exchange", "ssh: connect to host", "Connection reset by peer", "Connection closed by "]
+        .iter()
+        .any(|m| stderr.contains(m))
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -55,9 +62,23 @@ impl Testbed {
     }
 
     /// [`Testbed::ssh`] with stderr too.
+    ///
+    /// The harness's own `ssh` is no subject of the tests: when it fails before a session
+    /// exists (exit 255 with a connection-level message, so the command never ran), it is
+    /// tried again, twice at most, and the failure is reported on stderr.
     pub fn ssh_full(&self, short: &str, cmd: &str) -> (i32, String, String) {
-        let out = Command::new(repo().join("scripts/testbed")).args(["ssh", &self.host(short), cmd]).output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let mut attempt = 0;
+        loop {
+            let out = Command::new(repo().join("scripts/testbed")).args(["ssh", &self.host(short), cmd]).output().unwrap();
+            let (code, stdout, stderr) = (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+            attempt += 1;
+            if code == 255 && attempt < 3 && never_connected(&stderr) {
+                eprintln!("test harness: ssh to {short} failed before a session existed (attempt {attempt}), trying again: {}", stderr.trim());
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                continue;
+            }
+            return (code, stdout, stderr);
+        }
     }
 
     pub fn ssh_ok(&self, short: &str, cmd: &str) -> String {
