@@ -452,7 +452,7 @@ mod tests {
             p.result["cmd"],
             json!(["echo", "a b", "$HOME", "${NOPE_XYZ}", "x;y", "~/z", "$"])
         );
-        assert_eq!(p.actions[0].may_fail, true);
+        assert!(p.actions[0].may_fail);
         assert_eq!(p.actions[0].touches, Scope::Host);
         let t = task(
             false,

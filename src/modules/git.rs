@@ -397,7 +397,7 @@ impl GitTask {
             }
             Target::Unresolved => {
                 let v = sh_quote(&format!("{}^{{commit}}", self.version));
-                s.push_str(&format!("want=$(\"$g\" rev-parse --verify -q {v}) || {{ echo \"version '{}' not found in {}\" >&2; exit 1; }}\n", self.version.replace('\'', ""), self.repo.replace('\'', "").replace('"', "")));
+                s.push_str(&format!("want=$(\"$g\" rev-parse --verify -q {v}) || {{ echo \"version '{}' not found in {}\" >&2; exit 1; }}\n", self.version.replace('\'', ""), self.repo.replace(['\'', '"'], "")));
                 s.push_str("[ \"$want\" = \"$(\"$g\" rev-parse --verify -q HEAD)\" ] || \"$g\" checkout -q --force --detach \"$want\"\n");
             }
         }

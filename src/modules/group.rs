@@ -171,6 +171,11 @@ impl ModuleTask for GroupTask {
 }
 
 #[cfg(test)]
+pub(crate) fn tests_build(v: Value) -> Box<dyn ModuleTask> {
+    Box::new(build(v.as_object().unwrap()).unwrap())
+}
+
+#[cfg(test)]
 mod tests {
     use super::super::testutil::{ok, run_probe};
     use super::*;
@@ -210,9 +215,4 @@ mod tests {
         let r = run_probe(&t.probes()[0].script);
         assert_eq!((r.rc, r.stdout.as_str()), (0, "absent\n"));
     }
-}
-
-#[cfg(test)]
-pub(crate) fn tests_build(v: Value) -> Box<dyn ModuleTask> {
-    Box::new(build(v.as_object().unwrap()).unwrap())
 }

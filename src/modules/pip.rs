@@ -1102,8 +1102,7 @@ impl ModuleTask for PipTask {
                     venv_created
                         || diffs.iter().any(
                             |d| !matches!(d, Diff::Field { name, .. } if name == "virtualenv"),
-                        )
-                        || venv_created,
+                        ),
                 );
                 plan.diffs = diffs;
             }

@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(st["isreg"], true);
         assert_eq!(st["executable"], false);
         assert_eq!(st["woth"], false);
-        assert_eq!(st["mtime"], 1700000000.123456789);
+        assert_eq!(st["mtime"], 1_700_000_000.123_456_7);
         assert!(p.actions.is_empty());
         let p = t
             .plan(&[ProbeResult {

@@ -179,8 +179,8 @@ impl ModuleTask for SysctlTask {
         let ignore = if self.ignore { " || true" } else { "" };
         if let Some(n) = &new {
             plan.diffs.push(common::content_diff(&self.file, &st, n.as_bytes()));
-            let owner = st.exists().then(|| st.owner.clone()).unwrap_or_else(|| "root".into());
-            let group = st.exists().then(|| st.group.clone()).unwrap_or_else(|| "root".into());
+            let owner = if st.exists() { st.owner.clone() } else { "root".into() };
+            let group = if st.exists() { st.group.clone() } else { "root".into() };
             let mut a = common::write_file_action(
                 &self.file,
                 n.as_bytes(),

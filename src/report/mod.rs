@@ -151,8 +151,11 @@ pub struct HumanReporter<W: Write + Send> {
     /// Hosts of the current play still running -> last slot they passed.
     progress: BTreeMap<String, Option<SlotKey>>,
     /// Buffered slots: key -> (header, results in arrival order).
-    pending: BTreeMap<SlotKey, (Option<(String, bool)>, Vec<(String, TaskResult)>)>,
+    pending: BTreeMap<SlotKey, Slot>,
 }
+
+/// A buffered slot: its header (name, is a handler) and its results in arrival order.
+type Slot = (Option<(String, bool)>, Vec<(String, TaskResult)>);
 
 fn paint(style: Style, s: &str) -> String {
     format!("{}{}{}", style.render(), s, style.render_reset())
@@ -288,8 +291,7 @@ impl<W: Write + Send> HumanReporter<W> {
 
     /// Print every buffered slot that all running hosts have passed.
     fn flush_ready(&mut self, all: bool) {
-        loop {
-            let Some((&key, _)) = self.pending.iter().next() else { break };
+        while let Some((&key, _)) = self.pending.iter().next() {
             let ready = all || self.progress.values().all(|p| p.is_some_and(|k| k >= key));
             if !ready {
                 break;

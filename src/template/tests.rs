@@ -128,7 +128,7 @@ fn defined_and_default() {
     assert_eq!(r("{{ x.a | default('d') }}", &v), "1");
     assert_eq!(r("{{ empty | default('d') }}", &v), "");
     assert_eq!(r("{{ empty | default('d', true) }}", &v), "d");
-    assert!(cond("y is defined", &v) == false);
+    assert!(!cond("y is defined", &v));
     assert!(cond("y is undefined", &v));
     assert!(cond("y.z is not defined", &v));
     assert!(cond("x.a is defined", &v));
