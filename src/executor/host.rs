@@ -103,8 +103,11 @@ pub struct HostRun {
     facts: Arc<Vars>,
     /// set_fact / register results (persist across plays).
     host_vars: Vars,
-    /// Variables common to all tasks of this play (computed once).
-    base_vars: Vars,
+    /// Variables common to all tasks of this play (computed once), the base layer of
+    /// `templar`: a task's vars hold only what is particular to it (see `task_vars`).
+    base_vars: Arc<Vars>,
+    /// The play's templar over this host's `base_vars`.
+    templar: Templar,
     /// The host's inventory variables (group and host vars).
     inventory_vars: Vars,
     /// Names set by a layer above role defaults in `base_vars`.
@@ -148,7 +151,8 @@ impl HostRun {
             login_user,
             facts,
             host_vars,
-            base_vars: Vars::new(),
+            base_vars: Arc::default(),
+            templar: Templar::default(),
             inventory_vars: Vars::new(),
             above_defaults: Default::default(),
             probe_cache: HashMap::new(),
@@ -161,7 +165,8 @@ impl HostRun {
             absorbed: HashMap::new(),
         };
         run.inventory_vars = run.ctx.inventory.host_vars(&run.host);
-        run.base_vars = run.compute_base_vars();
+        run.base_vars = Arc::new(run.compute_base_vars());
+        run.templar = run.ctx.templar.with_base(run.base_vars.clone());
         let play = run.ctx.play();
         let mut above: std::collections::HashSet<String> = run.inventory_vars.keys().cloned().collect();
         above.extend(run.facts.keys().cloned());
@@ -213,8 +218,10 @@ impl HostRun {
         v
     }
 
+    /// What a task's variables add to `base_vars`, with precedence over them (renders see
+    /// both through `self.templar`; `self.templar.var` looks a name up in both).
     fn task_vars(&self, task: &Task) -> Vars {
-        let mut v = self.base_vars.clone();
+        let mut v = Vars::new();
         if let Some(r) = &task.role {
             // The task's own role defaults win over other roles' defaults, but not over
             // anything of higher precedence (inventory, facts, play vars, role vars).
@@ -277,7 +284,7 @@ impl HostRun {
             return raw;
         }
         let vars = self.task_vars(task);
-        self.scrub(&self.ctx.templar.render_str(&raw, &vars).unwrap_or(raw))
+        self.scrub(&self.templar.render_str(&raw, &vars).unwrap_or(raw))
     }
 
     fn emit_header(&self, key: SlotKey, task: &Task, handler: bool) {
@@ -450,7 +457,7 @@ impl HostRun {
         let outcomes: Vec<(Option<String>, ItemOutcome)>;
         let mut skipped_all = false;
         if let Some(items_src) = &task.loop_items {
-            let items = match self.ctx.templar.render_value(items_src, &vars) {
+            let items = match self.templar.render_value(items_src, &vars) {
                 Ok(Value::Array(a)) => a,
                 Ok(Value::Null) => vec![],
                 Ok(Value::String(s)) if s.is_empty() => vec![],
@@ -477,7 +484,7 @@ impl HostRun {
             for (idx, item) in items.into_iter().enumerate() {
                 let ivars = item_vars(task, &vars, &loop_var, idx, item.clone(), total);
                 let label = match &task.loop_control.label {
-                    Some(l) => self.ctx.templar.render_str(l, &ivars).unwrap_or_else(|_| l.clone()),
+                    Some(l) => self.templar.render_str(l, &ivars).unwrap_or_else(|_| l.clone()),
                     None => match &item {
                         Value::String(s) => s.clone(),
                         other => short_json(other),
@@ -591,8 +598,8 @@ impl HostRun {
             let ok = match cond {
                 Value::Bool(b) => *b,
                 Value::Null => true,
-                Value::String(s) => self.ctx.templar.eval_condition(s, vars).map_err(|e| format!("{}: {what} '{s}': {e}", task.location))?,
-                other => self.ctx.templar.eval_condition(&other.to_string(), vars).map_err(|e| format!("{}: {what}: {e}", task.location))?,
+                Value::String(s) => self.templar.eval_condition(s, vars).map_err(|e| format!("{}: {what} '{s}': {e}", task.location))?,
+                other => self.templar.eval_condition(&other.to_string(), vars).map_err(|e| format!("{}: {what}: {e}", task.location))?,
             };
             if !ok {
                 return Ok(false);
@@ -605,12 +612,12 @@ impl HostRun {
     fn run_as(&self, task: &Task, vars: &Vars) -> Result<String, String> {
         let play = self.ctx.play();
         let do_become = task.r#become.or(play.r#become).unwrap_or(self.ctx.opts.r#become)
-            || vars.get("ansible_become").and_then(modules::args::truthy).unwrap_or(false);
+            || self.templar.var(vars, "ansible_become").and_then(modules::args::truthy).unwrap_or(false);
         if !do_become {
             return Ok(self.login_user.clone());
         }
-        let user = match task.become_user.clone().or(play.become_user.clone()).or_else(|| vars.get("ansible_become_user").and_then(|v| v.as_str()).map(str::to_string)) {
-            Some(u) => self.ctx.templar.render_str(&u, vars).map_err(|e| format!("{}: become_user: {e}", task.location))?,
+        let user = match task.become_user.clone().or(play.become_user.clone()).or_else(|| self.templar.var(vars, "ansible_become_user").and_then(|v| v.as_str()).map(str::to_string)) {
+            Some(u) => self.templar.render_str(&u, vars).map_err(|e| format!("{}: become_user: {e}", task.location))?,
             None => "root".to_string(),
         };
         Ok(user)
@@ -661,7 +668,7 @@ impl HostRun {
 
     /// Prepare a task for given vars (no host access).
     fn prepare(&self, task: &Task, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
-        self.prepare_with(&self.ctx.templar, task, vars, run_as)
+        self.prepare_with(&self.templar, task, vars, run_as)
     }
 
     fn prepare_with(&self, templar: &Templar, task: &Task, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
@@ -678,7 +685,7 @@ impl HostRun {
 
     /// Prepare `task` with arguments already rendered (or rewritten).
     fn prepare_args(&self, task: &Task, args: Map<String, Value>, vars: &Vars, run_as: &str) -> Result<Box<dyn ModuleTask>, String> {
-        self.prepare_module(&self.ctx.templar, task, Self::module_of(task)?, args, vars, run_as)
+        self.prepare_module(&self.templar, task, Self::module_of(task)?, args, vars, run_as)
     }
 
     fn module_of(task: &Task) -> Result<&'static dyn Module, String> {
@@ -800,7 +807,7 @@ impl HostRun {
             let Ok(run_as) = self.run_as(task, &vars) else { continue };
             let per_item: Vec<Vars> = match &task.loop_items {
                 None => vec![vars],
-                Some(src) => match self.ctx.templar.render_value(src, &vars) {
+                Some(src) => match self.templar.render_value(src, &vars) {
                     Ok(Value::Array(items)) => {
                         let lv = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
                         let total = items.len();
@@ -828,7 +835,7 @@ impl HostRun {
                     // undefined names rendered as nothing. Probes only read, and the task is
                     // prepared again for real when it runs: a wrong guess costs one more
                     // round trip, never a wrong change.
-                    Err(e) => match self.prepare_with(&self.ctx.templar.lenient(), task, &v, &run_as) {
+                    Err(e) => match self.prepare_with(&self.templar.lenient(), task, &v, &run_as) {
                         Ok(t) => {
                             tracing::debug!(host = %self.host, task = %task.display_name(), "probed ahead by guess: {e}");
                             for p in t.probes() {

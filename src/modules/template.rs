@@ -144,7 +144,7 @@ impl Module for TemplateModule {
             ModuleError::LocalFile(format!("Could not read template '{}': {e}", path.display()))
         })?;
         let mut vars = ctx.vars.clone();
-        if !vars.contains_key("ansible_managed") {
+        if ctx.templar.var(ctx.vars, "ansible_managed").is_none() {
             vars.insert("ansible_managed".into(), json!(ANSIBLE_MANAGED));
         }
         let full = std::fs::canonicalize(&path).unwrap_or(path.clone());

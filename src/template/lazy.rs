@@ -71,6 +71,9 @@ pub(crate) struct VarsObject {
     env: Env,
     /// `hostvars` object inherited from the top-level vars (for per-host objects).
     hostvars: Mutex<Option<Value>>,
+    /// The host's variables common to its tasks, consulted when a name is not in `map`
+    /// (see `Templar::with_base`); none for another host's vars under `hostvars`.
+    base: Option<Arc<Vars>>,
     /// Play-wide variables shared by every host (`hostvars`, `groups`...), consulted when a
     /// name is not in `map`: shared, never copied per task.
     globals: Option<Arc<Vars>>,
@@ -90,12 +93,13 @@ impl fmt::Debug for VarsObject {
 }
 
 impl VarsObject {
-    pub(crate) fn new(scope: &Scope<'_>, map: &Vars, env: Env, globals: Option<Arc<Vars>>) -> Arc<VarsObject> {
+    pub(crate) fn new(scope: &Scope<'_>, map: &Vars, env: Env, base: Option<Arc<Vars>>, globals: Option<Arc<Vars>>) -> Arc<VarsObject> {
         Arc::new(VarsObject {
             scope: scope.id,
             map: map as *const Vars,
             env,
             hostvars: Mutex::new(None),
+            base,
             globals,
             cache: Mutex::new(HashMap::new()),
             resolving: Mutex::new(HashSet::new()),
@@ -116,7 +120,7 @@ impl VarsObject {
             return Some(v.clone());
         }
         let raw_map = self.raw()?;
-        let raw = match raw_map.get(key).or_else(|| self.globals.as_deref().and_then(|g| g.get(key))) {
+        let raw = match raw_map.get(key).or_else(|| self.base.as_deref()?.get(key)).or_else(|| self.globals.as_deref()?.get(key)) {
             Some(raw) => raw,
             None => {
                 return match key {
@@ -205,7 +209,13 @@ impl Object for VarsObject {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         match self.raw() {
-            Some(m) => Enumerator::Values(m.keys().map(|k| Value::from(k.as_str())).collect()),
+            Some(m) => {
+                let mut keys: Vec<Value> = m.keys().map(|k| Value::from(k.as_str())).collect();
+                if let Some(base) = &self.base {
+                    keys.extend(base.keys().filter(|k| !m.contains_key(*k)).map(|k| Value::from(k.as_str())));
+                }
+                Enumerator::Values(keys)
+            }
             None => Enumerator::Empty,
         }
     }
@@ -260,6 +270,7 @@ impl Object for HostVarsObject {
                     map: m as *const Vars,
                     env: self.env.clone(),
                     hostvars: Mutex::new(Some(Value::from_dyn_object(self.clone()))),
+                    base: None,
                     globals: self.globals.clone(),
                     cache: Mutex::new(HashMap::new()),
                     resolving: Mutex::new(HashSet::new()),

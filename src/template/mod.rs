@@ -11,6 +11,7 @@
 
 mod checks;
 mod digest;
+pub(crate) use digest::md5_hex;
 mod filters;
 mod lazy;
 mod serialize;
@@ -53,7 +54,11 @@ pub struct TemplateError {
 #[derive(Clone)]
 pub struct Templar {
     env: Arc<Environment<'static>>,
-    /// Variables shared by all hosts of a play, looked up when a name is not in the task's vars.
+    /// Variables of one host common to all its tasks (inventory, facts, play and role vars),
+    /// looked up when a name is not in a call's own vars: a task's vars then hold only what
+    /// is particular to the task, instead of a copy of the host's hundreds of names.
+    base: Option<Arc<Vars>>,
+    /// Variables shared by all hosts of a play, looked up when a name is in neither.
     globals: Option<Arc<Vars>>,
 }
 
@@ -133,13 +138,25 @@ fn safe_path(base: &Value, keys: Rest<Value>) -> Value {
 
 impl Templar {
     pub fn new() -> Self {
-        Templar { env: shared_env(), globals: None }
+        Templar { env: shared_env(), base: None, globals: None }
     }
 
     /// A templar whose renders also see `globals` (play-wide names such as `hostvars` and
     /// `groups`) behind each call's own vars, without copying them into every task's vars.
     pub fn with_globals(&self, globals: Arc<Vars>) -> Self {
-        Templar { env: self.env.clone(), globals: Some(globals) }
+        Templar { env: self.env.clone(), base: self.base.clone(), globals: Some(globals) }
+    }
+
+    /// A templar whose renders see `base` (one host's variables common to its tasks) behind
+    /// each call's own vars, which win over it.
+    pub fn with_base(&self, base: Arc<Vars>) -> Self {
+        Templar { env: self.env.clone(), base: Some(base), globals: self.globals.clone() }
+    }
+
+    /// The raw value of variable `name` as renders with `vars` see it: `vars`, then the
+    /// base, then the globals.
+    pub fn var<'a>(&'a self, vars: &'a Vars, name: &str) -> Option<&'a Json> {
+        vars.get(name).or_else(|| self.base.as_deref()?.get(name)).or_else(|| self.globals.as_deref()?.get(name))
     }
 
     /// The same templar, but undefined variables (and attributes of them) render as nothing
@@ -147,7 +164,7 @@ impl Templar {
     /// a later task will need before the variables it depends on (registered by an earlier
     /// task) exist. Never used for what is actually applied.
     pub fn lenient(&self) -> Self {
-        Templar { env: lenient_env(), globals: self.globals.clone() }
+        Templar { env: lenient_env(), base: self.base.clone(), globals: self.globals.clone() }
     }
 
     /// Does this string contain template syntax (`{{`, `{%`, `{#`)?
@@ -165,7 +182,7 @@ impl Templar {
         vars: &Vars,
     ) -> Result<String, TemplateError> {
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.globals.clone()));
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()));
         let src = rewrite_safe_paths(src);
         let env: &Environment<'_> = &self.env;
         let result = env
@@ -189,7 +206,7 @@ impl Templar {
             return Ok(src.to_string());
         }
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.globals.clone()));
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()));
         render_string(&self.env, src, &ctx).map_err(|e| string_error(&e, src))
     }
 
@@ -200,7 +217,7 @@ impl Templar {
             return Ok(v.clone());
         }
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.globals.clone()));
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()));
         render_json(&self.env, v, &ctx)
     }
 
@@ -228,7 +245,7 @@ impl Templar {
     ) -> Result<T, TemplateError> {
         let t = expr.trim();
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.globals.clone()));
+        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()));
         let result = if let Some(inner) = single_expression(t) {
             eval_expression(&self.env, inner, &ctx)
         } else if Self::is_template(t) {
@@ -610,6 +627,34 @@ mod globals_tests {
         vars.insert("shadowed".into(), json!("task"));
         assert_eq!(t.render_str("{{ groups.web | join(',') }} {{ hostvars['a'].ip }} {{ shadowed }}", &vars).unwrap(), "a,b 10.0.0.1 task");
         assert!(t.eval_condition("'a' in groups['web']", &vars).unwrap());
+    }
+
+    #[test]
+    fn a_hosts_base_vars_are_seen_behind_task_vars_and_before_globals() {
+        let mut g = Vars::new();
+        g.insert("hostvars".into(), json!({"other": {"ip": "10.0.0.2"}}));
+        g.insert("layer".into(), json!("global"));
+        g.insert("only_global".into(), json!("g"));
+        let mut base = Vars::new();
+        base.insert("layer".into(), json!("base"));
+        base.insert("shadowed".into(), json!("base"));
+        base.insert("app_dir".into(), json!("{{ home }}/webapp"));
+        base.insert("home".into(), json!("/home/base"));
+        let t = Templar::new().with_globals(Arc::new(g)).with_base(Arc::new(base));
+        let mut vars = Vars::new();
+        vars.insert("shadowed".into(), json!("task"));
+        assert_eq!(t.render_str("{{ layer }} {{ shadowed }} {{ only_global }} {{ app_dir }}", &vars).unwrap(), "base task g /home/base/webapp");
+        // A base value's template sees the task's vars, as if they were one map.
+        vars.insert("home".into(), json!("/srv"));
+        assert_eq!(t.render_str("{{ app_dir }}", &vars).unwrap(), "/srv/webapp");
+        assert_eq!(t.var(&vars, "home"), Some(&json!("/srv")));
+        assert_eq!(t.var(&vars, "layer"), Some(&json!("base")));
+        assert_eq!(t.var(&vars, "only_global"), Some(&json!("g")));
+        assert_eq!(t.var(&vars, "nothing"), None);
+        // `vars` lists both layers once; another host's vars don't see this host's base.
+        assert_eq!(t.eval_expr("vars.keys() | sort | join(',')", &vars).unwrap(), json!("app_dir,home,layer,shadowed"));
+        assert_eq!(t.render_str("{{ hostvars['other'].ip }} {{ hostvars['other'].layer }}", &vars).unwrap(), "10.0.0.2 global");
+        assert_eq!(t.lenient().render_str("{{ layer }}", &vars).unwrap(), "base");
     }
 }
 

@@ -57,7 +57,7 @@ impl HostRun {
         if modules::lookup(&task.module)?.name() != "apt" || task.loop_items.is_some() {
             return None;
         }
-        let (_, mut args) = Self::task_args(&self.ctx.templar, task, vars).ok()?;
+        let (_, mut args) = Self::task_args(&self.templar, task, vars).ok()?;
         let ctx = self.ctx.clone();
         let play = ctx.play();
         let mut absorbed = Vec::new();
@@ -74,13 +74,13 @@ impl HostRun {
                 // Loop variables aren't known here: rendered as nothing, a path then reads as
                 // its fixed part (`{{ root }}/{{ item }}` -> `/srv/app/`), or as relative (not
                 // harmless) when it has none.
-                let largs = Self::task_args(&self.ctx.templar.lenient(), later, &lvars);
+                let largs = Self::task_args(&self.templar.lenient(), later, &lvars);
                 if largs.is_ok_and(|(_, a)| harmless(module.name(), &a)) {
                     continue;
                 }
                 break;
             }
-            let Ok((_, largs)) = Self::task_args(&self.ctx.templar, later, &lvars) else { continue };
+            let Ok((_, largs)) = Self::task_args(&self.templar, later, &lvars) else { continue };
             // Another apt task: joins if it surely runs, as the same user, with the same options.
             if !later.when.is_empty() || later.loop_items.is_some() || self.run_as(later, &lvars).ok().as_deref() != Some(run_as) {
                 continue;
