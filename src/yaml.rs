@@ -249,11 +249,35 @@ pub fn parse_str(file: &Arc<PathBuf>, source: &str) -> Result<Node, YamlError> {
     if source.trim().is_empty() || source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
         return Ok(Node { value: NodeValue::Null, line: 1, column: 1 });
     }
-    serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|e| {
+    let mut node = serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|e| {
         let (line, column) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((0, 0));
         let message = first_line(&e.to_string());
         YamlError::at(file, source, line, column, message)
-    })
+    })?;
+    let lines: Vec<&str> = source.lines().collect();
+    pyyaml_booleans(&mut node, &lines);
+    Ok(node)
+}
+
+/// PyYAML, which Ansible uses, reads only `yes|no|true|false|on|off` in lower, Title or UPPER
+/// case as booleans; serde-saphyr's YAML 1.1 also reads `y`/`n` and any mixed case. A plain
+/// scalar written that way (`loop: [x, y]`, a debconf answer `n`) stays a string.
+fn pyyaml_booleans(node: &mut Node, lines: &[&str]) {
+    match &mut node.value {
+        NodeValue::Bool(_) => {
+            let Some(line) = lines.get((node.line as usize).wrapping_sub(1)) else { return };
+            let Some(rest) = line.char_indices().nth((node.column as usize).wrapping_sub(1)).map(|(i, _)| &line[i..]) else { return };
+            let token = rest.split(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | '#')).next().unwrap_or("");
+            const PYYAML: &[&str] = &["yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF"];
+            let yaml11 = ["y", "n", "yes", "no", "true", "false", "on", "off"].iter().any(|w| token.eq_ignore_ascii_case(w));
+            if yaml11 && !PYYAML.contains(&token) {
+                node.value = NodeValue::Str(token.to_string());
+            }
+        }
+        NodeValue::Seq(items) => items.iter_mut().for_each(|n| pyyaml_booleans(n, lines)),
+        NodeValue::Map(map) => map.values_mut().for_each(|n| pyyaml_booleans(n, lines)),
+        _ => {}
+    }
 }
 
 fn first_line(s: &str) -> String {
@@ -301,6 +325,17 @@ mod tests {
         assert_eq!(n["flag"], true);
         assert_eq!(n["other"], false);
         assert_eq!(n["port"], 80);
+    }
+
+    #[test]
+    fn booleans_are_pyyamls_not_every_yaml_1_1_spelling() {
+        let n = parse("l: [x, y, n, Y, N]\nblock:\n  - y\n  - yes\n  - On\n  - oFF\nanswer: n # a debconf answer\nflags: {a: TRUE, b: no, c: Yes}\nquoted: 'yes'\ntagged: !!bool true\n").unwrap().to_json();
+        assert_eq!(n["l"], serde_json::json!(["x", "y", "n", "Y", "N"]));
+        assert_eq!(n["block"], serde_json::json!(["y", true, true, "oFF"]));
+        assert_eq!(n["answer"], "n");
+        assert_eq!(n["flags"], serde_json::json!({"a": true, "b": false, "c": true}));
+        assert_eq!(n["quoted"], "yes");
+        assert_eq!(n["tagged"], true);
     }
 
     #[test]

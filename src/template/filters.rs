@@ -284,14 +284,11 @@ fn from_yaml(s: String) -> Result<Value, Error> {
     if s.trim().is_empty() {
         return Ok(Value::from(()));
     }
-    serde_saphyr::from_str::<Json>(&s)
-        .map(|j| Value::from(minijinja::value::Serde(&j)))
-        .map_err(|e| {
-            err(format!(
-                "from_yaml: invalid YAML: {}",
-                e.to_string().replace('\n', " ")
-            ))
-        })
+    // The same YAML reading as playbooks and vars files (PyYAML's booleans, octal `0644`).
+    let file = std::sync::Arc::new(std::path::PathBuf::from("from_yaml"));
+    crate::yaml::parse_str(&file, &s)
+        .map(|n| Value::from(minijinja::value::Serde(&n.to_json())))
+        .map_err(|e| err(format!("from_yaml: invalid YAML (line {}, column {}): {}", e.location.line, e.location.column, e.message)))
 }
 
 // ---------------------------------------------------------------- sets and lists

@@ -465,6 +465,10 @@ fn filters_serialization() {
         ev("'a: [1, 2]\\nb: x' | from_yaml", &e),
         json!({"a": [1, 2], "b": "x"})
     );
+    // As PyYAML reads it: `y` is a string, `yes` a boolean, `0644` octal.
+    assert_eq!(ev("'[y, yes, 0644]' | from_yaml", &e), json!(["y", true, 420]));
+    let bad = Templar::new().eval_expr("'a: [1' | from_yaml", &e).unwrap_err().message;
+    assert!(bad.contains("from_yaml: invalid YAML (line 1"), "{bad}");
 }
 
 #[test]
