@@ -595,6 +595,9 @@ mod host_tests2 {
         if testhost::port().is_none() {
             return;
         }
+        let unit = "[Unit]\nDescription=provision module test\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
+        let setup = testhost::run("systemctl disable --now mstest.service 2>/dev/null; cat > /etc/systemd/system/mstest.service", Some(unit.as_bytes()));
+        assert_eq!(setup.exit_code, 0, "{}", setup.stderr_str());
         for args in [
             json!({"name": "mstest", "state": "started", "enabled": true, "daemon_reload": true}),
             json!({"name": "mstest.service", "state": "stopped", "enabled": false}),
