@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Does this `ssh` error say the connection failed before any session (and command) started?
+/// Only messages `ssh` prints before authentication: "Connection reset by peer" or
+/// "Connection closed by" alone may also end a session whose command already ran.
 fn never_connected(stderr: &str) -> bool {
-    ["kex_exchange_identification", "banner exchange", "ssh: connect to host", "Connection reset by peer", "Connection closed by "]
+    ["kex_exchange_identification", "banner exchange", "ssh: connect to host"]
         .iter()
         .any(|m| stderr.contains(m))
 }
