@@ -159,6 +159,12 @@ impl Templar {
         vars.get(name).or_else(|| self.base.as_deref()?.get(name)).or_else(|| self.globals.as_deref()?.get(name))
     }
 
+    /// The context a render with `vars` sees: `vars`, then the base, then the globals,
+    /// resolved lazily while `scope` lives.
+    fn context(&self, scope: &Scope<'_>, vars: &Vars) -> Value {
+        Value::from_dyn_object(VarsObject::new(scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()))
+    }
+
     /// The same templar, but undefined variables (and attributes of them) render as nothing
     /// instead of failing. Only for guessing ahead: the executor uses it to learn which probes
     /// a later task will need before the variables it depends on (registered by an earlier
@@ -182,7 +188,7 @@ impl Templar {
         vars: &Vars,
     ) -> Result<String, TemplateError> {
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()));
+        let ctx = self.context(&scope, vars);
         let src = rewrite_safe_paths(src);
         let env: &Environment<'_> = &self.env;
         let result = env
@@ -206,7 +212,7 @@ impl Templar {
             return Ok(src.to_string());
         }
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()));
+        let ctx = self.context(&scope, vars);
         render_string(&self.env, src, &ctx).map_err(|e| string_error(&e, src))
     }
 
@@ -217,7 +223,7 @@ impl Templar {
             return Ok(v.clone());
         }
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()));
+        let ctx = self.context(&scope, vars);
         render_json(&self.env, v, &ctx)
     }
 
@@ -245,7 +251,7 @@ impl Templar {
     ) -> Result<T, TemplateError> {
         let t = expr.trim();
         let scope = Scope::enter(vars);
-        let ctx = Value::from_dyn_object(VarsObject::new(&scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()));
+        let ctx = self.context(&scope, vars);
         let result = if let Some(inner) = single_expression(t) {
             eval_expression(&self.env, inner, &ctx)
         } else if Self::is_template(t) {
