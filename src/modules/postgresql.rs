@@ -14,6 +14,7 @@ use super::{
     Action, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope,
     REDACTED,
 };
+use crate::template::md5_hex;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -160,10 +161,6 @@ pub fn scram_matches(stored: &str, password: &str) -> Option<bool> {
     let sk = Sha256::digest(client_key);
     let server = hmac_sha256(&salted, b"Server Key");
     Some(b64.encode(sk) == stored_key && b64.encode(server) == server_key)
-}
-
-fn md5_hex(data: &[u8]) -> String {
-    crate::template::md5_hex(data)
 }
 
 /// Is the stored hash (`rolpassword`) the hash of `password`? None = cannot tell.
