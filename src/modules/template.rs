@@ -8,6 +8,7 @@
 use super::args::{self, opt_boolish, opt_string};
 use super::copy::{parse_mode, FileWrite, ModeSpec, Source};
 use super::{Module, ModuleError, ModuleTask, PrepareContext};
+use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -194,27 +195,41 @@ impl Module for TemplateModule {
     }
 }
 
+/// The controller's host name (read once per process).
 fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
+    .clone()
 }
 
+/// The name of the local user owning `path` (its uid when /etc/passwd doesn't name it).
+/// Names are looked up once per uid and process: every host renders the same templates.
 fn local_owner(path: &std::path::Path) -> String {
     use std::os::unix::fs::MetadataExt;
+    static NAMES: std::sync::Mutex<BTreeMap<u32, String>> = std::sync::Mutex::new(BTreeMap::new());
     let Ok(uid) = std::fs::metadata(path).map(|m| m.uid()) else {
         return String::new();
     };
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-            })
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    names
+        .entry(uid)
+        .or_insert_with(|| {
+            std::fs::read_to_string("/etc/passwd")
+                .ok()
+                .and_then(|p| {
+                    p.lines().find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+                    })
+                })
+                .unwrap_or_else(|| uid.to_string())
         })
-        .unwrap_or_else(|| uid.to_string())
+        .clone()
 }
 
 #[cfg(test)]
@@ -285,6 +300,37 @@ mod tests {
                 );
             }
             d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn template_variables_name_the_source_and_the_controller() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        let src = dir.path().join("templates/t.j2");
+        std::fs::write(&src, "{{ template_path }}|{{ template_destpath }}|{{ template_host }}|{{ template_uid }}\n").unwrap();
+        let uid = std::fs::metadata(&src).unwrap().uid();
+        let owner = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+            .unwrap_or(uid.to_string());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+        let dest = dir.path().join("out").display().to_string();
+        let expected = format!("{}|{dest}|{host}|{owner}\n", src.display());
+        // twice: the second render reads the cached host and owner names
+        for _ in 0..2 {
+            let t = prepare(dir.path(), json!({"src": "t.j2", "dest": dest}), &Vars::new()).unwrap();
+            let text = apply(t.as_ref()).diffs.into_iter().find_map(|d| match d {
+                Diff::Text { after, .. } => after,
+                _ => None,
+            });
+            assert_eq!(text.as_deref(), Some(expected.as_str()));
+            std::fs::remove_file(&dest).unwrap();
         }
     }
 
