@@ -311,14 +311,9 @@ mod tests {
         let src = dir.path().join("templates/t.j2");
         std::fs::write(&src, "{{ template_path }}|{{ template_destpath }}|{{ template_host }}|{{ template_uid }}\n").unwrap();
         let uid = std::fs::metadata(&src).unwrap().uid();
-        let owner = std::fs::read_to_string("/etc/passwd")
-            .unwrap()
-            .lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-            })
-            .unwrap_or(uid.to_string());
+        // id(1) names the file's owner independently of the module's own lookup
+        let id = std::process::Command::new("id").args(["-nu", &uid.to_string()]).output().unwrap();
+        let owner = if id.status.success() { String::from_utf8(id.stdout).unwrap().trim().to_string() } else { uid.to_string() };
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
         let dest = dir.path().join("out").display().to_string();
         let expected = format!("{}|{dest}|{host}|{owner}\n", src.display());
