@@ -169,11 +169,11 @@ if js("converge.provision.json") or js("converge.ansible.json"):
         lines.append("```")
         lines.append("")
 
-def series(prefix):
+def series(prefix, tool="provision"):
     """A scaling series' runs, by host count: [(n, measurement, recap, wall of the first run)]."""
     runs = []
-    for p in glob.glob(os.path.join(out, f"{prefix}-*.provision.json")):
-        m = re.match(rf"{prefix}-(\d+)\.provision\.json$", os.path.basename(p))
+    for p in glob.glob(os.path.join(out, f"{prefix}-*.{tool}.json")):
+        m = re.match(rf"{prefix}-(\d+)\.{tool}\.json$", os.path.basename(p))
         if m:
             runs.append((int(m.group(1)), js(os.path.basename(p)), recap(os.path.basename(p).replace(".json", ".log"))))
     runs.sort(key=lambda x: x[0])
@@ -192,6 +192,25 @@ for prefix, transport in (("scale", meta.get("transport", "?")), ("scaleother", 
     lines.append("|---|---|---|---|---|---|---|---|")
     for n, r, rp, base in runs:
         lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {others(r)} | {floor(r, base)} | {rp[1] if rp else '–'} |")
+    lines.append("")
+ans = series("scale", "ansible")
+if ans:
+    lines.append("### Scaling: no-change run, Ansible, the same hosts")
+    lines.append("")
+    w = js("scale-warmup.ansible.json")
+    if w:
+        rw = recap("scale-warmup.ansible.log")
+        lines.append(f"After an untimed first pass of Ansible over the largest set (hosts provision converged; {w['wall_s']:.1f} s, "
+                     f"changed {rw[1] if rw else '?'}, failed/unreachable {rw[2] if rw else '?'}), its persistent ssh masters open.")
+        lines.append("")
+    lines.append("| hosts | wall | vs 1 host | provision / Ansible | peak PSS | controller CPU | test hosts' CPU | CPU floor (all CPU / cores) | execs per host (most) | changed |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    pw = {n: r["wall_s"] for n, r, _, _ in scale}
+    for n, r, rp, base in ans:
+        rows = [e for _, e, _, _ in ssh(f"scale-{n}.ansible.ssh") or [] if e > 0]
+        pr = f"{pw[n] / r['wall_s']:.3f} (1/{r['wall_s'] / pw[n]:.0f})" if n in pw else "–"
+        lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {pr} | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {others(r)} | "
+                     f"{floor(r, base)} | {max(rows) if rows else '–'} | {rp[1] if rp else '–'} |")
     lines.append("")
 c = js("scale-converge.provision.json")
 if scale and c:
