@@ -40,6 +40,9 @@ if command -v psql >/dev/null; then
   cd /tmp
   su postgres -c "psql -XAtc \"select datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype from pg_database where datname not like 'template%' order by 1\"" 2>&1
   su postgres -c "psql -XAtc \"select rolname, rolcanlogin from pg_roles where rolname !~ '^pg_' order by 1\"" 2>&1
+  # The privileges each role has on each database, defaults included (a NULL datacl and the
+  # same privileges written out are the same state).
+  su postgres -c "psql -XAtc \"select d.datname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable from pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a left join pg_roles r on r.oid = a.grantee where d.datname not like 'template%' order by 1, 2, 3\"" 2>&1
 fi
 echo "## users"
 getent passwd devartis | cut -d: -f1,6,7
