@@ -188,10 +188,12 @@ for prefix, transport in (("scale", meta.get("transport", "?")), ("scaleother", 
         continue
     lines.append(f"### Scaling: no-change run, provision, `--transport {transport}`")
     lines.append("")
-    lines.append("| hosts | wall | vs 1 host | peak PSS | controller CPU | test hosts' CPU | CPU floor (all CPU / cores) | changed |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("| hosts | wall | vs 1 host | peak PSS | controller CPU | test hosts' CPU | CPU floor (all CPU / cores) | execs per host (most) | changed |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for n, r, rp, base in runs:
-        lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {others(r)} | {floor(r, base)} | {rp[1] if rp else '–'} |")
+        execs = [e for _, e, _, _ in ssh(f"{prefix}-{n}.provision.ssh") or [] if e > 0]
+        lines.append(f"| {n} | {r['wall_s']:.2f} s | {r['wall_s'] / base:.2f}x | {r['peak_pss_mib']:.0f} MiB | {r['cpu_s']} s | {others(r)} | {floor(r, base)} | "
+                     f"{max(execs) if execs else '–'} | {rp[1] if rp else '–'} |")
     lines.append("")
 ans = series("scale", "ansible")
 if ans:
