@@ -60,6 +60,75 @@ fn validate(pb: &Playbook) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--roles` must name roles of the playbook, like `--limit` hosts of the inventory; a tag
+/// of `--tags`/`--skip-tags` that no task carries is most likely a typo (a warning: Ansible
+/// says nothing).
+fn check_selection(pb: &Playbook, opts: &executor::RunOptions) -> anyhow::Result<()> {
+    let tasks = || pb.plays.iter().flat_map(|p| p.tasks.iter().chain(p.handlers.iter()));
+    if let Some(wanted) = &opts.roles {
+        let known: std::collections::BTreeSet<&str> =
+            pb.plays.iter().flat_map(|p| p.roles.iter().map(|r| r.name.as_str())).chain(tasks().filter_map(|t| t.role.as_ref().map(|r| r.name.as_str()))).collect();
+        let unknown: Vec<&str> = wanted.iter().map(String::as_str).filter(|r| !known.contains(r)).collect();
+        if !unknown.is_empty() {
+            let list = |v: &mut dyn Iterator<Item = &str>| v.map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", ");
+            anyhow::bail!(
+                "--roles: {} {} no role of the playbook (its roles: {})",
+                list(&mut unknown.iter().copied()),
+                if unknown.len() == 1 { "is" } else { "are" },
+                if known.is_empty() { "none".to_string() } else { list(&mut known.iter().copied()) }
+            );
+        }
+    }
+    const SPECIAL: &[&str] = &["all", "always", "never", "tagged", "untagged"];
+    for (flag, given) in [("--tags", &opts.tags.only), ("--skip-tags", &opts.tags.skip)] {
+        for tag in given.iter().filter(|t| !SPECIAL.contains(&t.as_str())) {
+            if !tasks().any(|t| t.tags.contains(tag)) {
+                eprintln!("[WARNING]: {flag}: no task of the playbook is tagged '{tag}'");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--list-hosts` / `--list-tasks`, Ansible's layout.
+fn list(cli: &Cli, pb: &Playbook, inventory: &Inventory, opts: &executor::RunOptions, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    writeln!(out, "\nplaybook: {}\n", cli.playbook.display())?;
+    let limit = match &opts.limit {
+        Some(l) => Some(inventory.select(l)?),
+        None => None,
+    };
+    for (i, play) in pb.plays.iter().enumerate() {
+        writeln!(out, "  play #{} ({}): {}\tTAGS: [{}]", i + 1, play.hosts, play.name, play.tags.join(", "))?;
+        if cli.list_hosts {
+            let mut hosts = inventory.select(&play.hosts)?;
+            if let Some(l) = &limit {
+                hosts.retain(|h| l.contains(h));
+            }
+            writeln!(out, "    pattern: ['{}']\n    hosts ({}):", play.hosts, hosts.len())?;
+            for h in hosts {
+                writeln!(out, "      {h}")?;
+            }
+        }
+        if cli.list_tasks {
+            writeln!(out, "    tasks:")?;
+            for t in &play.tasks {
+                if !opts.tags.selects(&t.tags) {
+                    continue;
+                }
+                if let Some(roles) = &opts.roles {
+                    if !t.role.as_ref().is_some_and(|r| roles.contains(&r.name)) {
+                        continue;
+                    }
+                }
+                writeln!(out, "      {}\tTAGS: [{}]", t.display_name(), t.tags.join(", "))?;
+            }
+        }
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let cfg = AnsibleCfg::load();
     let opts = cli.run_options(&cfg)?;
@@ -70,7 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .context("no inventory given: use --inventory FILE_OR_DIR (or a name under inventory/)")?;
     let inv_path = cli::resolve_inventory(&inv_arg);
     if !inv_path.exists() {
-        anyhow::bail!("inventory '{inv_arg}' not found (looked for {})", inv_path.display());
+        let looked = if inv_arg.contains('/') { inv_path.display().to_string() } else { format!("inventory/{inv_arg} and ./{inv_arg}") };
+        anyhow::bail!("inventory '{inv_arg}' not found (looked for {looked})");
     }
     if !cli.playbook.exists() {
         anyhow::bail!("playbook '{}' not found", cli.playbook.display());
@@ -90,47 +160,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         if inventory.select(l)?.is_empty() {
             anyhow::bail!("--limit '{l}' matches no host of the inventory");
         }
+        for term in inventory.unmatched_terms(l)? {
+            eprintln!("[WARNING]: --limit: '{term}' matches no host or group of the inventory, ignoring it");
+        }
     }
+    check_selection(&pb, &opts)?;
 
     if cli.syntax_check {
         println!("\nplaybook: {}", cli.playbook.display());
         return Ok(0);
     }
     if cli.list_hosts || cli.list_tasks {
-        println!("\nplaybook: {}\n", cli.playbook.display());
-        let limit = match &opts.limit {
-            Some(l) => Some(inventory.select(l)?),
-            None => None,
+        return match list(&cli, &pb, &inventory, &opts, &mut std::io::stdout().lock()) {
+            // `| head`: the reader has seen enough.
+            Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => Ok(0),
+            other => other.map(|()| 0),
         };
-        for (i, play) in pb.plays.iter().enumerate() {
-            println!("  play #{} ({}): {}\tTAGS: [{}]", i + 1, play.hosts, play.name, play.tags.join(", "));
-            if cli.list_hosts {
-                let mut hosts = inventory.select(&play.hosts)?;
-                if let Some(l) = &limit {
-                    hosts.retain(|h| l.contains(h));
-                }
-                println!("    pattern: ['{}']\n    hosts ({}):", play.hosts, hosts.len());
-                for h in hosts {
-                    println!("      {h}");
-                }
-            }
-            if cli.list_tasks {
-                println!("    tasks:");
-                for t in &play.tasks {
-                    if !opts.tags.selects(&t.tags) {
-                        continue;
-                    }
-                    if let Some(roles) = &opts.roles {
-                        if !t.role.as_ref().is_some_and(|r| roles.contains(&r.name)) {
-                            continue;
-                        }
-                    }
-                    println!("      {}\tTAGS: [{}]", t.display_name(), t.tags.join(", "));
-                }
-            }
-            println!();
-        }
-        return Ok(0);
     }
 
     let reporter: Box<dyn Reporter> = match cli.output {

@@ -251,7 +251,12 @@ pub fn parse_str(file: &Arc<PathBuf>, source: &str) -> Result<Node, YamlError> {
     }
     let mut node = serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|e| {
         let (line, column) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((0, 0));
-        let message = first_line(&e.to_string());
+        // serde-saphyr starts with "error: line L column C: ", which the location says.
+        let text = first_line(&e.to_string());
+        let message = match text.strip_prefix("error: line ").and_then(|r| r.split_once(": ")) {
+            Some((position, rest)) if position.contains(" column ") => rest.to_string(),
+            _ => text,
+        };
         YamlError::at(file, source, line, column, message)
     })?;
     let lines: Vec<&str> = source.lines().collect();
@@ -307,6 +312,14 @@ mod tests {
 
     fn parse(s: &str) -> Result<Node, YamlError> {
         parse_str(&Arc::new(PathBuf::from("t.yml")), s)
+    }
+
+    #[test]
+    fn syntax_errors_say_where_once() {
+        let e = parse("a: 1\nb: [1, 2\n").unwrap_err();
+        assert_eq!((e.location.line, e.location.column), (2, 4));
+        assert_eq!(e.message, "unclosed bracket '['");
+        assert!(e.to_string().starts_with("t.yml:2:4: unclosed bracket '['\n    1 | a: 1\n"), "{e}");
     }
 
     #[test]

@@ -86,3 +86,53 @@ fn an_inventory_without_hosts_is_warned_about() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("has no hosts"), "{}", r.stderr);
 }
+
+#[test]
+fn selection_typos_are_errors_or_warnings() {
+    // --roles names a role the playbook doesn't have: an error, like --limit without a match
+    let r = repo_run(&["-i", "prod", "--list-tasks", "--roles", "postgres,nginx"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("--roles: 'nginx' is no role of the playbook") && r.stderr.contains("'gunicorn_nginx'"), "{}", r.stderr);
+    // a tag no task carries, a --limit part matching nothing: warnings, the rest runs
+    let r = repo_run(&["-i", "prod", "--list-tasks", "--list-hosts", "--tags", "nginx,ngnix", "--skip-tags", "slow", "--limit", "web1*:web9"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("[WARNING]: --tags: no task of the playbook is tagged 'ngnix'"), "{}", r.stderr);
+    assert!(r.stderr.contains("[WARNING]: --skip-tags: no task of the playbook is tagged 'slow'"), "{}", r.stderr);
+    assert!(r.stderr.contains("[WARNING]: --limit: 'web9' matches no host or group"), "{}", r.stderr);
+    assert!(!r.stderr.contains("'nginx'") && !r.stderr.contains("web1*"), "{}", r.stderr);
+    assert!(r.stdout.contains("web1.example.com") && r.stdout.contains("Write the Nginx site"), "{}", r.stdout);
+}
+
+#[test]
+fn listing_into_a_closed_pipe_ends_quietly() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(repo())
+        .args(["-i", "prod", "--list-hosts", "--list-tasks"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // `| head -0`: the reader is gone before the first line
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn yaml_errors_in_inventory_files_are_told_once_with_their_location() {
+    let p = project(&[
+        ("inv/hosts", "[web]\nw1\n"),
+        ("inv/group_vars/web.yml", "a: 1\nb: [1, 2\n"),
+        ("site.yml", "- hosts: all\n  tasks: []\n"),
+    ]);
+    let r = provision(p.path(), &["-i", "inv", "--syntax-check"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("inv/group_vars/web.yml:2:4: unclosed bracket '['"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("unclosed bracket").count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("error: line"), "{}", r.stderr);
+    // a bare inventory name that exists nowhere: both places it was looked for
+    let r = provision(p.path(), &["-i", "invv", "--syntax-check"]);
+    assert!(r.stderr.contains("inventory 'invv' not found (looked for inventory/invv and ./invv)"), "{}", r.stderr);
+}

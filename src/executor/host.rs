@@ -704,7 +704,8 @@ impl HostRun {
         module.prepare(&args, &pctx).map_err(|e| format!("{}: {e}", task.location))
     }
 
-    /// Wrap a script to run as `user` (become).
+    /// Wrap a script to run as `user` (become). The wrapped script's failure to start is
+    /// explained by [`become_failure`].
     fn wrap(&self, script: &str, user: &str) -> String {
         if user == self.login_user || user.is_empty() {
             return script.to_string();
@@ -762,9 +763,8 @@ impl HostRun {
                 let results = match probe::parse_batch(&tag, members.len(), &out.stdout) {
                     Ok(r) => r,
                     Err(e) => {
-                        let msg = format!("{e}; exit {}: {}", out.exit_code, out.stderr_str().trim());
                         if user == run_as {
-                            return Err(ItemError::Task(format!("probing as {user} failed: {msg}")));
+                            return Err(ItemError::Task(become_failure(&user, &e.to_string(), out.exit_code, &out.stderr_str())));
                         }
                         continue; // a lookahead task's user problem surfaces when that task runs
                     }
@@ -1095,5 +1095,37 @@ fn short_json(v: &Value) -> String {
         format!("{}...", &s[..s.char_indices().take(117).last().map(|(i, _)| i).unwrap_or(0)])
     } else {
         s
+    }
+}
+
+/// Why a become user's probes gave nothing: no such user (runuser's or sudo's words, which
+/// share stderr with the other users' parts of the batch), else what the host said.
+fn become_failure(user: &str, framing: &str, exit_code: i32, stderr: &str) -> String {
+    let about_user = |l: &&str| l.contains(&format!("user {user} ")) || l.ends_with(&format!("user {user}")) || l.contains(&format!("'{user}'"));
+    let mine: Vec<&str> = stderr.lines().filter(about_user).collect();
+    if mine.iter().any(|l| l.contains("does not exist") || l.contains("unknown user")) {
+        return format!("cannot become '{user}': no such user on the host");
+    }
+    let said = if mine.is_empty() { stderr.trim().lines().collect::<Vec<_>>().join("; ") } else { mine.join("; ") };
+    format!("cannot run the probes as '{user}' (exit {exit_code}): {}", if said.is_empty() { framing.to_string() } else { said })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::become_failure;
+
+    #[test]
+    fn a_missing_become_user_is_named_once() {
+        // two users' parts in one batch share stderr: each names only its own problem
+        let stderr = "runuser: user devartis does not exist or the user entry does not contain all the required fields\nrunuser: user postgres does not exist or the user entry does not contain all the required fields\n";
+        assert_eq!(become_failure("postgres", "batch did not start", 1, stderr), "cannot become 'postgres': no such user on the host");
+        assert_eq!(become_failure("devartis", "batch did not start", 1, stderr), "cannot become 'devartis': no such user on the host");
+        assert_eq!(become_failure("app", "x", 1, "sudo: unknown user app\nsudo: error initializing audit plugin sudoers_audit\n"), "cannot become 'app': no such user on the host");
+        // anything else: what the host said
+        assert_eq!(
+            become_failure("app", "batch did not start", 1, "sudo: a password is required\n"),
+            "cannot run the probes as 'app' (exit 1): sudo: a password is required"
+        );
+        assert_eq!(become_failure("app", "batch did not start", 137, ""), "cannot run the probes as 'app' (exit 137): batch did not start");
     }
 }

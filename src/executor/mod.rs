@@ -69,7 +69,7 @@ impl Default for RunOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{0}")]
+    #[error(transparent)]
     Inventory(#[from] crate::inventory::InventoryError),
 }
 

@@ -42,7 +42,7 @@ pub enum InventoryError {
         source: std::io::Error,
     },
     /// A YAML syntax error (location and snippet included).
-    #[error("{0}")]
+    #[error(transparent)]
     Yaml(#[from] crate::yaml::YamlError),
 }
 
@@ -223,6 +223,19 @@ impl Inventory {
             .filter(|h| selected.contains(*h))
             .cloned()
             .collect())
+    }
+
+    /// The terms of `pattern` that match no host or group (Ansible warns "Could not match
+    /// supplied host pattern, ignoring: ..."), as written (without `&`/`!`).
+    pub fn unmatched_terms(&self, pattern: &str) -> Result<Vec<String>, InventoryError> {
+        let groups = self.groups();
+        let mut out = Vec::new();
+        for (_, term) in patterns::ordered_terms(pattern) {
+            if self.match_term(&term, &groups)?.is_empty() && !groups.contains_key(&term.pattern) {
+                out.push(term.pattern);
+            }
+        }
+        Ok(out)
     }
 
     /// `groups` magic variable: every group (incl. `all`, `ungrouped`) -> its hosts (incl. via

@@ -475,6 +475,9 @@ fn patterns_of_every_kind() {
     // unknown names match nothing
     assert!(sel(&inv, "nosuch").is_empty());
     assert!(sel(&inv, "nosuch:!db").is_empty());
+    // ... and are named, for the warning
+    assert_eq!(inv.unmatched_terms("db-a:web3:!nosuch2:db").unwrap(), ["web3", "nosuch2"]);
+    assert!(inv.unmatched_terms("web[9]:db:!loose1:&app").unwrap().is_empty(), "a known group is never unmatched");
     // errors
     assert!(matches!(
         inv.select("~(unclosed"),

@@ -184,14 +184,47 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
 fn err_at_key(file: &Arc<PathBuf>, key: &str, value: &Node, message: impl Into<String>) -> PlaybookError {
     let mut location = value.location(file);
     if let Ok(text) = std::fs::read_to_string(file.as_path()) {
-        if let Some(line) = text.lines().nth(value.line.saturating_sub(1) as usize) {
-            let upto: String = line.chars().take(value.column.saturating_sub(1) as usize).collect();
-            if let Some(pos) = upto.rfind(&format!("{key}:")) {
-                location.column = upto[..pos].chars().count() as u32 + 1;
-            }
+        if let Some((line, column)) = key_position(&text, key, value.line, value.column) {
+            location.line = line;
+            location.column = column;
         }
     }
     PlaybookError::At { location, message: message.into() }
+}
+
+/// The module or task keyword `word` is most likely a misspelling of, if one is close.
+fn closest_name(word: &str) -> Option<String> {
+    let (prefix, bare) = word.rsplit_once('.').map_or(("", word), |(p, b)| (p, b));
+    modules::names()
+        .into_iter()
+        .map(|n| n.to_string())
+        .chain(TASK_KEYWORDS.iter().map(|k| k.to_string()))
+        .map(|n| (strsim::jaro_winkler(bare, &n), n))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| if prefix.is_empty() { n } else { format!("{prefix}.{n}") })
+}
+
+/// Where `key:` is written, for the value at `line`:`column` (1-based; the parser keeps no
+/// position for keys): left of the value on its line (`key: value`, `{key: v}`), else on the
+/// closest line above (a block value starts on the next line, maybe after comments).
+fn key_position(text: &str, key: &str, line: u32, column: u32) -> Option<(u32, u32)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let pattern = format!("{key}:");
+    let at_key = |l: &str| {
+        l.match_indices(&pattern)
+            .filter(|(i, _)| l[..*i].chars().next_back().is_none_or(|c| c.is_whitespace() || matches!(c, '-' | '{' | ',' | '"' | '\'')))
+            .last()
+            .map(|(i, _)| l[..i].chars().count() as u32 + 1)
+    };
+    let first = line.checked_sub(1)? as usize;
+    if let Some(l) = lines.get(first) {
+        let upto: String = l.chars().take(column.saturating_sub(1) as usize).collect();
+        if let Some(c) = at_key(&upto) {
+            return Some((line, c));
+        }
+    }
+    (first.saturating_sub(50)..first).rev().find_map(|i| at_key(lines.get(i)?).map(|c| (i as u32 + 1, c)))
 }
 
 fn str_list(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<Vec<String>, PlaybookError> {
@@ -580,6 +613,8 @@ impl Loader<'_> {
             } else {
                 let msg = if k.starts_with("with_") {
                     format!("'{k}' is not supported; use 'loop' (with_items, with_list and with_dict are)")
+                } else if let Some(close) = closest_name(k) {
+                    format!("unknown module or task keyword '{k}'; did you mean '{close}'?")
                 } else {
                     format!("unknown module or task keyword '{k}'. Modules: {}. Task keywords: {}", modules::names().join(", "), TASK_KEYWORDS.join(", "))
                 };
@@ -758,7 +793,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - name: x\n      fiel: {path: /x}\n");
         assert!(e.contains("site.yml:4:7") && e.contains("unknown module or task keyword 'fiel'"), "{e}");
-        assert!(e.contains("file"), "lists valid modules: {e}");
+        assert!(e.contains("did you mean 'file'?"), "{e}");
+        // a block value starts on the next line: the key's own line and column
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - name: x\n      # copies\n      copyy:\n        # the source\n        src: a\n        dest: /b\n");
+        assert!(e.contains("site.yml:5:7: unknown module or task keyword 'copyy'; did you mean 'copy'?"), "{e}");
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - ansible.builtin.templte:\n        src: a\n");
+        assert!(e.contains("site.yml:3:7:") && e.contains("did you mean 'ansible.builtin.template'?"), "{e}");
+        // nothing close: the valid names
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - zzqx: {}\n");
+        assert!(e.contains("site.yml:3:7:") && e.contains("Modules: ") && e.contains("file"), "{e}");
     }
 
     #[test]

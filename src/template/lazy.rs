@@ -177,7 +177,10 @@ impl VarsObject {
             match result {
                 Ok(v) => v,
                 Err(err) => {
-                    let inner = super::describe_error(&err, None);
+                    let inner = match raw {
+                        Json::String(src) => super::describe_undefined(&err, &self.env, src, &ctx, super::Source::Text),
+                        _ => super::describe_error(&err, None),
+                    };
                     const MARK: &str = " (while templating ";
                     let detail = match inner.rfind(MARK) {
                         Some(i) if inner.ends_with(')') => format!(

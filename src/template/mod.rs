@@ -87,6 +87,11 @@ fn lenient_env() -> Arc<Environment<'static>> {
 fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(undefined);
+    // minijinja's debug mode (on by default in debug builds only) names undefined values
+    // itself and attaches the variables a failing template referenced to its errors. Off in
+    // every build: tests see the messages users get ([`describe_undefined`] names them), and
+    // no error carries variable values (secrets) that a `{:?}` could print.
+    env.set_debug(false);
     // Ansible's templar: trim_blocks=True, lstrip_blocks=False, trailing newlines preserved.
     if let Ok(syntax) = SyntaxConfig::builder()
         .trim_blocks(true)
@@ -189,15 +194,14 @@ impl Templar {
     ) -> Result<String, TemplateError> {
         let scope = Scope::enter(vars);
         let ctx = self.context(&scope, vars);
-        let src = rewrite_safe_paths(src);
+        let rewritten = rewrite_safe_paths(src);
         let env: &Environment<'_> = &self.env;
         let result = env
-            .template_from_named_str(name, &src)
+            .template_from_named_str(name, &rewritten)
             .and_then(|t| t.render(&ctx));
-        drop(ctx);
         result.map_err(|e| {
             let line = e.line();
-            let mut message = describe_error(&e, None);
+            let mut message = describe_undefined(&e, &self.env, src, &ctx, Source::Template);
             match line {
                 Some(l) => message.push_str(&format!(" (in template {name}, line {l})")),
                 None => message.push_str(&format!(" (in template {name})")),
@@ -213,7 +217,7 @@ impl Templar {
         }
         let scope = Scope::enter(vars);
         let ctx = self.context(&scope, vars);
-        render_string(&self.env, src, &ctx).map_err(|e| string_error(&e, src))
+        render_string(&self.env, src, &ctx).map_err(|e| string_error(&e, src, &self.env, &ctx))
     }
 
     /// Render every string in a value recursively. A string that is exactly one `{{ expr }}`
@@ -252,6 +256,7 @@ impl Templar {
         let t = expr.trim();
         let scope = Scope::enter(vars);
         let ctx = self.context(&scope, vars);
+        let bare = single_expression(t).is_none() && !Self::is_template(t);
         let result = if let Some(inner) = single_expression(t) {
             eval_expression(&self.env, inner, &ctx)
         } else if Self::is_template(t) {
@@ -260,7 +265,10 @@ impl Templar {
         } else {
             eval_expression(&self.env, t, &ctx)
         };
-        result.and_then(finish).map_err(|e| expr_error(&e, expr))
+        result.and_then(finish).map_err(|e| {
+            let source = if bare { Source::Expression } else { Source::Text };
+            expr_error(describe_undefined(&e, &self.env, t, &ctx, source), expr)
+        })
     }
 }
 
@@ -393,16 +401,16 @@ fn render_json(env: &Environment<'static>, v: &Json, ctx: &Value) -> Result<Json
                 return Ok(v.clone());
             }
             if let Some(inner) = single_expression(s) {
-                let v = eval_expression(env, inner, ctx).map_err(|e| string_error(&e, s))?;
+                let v = eval_expression(env, inner, ctx).map_err(|e| string_error(&e, s, env, ctx))?;
                 // Whitespace around a lone expression is content when the result is text
                 // (`content: "{{ x }}\n"`); lists, dicts, numbers and booleans stay native.
                 if s == s.trim() || !matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::None) {
-                    return to_json(&v).map_err(|e| string_error(&e, s));
+                    return to_json(&v).map_err(|e| string_error(&e, s, env, ctx));
                 }
             }
             render_string(env, s, ctx)
                 .map(Json::String)
-                .map_err(|e| string_error(&e, s))
+                .map_err(|e| string_error(&e, s, env, ctx))
         }
         Json::Array(items) => items
             .iter()
@@ -413,7 +421,7 @@ fn render_json(env: &Environment<'static>, v: &Json, ctx: &Value) -> Result<Json
             let mut out = serde_json::Map::with_capacity(m.len());
             for (k, val) in m {
                 let key = if Templar::is_template(k) {
-                    render_string(env, k, ctx).map_err(|e| string_error(&e, k))?
+                    render_string(env, k, ctx).map_err(|e| string_error(&e, k, env, ctx))?
                 } else {
                     k.clone()
                 };
@@ -445,20 +453,72 @@ fn snippet(src: &str) -> String {
     }
 }
 
-fn string_error(e: &Error, src: &str) -> TemplateError {
+fn string_error(e: &Error, src: &str, env: &Environment<'static>, ctx: &Value) -> TemplateError {
     let line = e.line();
-    let mut message = describe_error(e, None);
+    let mut message = describe_undefined(e, env, src, ctx, Source::Text);
     message.push_str(&format!(" in \"{}\"", snippet(src)));
     TemplateError { message, line }
 }
 
-fn expr_error(e: &Error, expr: &str) -> TemplateError {
-    let mut message = describe_error(e, None);
+fn expr_error(mut message: String, expr: &str) -> TemplateError {
     message.push_str(&format!(" (in expression \"{}\")", snippet(expr)));
     TemplateError {
         message,
         line: None,
     }
+}
+
+/// What kind of source an error came from, to find the names it reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Source {
+    /// A `templates/` file.
+    Template,
+    /// A string that may be template text or one `{{ expr }}`.
+    Text,
+    /// A bare expression (`when:`).
+    Expression,
+}
+
+/// [`describe_error`], naming the variables when minijinja only says "undefined value" (it
+/// does for a plain name, `{{ nosuch }}`): the names `src` reads that `ctx` doesn't have.
+pub(crate) fn describe_undefined(e: &Error, env: &Environment<'static>, src: &str, ctx: &Value, source: Source) -> String {
+    const BARE: &str = "undefined value";
+    let message = describe_error(e, None);
+    if e.kind() != ErrorKind::UndefinedError || !message.starts_with(BARE) {
+        return message;
+    }
+    let names = undefined_names(env, src, ctx, source);
+    if names.is_empty() {
+        return message;
+    }
+    let list = names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    let what = if names.len() == 1 { "undefined variable" } else { "undefined variables" };
+    format!("{what} {list}{}", &message[BARE.len()..])
+}
+
+/// The top-level names `src` reads (outside its own `set`s and loops) that are neither in
+/// `ctx` nor globals (functions such as `lookup` or `range`), sorted.
+fn undefined_names(env: &Environment<'static>, src: &str, ctx: &Value, source: Source) -> Vec<String> {
+    let env: &Environment<'_> = env;
+    let expr = match source {
+        Source::Expression => Some(src.trim()),
+        Source::Text => single_expression(src),
+        Source::Template => None,
+    };
+    // The source as written: the render's rewrite of `a.b | default(...)` reads names
+    // through a function, and the names are the same.
+    let read = match expr {
+        Some(x) => env.compile_expression(x).map(|c| c.undeclared_variables(false)),
+        None => env.template_from_str(src).map(|t| t.undeclared_variables(false)),
+    };
+    let Ok(read) = read else { return Vec::new() };
+    let globals: std::collections::HashSet<&str> = env.globals().map(|(k, _)| k).collect();
+    let mut missing: Vec<String> = read
+        .into_iter()
+        .filter(|n| !globals.contains(n.as_str()) && ctx.get_attr(n).is_ok_and(|v| v.is_undefined()))
+        .collect();
+    missing.sort();
+    missing
 }
 
 /// One-line human description of a minijinja error, without location.

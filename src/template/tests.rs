@@ -725,3 +725,27 @@ fn lenient_templar_renders_undefined_names_as_nothing_strict_one_still_fails() {
     // and the strict templar is not affected by the lenient one existing
     assert!(t.render_str("{{ pending }}", &v).is_err());
 }
+
+#[test]
+fn undefined_plain_names_are_named() {
+    // minijinja says only "undefined value" for a plain name in strict mode
+    let t = Templar::new();
+    let v = vars(json!({"ok": 1, "chained": "x {{ inner_missing }}"}));
+    let e = rerr("value is {{ nosuchvar }}", &v);
+    assert!(e.message.starts_with("undefined variable 'nosuchvar' in"), "{}", e.message);
+    let e = rerr("{{ a_missing }}{{ ok }}{{ b_missing }}", &v);
+    assert!(e.message.starts_with("undefined variables 'a_missing', 'b_missing'"), "{}", e.message);
+    let e = rerr("{{ c_missing | upper }}", &v);
+    assert!(e.message.starts_with("undefined variable 'c_missing'"), "{}", e.message);
+    let e = rerr("{% for i in range(2) %}{{ i }}{{ loop_missing }}{% endfor %}", &v);
+    assert!(e.message.starts_with("undefined variable 'loop_missing'"), "{}", e.message);
+    let e = rerr("{{ chained }}", &v);
+    assert!(e.message.starts_with("undefined variable 'inner_missing' (while templating 'chained')"), "{}", e.message);
+    let e = t.eval_condition("nosuch == 1", &v).unwrap_err();
+    assert!(e.message.starts_with("undefined variable 'nosuch'"), "{}", e.message);
+    let e = t.render_template("t.j2", "a\n{{ ok }}\nvalue {{ nosuchvar }}\n", &v).unwrap_err();
+    assert_eq!(e.message, "undefined variable 'nosuchvar' (in template t.j2, line 3)");
+    // defined names, functions and the template's own variables are never blamed
+    let e = rerr("{% set x = 1 %}{{ x }}{{ range(1) | list | length }}{{ ok }}{{ gone }}", &v);
+    assert!(e.message.starts_with("undefined variable 'gone'"), "{}", e.message);
+}
