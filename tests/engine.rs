@@ -206,6 +206,10 @@ fn become_user_and_json_output() {
         let events: Vec<serde_json::Value> = r.stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
         assert!(events.iter().any(|e| e["event"] == "recap"));
         assert!(events.iter().any(|e| e["event"] == "result" && e["status"] == "ok" && e["task"] == "who"));
+        // a result names its task's slot, as the task event does (names needn't be unique)
+        let slot = |kind: &str, name: &str| events.iter().find(|e| e["event"] == kind && (e["name"] == name || e["task"] == name)).map(|e| e["slot"].clone());
+        assert_eq!(slot("task", "who"), Some(serde_json::json!([1, 0, 0])), "{}", r.stdout);
+        assert_eq!(slot("result", "who"), Some(serde_json::json!([1, 0, 0])), "{}", r.stdout);
     });
 }
 

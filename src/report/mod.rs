@@ -80,9 +80,11 @@ impl TaskResult {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     PlayStart { play: usize, name: String, hosts: Vec<String>, check: bool },
-    /// A task slot begins (sent by a host when it starts the slot; printed once).
-    Task { play: usize, #[serde(skip)] key: SlotKey, name: String, handler: bool, location: String },
-    Result { play: usize, #[serde(skip)] key: SlotKey, task: String, #[serde(flatten)] result: TaskResult },
+    /// A task slot begins (sent by a host when it starts the slot; printed once). In JSON,
+    /// `slot` ([`SlotKey`]) ties a task's results to it: names needn't be unique.
+    Task { play: usize, #[serde(rename = "slot")] key: SlotKey, name: String, handler: bool, location: String },
+    /// A host's result of slot `key` (`[0, 0, 0]`: connection and facts).
+    Result { play: usize, #[serde(rename = "slot")] key: SlotKey, task: String, #[serde(flatten)] result: TaskResult },
     /// Host finished the slot `key` (results may follow for the slot before this).
     #[serde(skip)]
     Passed { play: usize, host: String, key: SlotKey },
