@@ -468,7 +468,7 @@ fn expr_error(mut message: String, expr: &str) -> TemplateError {
     }
 }
 
-/// What kind of source an error came from, to find the names it reads.
+/// What kind of source an error came from, to render it again.
 #[derive(Clone, Copy)]
 pub(crate) enum Source {
     /// A `templates/` file.
@@ -479,46 +479,36 @@ pub(crate) enum Source {
     Expression,
 }
 
-/// [`describe_error`], naming the variables when minijinja only says "undefined value" (it
-/// does for a plain name, `{{ nosuch }}`): the names `src` reads that `ctx` doesn't have.
+/// [`describe_error`], naming what is undefined when minijinja only says "undefined value"
+/// (outside its debug mode it does for `{{ nosuch }}` or `{{ user.nmae }}` in text): the
+/// failed render runs again with debug mode on, which tracks where undefined values come
+/// from (only on this error path: the debug mode costs every render, and attaches the
+/// values of the variables a template read to its errors).
 pub(crate) fn describe_undefined(e: &Error, env: &Environment<'static>, src: &str, ctx: &Value, source: Source) -> String {
     const BARE: &str = "undefined value";
     let message = describe_error(e, None);
     if e.kind() != ErrorKind::UndefinedError || !message.starts_with(BARE) {
         return message;
     }
-    let names = undefined_names(env, src, ctx, source);
-    if names.is_empty() {
-        return message;
+    let mut debug = env.clone();
+    debug.set_debug(true);
+    let again = match (source, single_expression(src)) {
+        (Source::Expression, _) => eval_expression(&debug, src.trim(), ctx).map(drop),
+        (Source::Text, Some(inner)) => eval_expression(&debug, inner, ctx).map(drop),
+        (Source::Text, None) => render_string(&debug, src, ctx).map(drop),
+        (Source::Template, _) => {
+            let rewritten = rewrite_safe_paths(src);
+            let d: &Environment<'_> = &debug;
+            d.template_from_str(&rewritten).and_then(|t| t.render(ctx)).map(drop)
+        }
+    };
+    if let Err(e2) = again {
+        let named = describe_error(&e2, None);
+        if e2.kind() == ErrorKind::UndefinedError && !named.starts_with(BARE) {
+            return named;
+        }
     }
-    let list = names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
-    let what = if names.len() == 1 { "undefined variable" } else { "undefined variables" };
-    format!("{what} {list}{}", &message[BARE.len()..])
-}
-
-/// The top-level names `src` reads (outside its own `set`s and loops) that are neither in
-/// `ctx` nor globals (functions such as `lookup` or `range`), sorted.
-fn undefined_names(env: &Environment<'static>, src: &str, ctx: &Value, source: Source) -> Vec<String> {
-    let env: &Environment<'_> = env;
-    let expr = match source {
-        Source::Expression => Some(src.trim()),
-        Source::Text => single_expression(src),
-        Source::Template => None,
-    };
-    // The source as written: the render's rewrite of `a.b | default(...)` reads names
-    // through a function, and the names are the same.
-    let read = match expr {
-        Some(x) => env.compile_expression(x).map(|c| c.undeclared_variables(false)),
-        None => env.template_from_str(src).map(|t| t.undeclared_variables(false)),
-    };
-    let Ok(read) = read else { return Vec::new() };
-    let globals: std::collections::HashSet<&str> = env.globals().map(|(k, _)| k).collect();
-    let mut missing: Vec<String> = read
-        .into_iter()
-        .filter(|n| !globals.contains(n.as_str()) && ctx.get_attr(n).is_ok_and(|v| v.is_undefined()))
-        .collect();
-    missing.sort();
-    missing
+    message
 }
 
 /// One-line human description of a minijinja error, without location.

@@ -733,8 +733,9 @@ fn undefined_plain_names_are_named() {
     let v = vars(json!({"ok": 1, "chained": "x {{ inner_missing }}"}));
     let e = rerr("value is {{ nosuchvar }}", &v);
     assert!(e.message.starts_with("undefined variable 'nosuchvar' in"), "{}", e.message);
-    let e = rerr("{{ a_missing }}{{ ok }}{{ b_missing }}", &v);
-    assert!(e.message.starts_with("undefined variables 'a_missing', 'b_missing'"), "{}", e.message);
+    // the first one the render meets
+    let e = rerr("{{ ok }}{{ a_missing }}{{ b_missing }}", &v);
+    assert!(e.message.starts_with("undefined variable 'a_missing' in"), "{}", e.message);
     let e = rerr("{{ c_missing | upper }}", &v);
     assert!(e.message.starts_with("undefined variable 'c_missing'"), "{}", e.message);
     let e = rerr("{% for i in range(2) %}{{ i }}{{ loop_missing }}{% endfor %}", &v);
@@ -745,6 +746,14 @@ fn undefined_plain_names_are_named() {
     assert!(e.message.starts_with("undefined variable 'nosuch'"), "{}", e.message);
     let e = t.render_template("t.j2", "a\n{{ ok }}\nvalue {{ nosuchvar }}\n", &v).unwrap_err();
     assert_eq!(e.message, "undefined variable 'nosuchvar' (in template t.j2, line 3)");
+    // attributes too, in text and in template files
+    let e = rerr("x {{ user.nmae }}", &vars(json!({"user": {"name": "x"}})));
+    assert!(e.message.starts_with("'user.nmae' is undefined in"), "{}", e.message);
+    let e = t.render_template("t.j2", "a\n{{ ok.missing_attr }}\n", &v).unwrap_err();
+    assert_eq!(e.message, "'ok.missing_attr' is undefined (in template t.j2, line 2)");
+    // a name guarded by default is not blamed for another's absence
+    let e = rerr("{{ maybe | default('d') }} {{ really_missing }}", &v);
+    assert!(e.message.starts_with("undefined variable 'really_missing' in"), "{}", e.message);
     // defined names, functions and the template's own variables are never blamed
     let e = rerr("{% set x = 1 %}{{ x }}{{ range(1) | list | length }}{{ ok }}{{ gone }}", &v);
     assert!(e.message.starts_with("undefined variable 'gone'"), "{}", e.message);
