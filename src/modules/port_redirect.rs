@@ -6,7 +6,9 @@
 //! (matched on `lo`); a list for both; default `PREROUTING`), `state` present/absent, `persist`
 //! `auto` (default: `/etc/ufw/before.rules` when ufw is installed, else live only), `ufw`, `none`.
 //!
-//! Live rules are checked with `iptables -t nat -C` (read-only). Persistence is a marked block
+//! A redirect is known by its protocol, port and chain: the live rules are read with
+//! `iptables -t nat -S CHAIN` (read-only), so a redirect of the port elsewhere (an earlier
+//! `to_port`) is replaced, and `state: absent` needs no `to_port`. Persistence is a marked block
 //! in ufw's `before.rules` (`# BEGIN provision port_redirect tcp 80` ... `# END ...`, placed
 //! before the `*filter` section) holding its own `*nat ... COMMIT`. ufw loads it with
 //! `iptables-restore -n`, so a `ufw reload` re-appends the rule (a harmless duplicate that the
@@ -52,7 +54,8 @@ struct Args {
 #[derive(Debug)]
 struct RedirectTask {
     from: u16,
-    to: u16,
+    /// Required when present; with `state: absent` every redirect of the port goes.
+    to: Option<u16>,
     proto: String,
     chains: Vec<String>,
     present: bool,
@@ -102,12 +105,14 @@ fn build(args: &Map<String, Value>) -> Result<RedirectTask, ModuleError> {
     let from = a
         .from_port
         .ok_or_else(|| ModuleError::Args("port_redirect: from_port is required".into()))?;
-    let to = a
-        .to_port
-        .ok_or_else(|| ModuleError::Args("port_redirect: to_port is required".into()))?;
+    let to = match a.to_port {
+        Some(t) => Some(port(&t, "to_port")?),
+        None if present => return Err(ModuleError::Args("port_redirect: to_port is required".into())),
+        None => None,
+    };
     Ok(RedirectTask {
         from: port(&from, "from_port")?,
-        to: port(&to, "to_port")?,
+        to,
         proto,
         chains,
         present,
@@ -116,12 +121,19 @@ fn build(args: &Map<String, Value>) -> Result<RedirectTask, ModuleError> {
 }
 
 impl RedirectTask {
-    fn spec(&self, chain: &str) -> String {
+    /// The rule as `iptables -S` prints it, without `-A CHAIN ` and the target port.
+    fn matcher(&self, chain: &str) -> String {
         let lo = if chain == "OUTPUT" { "-o lo " } else { "" };
-        format!(
-            "{chain} {lo}-p {} -m {} --dport {} -j REDIRECT --to-ports {}",
-            self.proto, self.proto, self.from, self.to
-        )
+        format!("{lo}-p {} -m {} --dport {} -j REDIRECT --to-ports ", self.proto, self.proto, self.from)
+    }
+
+    fn spec_to(&self, chain: &str, to: &str) -> String {
+        format!("{chain} {}{to}", self.matcher(chain))
+    }
+
+    /// The redirect to `to_port` (only asked for when present).
+    fn spec(&self, chain: &str) -> String {
+        self.spec_to(chain, &self.to.map(|t| t.to_string()).unwrap_or_default())
     }
 
     fn begin(&self) -> String {
@@ -194,9 +206,9 @@ impl ModuleTask for RedirectTask {
     fn probes(&self) -> Vec<Probe> {
         let mut s = String::from("PATH=$PATH:/usr/sbin:/sbin\ncommand -v iptables >/dev/null 2>&1 || { echo 'iptables|missing'; exit 0; }\n");
         for c in &self.chains {
+            // `-S CHAIN` prints `-P CHAIN ACCEPT` and one `-A CHAIN ...` line per rule.
             s.push_str(&format!(
-                "if out=$(iptables -w -t nat -C {} 2>&1); then echo 'live|{c}|1'; elif printf '%s' \"$out\" | grep -qi 'permission denied\\|must be root'; then echo 'iptables|denied'; else echo 'live|{c}|0'; fi\n",
-                self.spec(c)
+                "if out=$(iptables -w -t nat -S {c} 2>&1); then printf '%s\\n' \"$out\" | sed -n 's/^-A /rule|/p'; elif printf '%s' \"$out\" | grep -qi 'permission denied\\|must be root'; then echo 'iptables|denied'; else echo \"iptables|error|$out\"; fi\n"
             ));
         }
         let mut probes = vec![Probe::new(s, Scope::Host)];
@@ -226,40 +238,46 @@ impl ModuleTask for RedirectTask {
                 "port_redirect: iptables needs root (use become)".into(),
             ));
         }
+        if let Some(e) = live.stdout.lines().find_map(|l| l.strip_prefix("iptables|error|")) {
+            return Err(ModuleError::Failed(format!("port_redirect: iptables -t nat -S: {e}")));
+        }
         let mut plan = Plan::ok();
         let what = format!("redirect {} {}", self.proto, self.from);
-        plan.result.insert(
-            "rule".into(),
-            json!(format!("{} -> {}", self.from, self.to)),
-        );
+        if let Some(to) = self.to {
+            plan.result.insert("rule".into(), json!(format!("{} -> {to}", self.from)));
+        }
+        let want = self.to.filter(|_| self.present).map(|t| t.to_string());
         for c in &self.chains {
-            let exists = live.stdout.lines().any(|l| l == format!("live|{c}|1"));
-            if exists != self.present {
-                plan.diffs.push(Diff::Field {
-                    name: format!("{what} ({c})"),
-                    before: if exists {
-                        format!("to {}", self.to)
-                    } else {
-                        "absent".into()
-                    },
-                    after: if self.present {
-                        format!("to {}", self.to)
-                    } else {
-                        "absent".into()
-                    },
-                });
-                let script = if self.present {
-                    format!(
-                        "set -e\nPATH=$PATH:/usr/sbin:/sbin\niptables -w -t nat -A {}\n",
-                        self.spec(c)
-                    )
-                } else {
-                    format!("set -e\nPATH=$PATH:/usr/sbin:/sbin\nwhile iptables -w -t nat -C {s} 2>/dev/null; do iptables -w -t nat -D {s}; done\n", s = self.spec(c))
-                };
-                let verb = if self.present { "add" } else { "remove" };
+            // Where this port is redirected now (`ufw reload` may have doubled a rule).
+            let prefix = format!("rule|{c} {}", self.matcher(c));
+            let mut live_to: Vec<&str> = Vec::new();
+            for t in live.stdout.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::trim) {
+                if !live_to.contains(&t) {
+                    live_to.push(t);
+                }
+            }
+            let stale: Vec<&str> = live_to.iter().copied().filter(|t| Some(*t) != want.as_deref()).collect();
+            let missing = want.as_deref().is_some_and(|w| !live_to.contains(&w));
+            if stale.is_empty() && !missing {
+                continue;
+            }
+            let show = |tos: &[&str]| if tos.is_empty() { "absent".to_string() } else { tos.iter().map(|t| format!("to {t}")).collect::<Vec<_>>().join(", ") };
+            plan.diffs.push(Diff::Field {
+                name: format!("{what} ({c})"),
+                before: show(&live_to),
+                after: show(&want.as_deref().into_iter().collect::<Vec<_>>()),
+            });
+            for t in &stale {
                 plan.actions.push(Action::new(
-                    format!("{verb} nat {c} {} {} -> {}", self.proto, self.from, self.to),
-                    script,
+                    format!("remove nat {c} {} {} -> {t}", self.proto, self.from),
+                    format!("set -e\nPATH=$PATH:/usr/sbin:/sbin\nwhile iptables -w -t nat -C {s} 2>/dev/null; do iptables -w -t nat -D {s}; done\n", s = self.spec_to(c, t)),
+                    Scope::Host,
+                ));
+            }
+            if let Some(w) = want.as_deref().filter(|_| missing) {
+                plan.actions.push(Action::new(
+                    format!("add nat {c} {} {} -> {w}", self.proto, self.from),
+                    format!("set -e\nPATH=$PATH:/usr/sbin:/sbin\niptables -w -t nat -A {}\n", self.spec(c)),
                     Scope::Host,
                 ));
             }
@@ -306,15 +324,19 @@ mod tests {
         file_with_mode("640", text)
     }
 
+    /// `iptables -t nat -S` of each chain, as the probe prints it.
+    fn live(rules: &[&str]) -> ProbeResult {
+        res(&rules.iter().map(|r| format!("rule|{r}\n")).collect::<String>())
+    }
+
+    fn task(v: Value) -> RedirectTask {
+        build(v.as_object().unwrap()).unwrap()
+    }
+
     #[test]
     fn adds_live_rule_and_persists_once() {
-        let t = build(
-            json!({"from_port": 80, "to_port": "8000"})
-                .as_object()
-                .unwrap(),
-        )
-        .unwrap();
-        let p = t.plan(&[res("live|PREROUTING|0\n"), file(BEFORE)]).unwrap();
+        let t = task(json!({"from_port": 80, "to_port": "8000"}));
+        let p = t.plan(&[live(&[]), file(BEFORE)]).unwrap();
         assert_eq!(p.actions.len(), 2);
         assert!(p.actions[0].script.contains(
             "iptables -w -t nat -A PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8000"
@@ -322,34 +344,50 @@ mod tests {
         let new = t.rewrite(BEFORE);
         assert!(new.find("*nat").unwrap() < new.find("*filter").unwrap());
         assert_eq!(t.rewrite(&new), new);
-        let p = t.plan(&[res("live|PREROUTING|1\n"), file(&new)]).unwrap();
-        assert!(p.actions.is_empty());
-        // absent removes both
-        let t = build(
-            json!({"port": 80, "to_port": 8000, "state": "absent"})
-                .as_object()
-                .unwrap(),
-        )
-        .unwrap();
-        let p = t.plan(&[res("live|PREROUTING|1\n"), file(&new)]).unwrap();
+        // converged, also with the copy a `ufw reload` adds, and beside other rules
+        let rule = "PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8000";
+        let other = "PREROUTING -p tcp -m tcp --dport 443 -j REDIRECT --to-ports 8443";
+        let p = t.plan(&[live(&[other, rule, rule]), file(&new)]).unwrap();
+        assert!(p.actions.is_empty() && p.diffs.is_empty(), "{:?}", p.diffs);
+        // absent removes the live rule and the block, and needs no to_port
+        let t = task(json!({"port": 80, "state": "absent"}));
+        let p = t.plan(&[live(&[other, rule]), file(&new)]).unwrap();
         assert_eq!(p.actions.len(), 2);
+        assert!(p.actions[0].script.contains("-D PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8000"));
+        assert!(!p.actions[0].script.contains("443"));
         assert_eq!(t.rewrite(&new), BEFORE);
+        assert!(build(json!({"port": 80}).as_object().unwrap()).is_err(), "present needs to_port");
+    }
+
+    #[test]
+    fn a_new_target_port_replaces_the_old_redirect() {
+        let t = task(json!({"from_port": 80, "to_port": 8081, "chain": ["PREROUTING", "OUTPUT"]}));
+        let old_pre = "PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080";
+        let old_out = "OUTPUT -o lo -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080";
+        let p = t.plan(&[live(&[old_pre, old_pre, old_out]), res("absent\n")]).unwrap();
+        let field = |c: &str| p.diffs.iter().find_map(|d| match d {
+            Diff::Field { name, before, after } if name.ends_with(&format!("({c})")) => Some((before.clone(), after.clone())),
+            _ => None,
+        });
+        assert_eq!(field("PREROUTING"), Some(("to 8080".into(), "to 8081".into())));
+        assert_eq!(field("OUTPUT"), Some(("to 8080".into(), "to 8081".into())));
+        let names: Vec<&str> = p.actions.iter().map(|a| a.summary.as_str()).collect();
+        assert_eq!(names, ["remove nat PREROUTING tcp 80 -> 8080", "add nat PREROUTING tcp 80 -> 8081", "remove nat OUTPUT tcp 80 -> 8080", "add nat OUTPUT tcp 80 -> 8081"]);
+        assert!(p.actions[0].script.contains("while iptables -w -t nat -C PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080"));
+        for a in &p.actions {
+            assert_sh_syntax(&a.script);
+        }
     }
 
     #[test]
     fn no_ufw_means_live_only() {
-        let t = build(
-            json!({"from_port": 80, "to_port": 8000, "chain": ["PREROUTING", "OUTPUT"]})
-                .as_object()
-                .unwrap(),
-        )
-        .unwrap();
-        let p = t
-            .plan(&[res("live|PREROUTING|1\nlive|OUTPUT|0\n"), res("absent\n")])
-            .unwrap();
+        let t = task(json!({"from_port": 80, "to_port": 8000, "chain": ["PREROUTING", "OUTPUT"]}));
+        let p = t.plan(&[live(&["PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8000"]), res("absent\n")]).unwrap();
         assert_eq!(p.actions.len(), 1);
         assert!(p.actions[0].script.contains("OUTPUT -o lo -p tcp"));
         assert_sh_syntax(&t.probes()[0].script);
+        let e = t.plan(&[res("iptables|denied\n"), res("absent\n")]).unwrap_err();
+        assert!(e.to_string().contains("needs root"), "{e}");
     }
 }
 
@@ -364,9 +402,12 @@ mod host_tests {
         if testhost::port().is_none() {
             return;
         }
+        let nat = || String::from_utf8_lossy(&testhost::run("iptables -t nat -S", None).stdout).into_owned();
         for v in [
             json!({"from_port": 80, "to_port": 8000, "chain": ["PREROUTING", "OUTPUT"]}),
-            json!({"from_port": 80, "to_port": 8000, "chain": ["PREROUTING", "OUTPUT"], "state": "absent"}),
+            // a new target replaces the old one, live and in before.rules
+            json!({"from_port": 80, "to_port": 8001, "chain": ["PREROUTING", "OUTPUT"]}),
+            json!({"from_port": 80, "chain": ["PREROUTING", "OUTPUT"], "state": "absent"}),
             json!({"from_port": 80, "to_port": 8000}),
         ] {
             let t = build(v.as_object().unwrap()).unwrap();
@@ -381,6 +422,12 @@ mod host_tests {
             );
             assert!(first.changed(), "{v}");
             assert!(second.actions.is_empty(), "{v}: {:?}", second.diffs);
+            let rules = nat();
+            let redirects: Vec<&str> = rules.lines().filter(|l| l.contains("--dport 80 ")).collect();
+            match v.get("to_port") {
+                Some(to) => assert!(!redirects.is_empty() && redirects.iter().all(|l| l.ends_with(&format!("--to-ports {to}"))), "{v}: {rules}"),
+                None => assert!(redirects.is_empty(), "{v}: {rules}"),
+            }
         }
         // Survives a ufw reload (rule re-applied from before.rules).
         testhost::run(
