@@ -504,13 +504,16 @@ fn app_site(head_sha256: &str) -> String {
       get_url: {{url: "file:///srv/sample-app.git/HEAD", dest: "{{{{ app }}}}/", checksum: "sha256:{head_sha256}"}}
     - name: unpack dirs
       file: {{path: "{{{{ app }}}}/{{{{ item }}}}", state: directory}}
-      loop: [bundle, bundle-zip, bundle-remote]
+      loop: [bundle, bundle-zip, bundle-remote, bin-glob]
     - name: unpack a controller tarball
       unarchive: {{src: bundle.tar.gz, dest: "{{{{ app }}}}/bundle"}}
     - name: unpack a controller zip
       unarchive: {{src: bundle.zip, dest: "{{{{ app }}}}/bundle-zip"}}
     - name: ship the tarball
       copy: {{src: bundle.tar.gz, dest: "{{{{ app }}}}/remote.tar.gz"}}
+    - name: ship the bundle's scripts one by one
+      copy: {{src: "{{{{ item }}}}", dest: "{{{{ app }}}}/bin-glob/", mode: "0755"}}
+      with_fileglob: ["bundle/bin/*.sh", "bundle/*.none"]
     - name: unpack a remote tarball
       unarchive: {{src: "{{{{ app }}}}/remote.tar.gz", dest: "{{{{ app }}}}/bundle-remote", remote_src: true}}
     - name: firewall rules (exclusive)
@@ -559,6 +562,7 @@ fn verify_app(t: &Target, branch: &str) {
          /srv/app/venv/bin/python -c 'import django, gunicorn, sqlparse; print(\"django\", django.get_version())'; \
          stat -c '%a %s' /srv/app/secret_key; stat -c '%a' /srv/app/env; \
          cat /srv/app/HEAD.txt /srv/app/HEAD; find /srv/app/bundle /srv/app/bundle-zip /srv/app/bundle-remote -type f | sort; \
+         find /srv/app/bin-glob -type f -printf 'glob %f %m\\n'; \
          cat /srv/app/bundle-remote/bin/run.sh; ufw status verbose; iptables -t nat -S; grep -c 'provision port_redirect' /etc/ufw/before.rules",
     );
     assert_has(
@@ -578,6 +582,7 @@ fn verify_app(t: &Target, branch: &str) {
             "ref: refs/heads/main\nref: refs/heads/main\n",
             "/srv/app/bundle-remote/README.txt\n/srv/app/bundle-remote/bin/run.sh\n/srv/app/bundle-zip/README.txt\n/srv/app/bundle-zip/bin/run.sh\n/srv/app/bundle/README.txt\n/srv/app/bundle/bin/run.sh\n",
             "echo run",
+            "glob run.sh 755\n",
             "Status: active",
             "Default: deny (incoming)",
             "22/tcp                     ALLOW IN    Anywhere",

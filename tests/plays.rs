@@ -80,6 +80,27 @@ fn production_is_not_touched_when_every_qa_host_failed() {
 }
 
 #[test]
+fn check_mode_fails_qa_on_what_it_can_know_and_not_on_what_it_guessed() {
+    // In check mode, after a predicted change, an assert on a variable given with -e fails as
+    // it would for real (and production is not predicted), while an assert on the result of a
+    // command that check mode didn't run cannot be predicted (skipped, production goes on).
+    let site = "- name: qa\n  hosts: a\n  gather_facts: false\n  tasks:\n    - copy: {content: \"x\\n\", dest: '{{ d }}/qa.txt'}\n\
+                \x20   - command: cat {{ d }}/qa.txt\n      register: smoke\n      changed_when: false\n\
+                \x20   - name: smoke output\n      assert: {that: \"smoke.stdout == 'x'\"}\n\
+                \x20   - name: release gate\n      assert: {that: \"release is version('2.0', '<')\"}\n\
+                - name: production\n  hosts: b\n  gather_facts: false\n  tasks:\n    - debug: {msg: deploy}\n";
+    let (r, dir) = run3(site, &["--check", "-e", "release=2.5"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("cannot predict in check mode") && r.stdout.contains("smoke"), "{}", r.stdout);
+    assert!(r.stdout.contains("fatal: [a]: FAILED!") && r.stdout.contains("release is version"), "{}", r.stdout);
+    assert!(!r.stdout.contains("PLAY [production]"), "{}", r.stdout);
+    assert!(!exists(&dir, "qa.txt"), "check mode wrote a file");
+    let (r, _) = run3(site, &["--check", "-e", "release=1.5"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PLAY [production] (check mode)"), "{}", r.stdout);
+}
+
+#[test]
 fn with_overlap_plays_a_play_of_fatal_failures_is_still_waited_for() {
     // --overlap-plays lets a disjoint play run alongside, but not past a play that says its
     // failures stop everything: production waits for QA, and QA failing ends the run.

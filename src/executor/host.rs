@@ -119,6 +119,9 @@ pub struct HostRun {
     notified: Vec<usize>,
     /// Check mode: an earlier task predicted a change (later errors may be consequences).
     predicted_change: bool,
+    /// Check mode: variables whose value is not what a real run would give (registered by a
+    /// task that predicted a change or didn't run, facts set from them).
+    uncertain: HashSet<String>,
     /// Strings never to print.
     secrets: Vec<String>,
     /// Bumped whenever host variables change (register, set_fact): a task prepared ahead
@@ -159,6 +162,7 @@ impl HostRun {
             stale: HashSet::new(),
             notified: Vec::new(),
             predicted_change: false,
+            uncertain: HashSet::new(),
             secrets: Vec::new(),
             generation: 0,
             prepared: HashMap::new(),
@@ -314,7 +318,8 @@ impl HostRun {
             },
             actions: if hidden { vec![] } else { out.actions.iter().map(|a| self.scrub(a)).collect() },
             ignored: out.ignored,
-            result: if hidden { json!({"censored": censored}) } else if self.ctx.opts.verbosity >= 2 { self.scrub_value(&out.registered) } else { Value::Null },
+            // The whole result with -vv; a failure's always (what failed: exit code, output).
+            result: if hidden { json!({"censored": censored}) } else if self.ctx.opts.verbosity >= 2 || out.status == Status::Failed { self.scrub_value(&out.registered) } else { Value::Null },
             counts,
         };
         self.ctx.events.emit(Event::Result { play: self.ctx.play_idx, key, task: task.display_name(), result });
@@ -531,6 +536,17 @@ impl HostRun {
         }
         if task.register.is_some() || outcomes.iter().any(|(_, o)| !o.facts.is_empty()) {
             self.generation += 1;
+        }
+        if task.check_mode.unwrap_or(self.ctx.opts.check) {
+            // What a real run would have registered or set may differ.
+            let guessed = any_changed || outcomes.iter().any(|(_, o)| o.status == Status::Skipped && o.msg.as_deref().is_some_and(|m| !m.starts_with("Conditional result was False")));
+            let from_uncertain = self.mentions_uncertain(task);
+            if guessed || from_uncertain {
+                self.uncertain.extend(task.register.iter().cloned());
+            }
+            if from_uncertain {
+                self.uncertain.extend(outcomes.iter().flat_map(|(_, o)| o.facts.keys().cloned()));
+            }
         }
         if let Some(reg) = &task.register {
             let value = if looped {
@@ -869,18 +885,38 @@ impl HostRun {
             Err(e) => return self.task_error(task, e),
         }
         match self.run_item_inner(task, vars, index, item).await {
-            Ok(o) if o.status == Status::Failed && task.check_mode.unwrap_or(self.ctx.opts.check) && self.predicted_change => {
-                self.task_error(task, o.msg.unwrap_or_default())
-            }
+            Ok(o) if o.status == Status::Failed && self.unpredictable(task) => self.task_error(task, o.msg.unwrap_or_default()),
             Ok(o) => o,
             Err(ItemError::Unreachable(e)) => ItemOutcome { status: Status::Unreachable, msg: Some(e), ..failed_outcome(String::new()) },
             Err(ItemError::Task(e)) => self.task_error(task, e),
         }
     }
 
-    fn task_error(&self, task: &Task, e: String) -> ItemOutcome {
+    /// Does `task` read a variable that check mode could only guess ([`Self::uncertain`])?
+    fn mentions_uncertain(&self, task: &Task) -> bool {
+        if self.uncertain.is_empty() {
+            return false;
+        }
+        let text = format!("{} {:?} {:?} {:?} {:?}", task.args, task.when, task.loop_items, task.changed_when, task.failed_when);
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        self.uncertain.iter().any(|name| {
+            text.match_indices(name.as_str()).any(|(i, _)| {
+                !text[..i].chars().next_back().is_some_and(word) && !text[i + name.len()..].chars().next().is_some_and(word)
+            })
+        })
+    }
+
+    /// Check mode, after a predicted change: is a failure of `task` maybe only a consequence
+    /// of changes not made? Not for a module that only looks at variables (an `assert` of a
+    /// version given with -e), unless it reads a guessed one: that fails as it would for real.
+    fn unpredictable(&self, task: &Task) -> bool {
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
-        if check && self.predicted_change {
+        let reads_only_vars = modules::lookup(&task.module).is_some_and(|m| matches!(m.name(), "assert" | "fail" | "debug" | "set_fact"));
+        check && self.predicted_change && !(reads_only_vars && !self.mentions_uncertain(task))
+    }
+
+    fn task_error(&self, task: &Task, e: String) -> ItemOutcome {
+        if self.unpredictable(task) {
             // In check mode, an error after a predicted change is most likely a consequence of
             // that change not having been made (a package not installed, a user not created).
             return ItemOutcome {

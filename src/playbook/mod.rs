@@ -192,6 +192,29 @@ fn err_at_key(file: &Arc<PathBuf>, key: &str, value: &Node, message: impl Into<S
     PlaybookError::At { location, message: message.into() }
 }
 
+/// Template text as one Jinja expression: `a{{ x }}b` -> `"a" ~ (x) ~ "b"`. `None` for
+/// statements or comments (`{% %}`, `{# #}`) or an unclosed `{{`.
+fn text_as_expression(text: &str) -> Option<String> {
+    if text.contains("{%") || text.contains("{#") {
+        return None;
+    }
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            parts.push(quote(&rest[..start]));
+        }
+        let end = rest[start..].find("}}")? + start;
+        parts.push(format!("({})", rest[start + 2..end].trim().trim_start_matches('-').trim_end_matches('-').trim()));
+        rest = &rest[end + 2..];
+    }
+    if !rest.is_empty() || parts.is_empty() {
+        parts.push(quote(rest));
+    }
+    Some(parts.join(" ~ "))
+}
+
 /// The module or task keyword `word` is most likely a misspelling of, if one is close.
 fn closest_name(word: &str) -> Option<String> {
     let (prefix, bare) = word.rsplit_once('.').map_or(("", word), |(p, b)| (p, b));
@@ -612,11 +635,12 @@ impl Loader<'_> {
                 module = Some((k, v));
             } else {
                 let msg = if k.starts_with("with_") {
-                    format!("'{k}' is not supported; use 'loop' (with_items, with_list and with_dict are)")
+                    format!("'{k}' is not supported; use 'loop' (with_items, with_list, with_dict and with_fileglob are)")
                 } else if let Some(close) = closest_name(k) {
                     format!("unknown module or task keyword '{k}'; did you mean '{close}'?")
                 } else {
-                    format!("unknown module or task keyword '{k}'. Modules: {}. Task keywords: {}", modules::names().join(", "), TASK_KEYWORDS.join(", "))
+                    let keywords: Vec<&str> = TASK_KEYWORDS.iter().copied().filter(|k| !UNSUPPORTED_KEYWORDS.contains(k)).collect();
+                    format!("unknown module or task keyword '{k}'. Modules: {}. Task keywords: {}", modules::names().join(", "), keywords.join(", "))
                 };
                 return Err(err_at_key(file, k, v, msg));
             }
@@ -654,6 +678,16 @@ impl Loader<'_> {
             } else {
                 Some(v)
             }
+        } else if let Some(g) = m.get("with_fileglob") {
+            // Ansible's `with_fileglob: [patterns]` is `loop: "{{ query('fileglob', ...) }}"`.
+            let patterns = match g.to_json() {
+                Value::String(s) => vec![s],
+                Value::Array(a) => a.into_iter().map(|p| p.as_str().map(str::to_string).ok_or_else(|| err_at(file, g, "with_fileglob: patterns must be strings"))).collect::<Result<_, _>>()?,
+                _ => return Err(err_at(file, g, "with_fileglob needs a pattern or a list of patterns")),
+            };
+            // A templated pattern (`{{ role_path }}/x/*`) becomes the expression it renders.
+            let args = patterns.iter().map(|p| text_as_expression(p).ok_or_else(|| err_at(file, g, format!("with_fileglob: cannot use '{p}' (only {{{{ }}}} expressions)")))).collect::<Result<Vec<_>, _>>()?;
+            Some(Value::String(format!("{{{{ query('fileglob', {}) }}}}", args.join(", "))))
         } else if let Some(d) = m.get("with_dict") {
             let v = d.to_json();
             Some(match v {
@@ -802,6 +836,20 @@ mod tests {
         // nothing close: the valid names
         let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - zzqx: {}\n");
         assert!(e.contains("site.yml:3:7:") && e.contains("Modules: ") && e.contains("file"), "{e}");
+    }
+
+    #[test]
+    fn with_fileglob_loops_over_a_fileglob_query() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("site.yml"), "- hosts: all\n  tasks:\n    - copy: {src: \"{{ item }}\", dest: /etc/app/}\n      with_fileglob: [\"conf/*.conf\", \"{{ extra_dir }}/*.conf\"]\n    - debug: {msg: x}\n      with_fileglob: \"a\\\"b/*\"\n").unwrap();
+        let pb = load(&d.path().join("site.yml")).unwrap();
+        let tasks = &pb.plays[0].tasks;
+        assert_eq!(tasks[0].loop_items, Some(Value::String("{{ query('fileglob', \"conf/*.conf\", (extra_dir) ~ \"/*.conf\") }}".into())));
+        assert_eq!(tasks[1].loop_items, Some(Value::String("{{ query('fileglob', \"a\\\"b/*\") }}".into())));
+        assert_eq!(text_as_expression("{{ a }}{{b}}-x"), Some("(a) ~ (b) ~ \"-x\"".into()));
+        assert_eq!(text_as_expression("{% if x %}y{% endif %}"), None);
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - debug: {msg: x}\n      with_fileglob: {a: 1}\n");
+        assert!(e.contains("site.yml:4:22: with_fileglob needs a pattern or a list of patterns"), "{e}");
     }
 
     #[test]

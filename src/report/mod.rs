@@ -137,6 +137,33 @@ pub trait Reporter: Send {
     fn finish(&mut self) {}
 }
 
+/// What a failure's result says beyond its message, indented under its `FAILED!` line (Ansible
+/// prints the result; `-vv` prints the whole result instead): the assertion that was false,
+/// a command's exit code and output (at most the last 20 lines of each stream).
+fn failure_details(result: &Value) -> String {
+    if let Some(a) = result.get("assertion").and_then(Value::as_str) {
+        return format!("\n    assertion: {a}");
+    }
+    let Some(rc) = result.get("rc").and_then(Value::as_i64) else { return String::new() };
+    let mut out = format!("\n    rc: {rc}");
+    for stream in ["stderr", "stdout"] {
+        let text = result.get(stream).and_then(Value::as_str).unwrap_or("").trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let shown = &lines[lines.len().saturating_sub(20)..];
+        out.push_str(&format!("\n    {stream}:"));
+        if shown.len() < lines.len() {
+            out.push_str(&format!(" ({} earlier lines not shown)", lines.len() - shown.len()));
+        }
+        for l in shown {
+            out.push_str(&format!("\n      {l}"));
+        }
+    }
+    out
+}
+
 /// Options of the human reporter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HumanOptions {
@@ -256,6 +283,9 @@ impl<W: Write + Send> HumanReporter<W> {
             Status::Unreachable => text = format!("fatal: [{}]: UNREACHABLE! => {}", r.host, r.msg.clone().unwrap_or_default()),
             Status::Failed => {
                 text = format!("fatal: [{}]{item}: FAILED! => {}", r.host, r.msg.clone().unwrap_or_default());
+                if self.opts.verbosity < 2 {
+                    text.push_str(&failure_details(&r.result));
+                }
                 if r.ignored {
                     text.push_str("\n...ignoring");
                 }
@@ -460,6 +490,29 @@ mod tests {
         assert!(t0 < b0 && b0 < t1, "{plain}");
         assert!(plain.contains("PLAY RECAP"));
         assert!(plain.contains("ok=2") && plain.contains("changed=2") && plain.contains("failed=0"), "{plain}");
+    }
+
+    #[test]
+    fn a_failed_command_shows_its_exit_code_and_output() {
+        let mut buf = Vec::new();
+        {
+            let mut r = HumanReporter::new(&mut buf, HumanOptions::default());
+            r.event(Event::PlayStart { play: 0, name: "p".into(), hosts: vec!["a".into()], check: false });
+            r.event(Event::Task { play: 0, key: (1, 0, 0), name: "ls".into(), handler: false, location: String::new() });
+            let mut failed = TaskResult::new("a", Status::Failed, Some("non-zero return code".into()));
+            let many: String = (1..=25).map(|i| format!("line {i}\n")).collect();
+            failed.result = serde_json::json!({"rc": 2, "stderr": "ls: cannot access '/nope': No such file or directory", "stdout": many});
+            r.event(Event::Result { play: 0, key: (1, 0, 0), task: "ls".into(), result: failed });
+            r.event(Event::HostDone { play: 0, host: "a".into() });
+            r.event(Event::Recap { stats: BTreeMap::new() });
+        }
+        let text = String::from_utf8(buf).unwrap();
+        let plain = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap().replace_all(&text, "").to_string();
+        assert!(plain.contains("fatal: [a]: FAILED! => non-zero return code\n    rc: 2\n    stderr:\n      ls: cannot access '/nope': No such file or directory\n    stdout: (5 earlier lines not shown)\n      line 6\n"), "{plain}");
+        assert!(plain.contains("      line 25\n") && !plain.contains("line 5\n"), "{plain}");
+        // not a command: the message alone, or with the false assertion
+        assert_eq!(failure_details(&serde_json::json!({"msg": "x"})), "");
+        assert_eq!(failure_details(&serde_json::json!({"msg": "Assertion failed", "assertion": "x > 1", "evaluated_to": false})), "\n    assertion: x > 1");
     }
 
     #[test]

@@ -1108,16 +1108,25 @@ fn lookup_values(
         "file" => {
             let rstrip = kwargs.get::<Option<bool>>("rstrip")?.unwrap_or(true);
             for t in terms {
-                let path = t
+                let term = t
                     .as_str()
                     .ok_or_else(|| err("lookup('file'): paths must be strings"))?;
-                let content = std::fs::read_to_string(path)
-                    .map_err(|e| err(format!("lookup('file'): could not read '{path}': {e}")))?;
+                let path = find_in_search_path(state, term).unwrap_or_else(|| std::path::PathBuf::from(term));
+                let content = std::fs::read_to_string(&path)
+                    .map_err(|e| err(format!("lookup('file'): could not read '{term}': {e}")))?;
                 out.push(Value::from(if rstrip {
                     content.trim_end().to_string()
                 } else {
                     content
                 }));
+            }
+        }
+        "fileglob" => {
+            for t in terms {
+                let term = t
+                    .as_str()
+                    .ok_or_else(|| err("lookup('fileglob'): patterns must be strings"))?;
+                out.extend(fileglob(state, term)?.into_iter().map(Value::from));
             }
         }
         "vars" => {
@@ -1160,6 +1169,54 @@ fn lookup_values(
         other => return Err(err(format!("lookup plugin '{other}' is not supported"))),
     }
     Ok(out)
+}
+
+/// Where a relative path named in a lookup is, on the controller, as Ansible searches:
+/// the task's role (`files/`, then the role itself), then the playbook's folder (`files/`,
+/// then the folder itself). An absolute path is itself. `None` if it is nowhere.
+fn find_in_search_path(state: &State, term: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(term);
+    if path.is_absolute() {
+        return Some(path.to_path_buf());
+    }
+    let dir_of = |name: &str| state.lookup(name).and_then(|v| v.as_str().map(std::path::PathBuf::from));
+    [dir_of("role_path"), dir_of("playbook_dir")]
+        .into_iter()
+        .flatten()
+        .flat_map(|d| [d.join("files").join(path), d.join(path)])
+        .find(|p| p.exists())
+}
+
+/// `lookup('fileglob', 'conf.d/*.conf')` / `with_fileglob`: the files (not directories) of
+/// one controller folder whose names match, as absolute paths in name order. The folder is
+/// searched like [`find_in_search_path`]; `*` doesn't match a leading dot (Python's glob).
+fn fileglob(state: &State, pattern: &str) -> Result<Vec<String>, Error> {
+    let (dir, name) = match pattern.rsplit_once('/') {
+        Some(("", n)) => ("/", n),
+        Some((d, n)) => (d, n),
+        None => (".", pattern),
+    };
+    let glob = globset::GlobBuilder::new(name)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| err(format!("lookup('fileglob'): bad pattern '{pattern}': {e}")))?
+        .compile_matcher();
+    let Some(dir) = find_in_search_path(state, dir).filter(|d| d.is_dir()) else {
+        return Ok(Vec::new()); // Ansible: nothing, not an error
+    };
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| err(format!("lookup('fileglob'): cannot read {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            (!n.starts_with('.') || name.starts_with('.')) && glob.is_match(n.as_ref()) && e.path().is_file()
+        })
+        .map(|e| e.path().display().to_string())
+        .collect();
+    found.sort();
+    Ok(found)
 }
 
 /// `lookup('env', 'HOME')`: values joined with commas, like Ansible.

@@ -758,3 +758,37 @@ fn undefined_plain_names_are_named() {
     let e = rerr("{% set x = 1 %}{{ x }}{{ range(1) | list | length }}{{ ok }}{{ gone }}", &v);
     assert!(e.message.starts_with("undefined variable 'gone'"), "{}", e.message);
 }
+
+#[test]
+fn file_lookups_search_the_role_then_the_playbook_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    for (rel, text) in [
+        ("roles/r/files/conf/a.conf", "a"),
+        ("roles/r/files/conf/b.conf", "b"),
+        ("roles/r/files/conf/.hidden.conf", "h"),
+        ("roles/r/files/conf/notes.txt", "n"),
+        ("roles/r/templates/only-in-role.txt", "role itself"),
+        ("files/top/t.txt", "top\n"),
+        ("files/conf/c.conf", "playbook's"),
+    ] {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    std::fs::create_dir_all(root.join("roles/r/files/conf/dir.conf")).unwrap();
+    let role = root.join("roles/r");
+    let v = vars(json!({"role_path": role.display().to_string(), "playbook_dir": root.display().to_string()}));
+    let abs = |rel: &str| root.join(rel).display().to_string();
+    // the role's files/ wins over the playbook's; files only, no dot files, in name order
+    assert_eq!(ev("query('fileglob', 'conf/*.conf')", &v), json!([abs("roles/r/files/conf/a.conf"), abs("roles/r/files/conf/b.conf")]));
+    assert_eq!(ev("query('fileglob', 'conf/.*.conf')", &v), json!([abs("roles/r/files/conf/.hidden.conf")]));
+    assert_eq!(ev("query('fileglob', 'top/*')", &v), json!([abs("files/top/t.txt")]));
+    assert_eq!(ev(&format!("query('fileglob', '{}/files/top/*.txt', 'nowhere/*')", root.display()), &v), json!([abs("files/top/t.txt")]));
+    assert_eq!(ev("lookup('fileglob', 'conf/*.conf')", &v), json!(format!("{},{}", abs("roles/r/files/conf/a.conf"), abs("roles/r/files/conf/b.conf"))));
+    // lookup('file') searches the same places
+    assert_eq!(ev("lookup('file', 'top/t.txt')", &v), json!("top"));
+    assert_eq!(ev("lookup('file', 'templates/only-in-role.txt')", &v), json!("role itself"));
+    let e = Templar::new().eval_expr("lookup('file', 'nope.txt')", &v).unwrap_err();
+    assert!(e.message.contains("could not read 'nope.txt'"), "{}", e.message);
+}
