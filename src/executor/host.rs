@@ -912,7 +912,7 @@ impl HostRun {
     fn unpredictable(&self, task: &Task) -> bool {
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
         let reads_only_vars = modules::lookup(&task.module).is_some_and(|m| matches!(m.name(), "assert" | "fail" | "debug" | "set_fact"));
-        check && self.predicted_change && !(reads_only_vars && !self.mentions_uncertain(task))
+        check && self.predicted_change && (!reads_only_vars || self.mentions_uncertain(task))
     }
 
     fn task_error(&self, task: &Task, e: String) -> ItemOutcome {
