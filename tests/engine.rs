@@ -186,6 +186,19 @@ fn failures_and_input_errors() {
         let r = provision(p.path(), &["-i", inv, "site.yml"]);
         assert_eq!(r.code, 2);
         assert!(r.stdout.contains("...ignoring") && r.stdout.contains("non-zero return code"), "{}", r.stdout);
+        // ... and what the host said, without -vv
+        assert!(r.stdout.contains("FAILED! => non-zero return code\n    rc: 3\n"), "{}", r.stdout);
+        let p = project(&[("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: ls /nonexistent-dir\n")]);
+        let r = provision(p.path(), &["-i", inv, "site.yml"]);
+        assert_eq!(r.code, 2);
+        assert!(r.stdout.contains("    rc: 2\n    stderr:\n      ls: cannot access '/nonexistent-dir': No such file or directory"), "{}", r.stdout);
+        // A private key placed with copy: --diff and -vv show that a key changed, never the key.
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
+        let p = project(&[("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {src: tls.key, dest: /root/engine-tls.key, mode: '0600'}\n"), ("tls.key", key)]);
+        let r = provision(p.path(), &["-i", inv, "site.yml", "--diff", "-vv"]);
+        r.assert_ok();
+        assert!(r.stdout.contains("+-----BEGIN OPENSSH PRIVATE KEY-----") && r.stdout.contains("+********"), "{}", r.stdout);
+        assert!(!r.stdout.contains("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"), "{}", r.stdout);
         // Malformed YAML.
         let p = project(&[("site.yml", "- hosts: all\n  tasks:\n    - name: x\n     file: {}\n")]);
         let r = provision(p.path(), &["-i", inv, "site.yml"]);

@@ -259,7 +259,7 @@ impl HostRun {
     }
 
     fn scrub(&self, s: &str) -> String {
-        let mut out = s.to_string();
+        let mut out = hide_private_keys(s);
         for secret in &self.secrets {
             if !secret.is_empty() && out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), REDACTED);
@@ -269,9 +269,6 @@ impl HostRun {
     }
 
     fn scrub_value(&self, v: &Value) -> Value {
-        if self.secrets.is_empty() {
-            return v.clone();
-        }
         match v {
             Value::String(s) => Value::String(self.scrub(s)),
             Value::Array(a) => Value::Array(a.iter().map(|x| self.scrub_value(x)).collect()),
@@ -1134,6 +1131,21 @@ fn short_json(v: &Value) -> String {
     }
 }
 
+/// Text with the body of every PEM private key (`-----BEGIN ... PRIVATE KEY-----`, OpenSSH's
+/// too) replaced by [`REDACTED`]: a key placed with `copy` must not show in `--diff` or `-vv`,
+/// whatever variable (or none) it came from. The armour lines stay, so a diff still says a
+/// key changed.
+fn hide_private_keys(s: &str) -> String {
+    if !s.contains("PRIVATE KEY-----") {
+        return s.to_string();
+    }
+    static PEM: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = PEM.get_or_init(|| {
+        regex::Regex::new(r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)[^-]*(-----END [A-Z0-9 ]*PRIVATE KEY-----)").expect("valid regex")
+    });
+    re.replace_all(s, format!("${{1}}\n{REDACTED}\n${{2}}").as_str()).into_owned()
+}
+
 /// Why a become user's probes gave nothing: no such user (runuser's or sudo's words, which
 /// share stderr with the other users' parts of the batch), else what the host said.
 fn become_failure(user: &str, framing: &str, exit_code: i32, stderr: &str) -> String {
@@ -1149,6 +1161,17 @@ fn become_failure(user: &str, framing: &str, exit_code: i32, stderr: &str) -> St
 #[cfg(test)]
 mod tests {
     use super::become_failure;
+
+    #[test]
+    fn private_keys_never_show() {
+        let key = "a\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\nz\n";
+        assert_eq!(super::hide_private_keys(key), format!("a\n-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\nz\n", super::REDACTED));
+        let two = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n-----BEGIN RSA PRIVATE KEY-----\nMIIC+/=\n-----END RSA PRIVATE KEY-----\n";
+        let hidden = super::hide_private_keys(two);
+        assert!(!hidden.contains("MIIE") && !hidden.contains("MIIC"), "{hidden}");
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        assert_eq!(super::hide_private_keys(cert), cert, "certificates are public");
+    }
 
     #[test]
     fn a_missing_become_user_is_named_once() {
