@@ -432,7 +432,12 @@ impl ModuleTask for UnarchiveTask {
                     "unarchive: src '{p}' does not exist on the host"
                 )));
             }
-            "not extracted".to_string()
+            // The archive is kept on the host under its digest: this version was never sent,
+            // so what `dest` holds (maybe an earlier version) can't be compared with it.
+            match &self.source {
+                Source::Url(_) => "not downloaded yet: not compared".to_string(),
+                _ => "this version of the archive is not on the host yet: not compared".to_string(),
+            }
         } else {
             let diffs: Vec<&str> = lines
                 .iter()
@@ -514,6 +519,7 @@ mod tests {
             .is_empty());
         let p = t.plan(&[res("archive|missing\n")]).unwrap();
         assert_eq!(p.actions[0].stdin.as_deref(), Some(&b"PK\x03\x04rest"[..]));
+        assert!(matches!(&p.diffs[0], Diff::Field { before, .. } if before == "this version of the archive is not on the host yet: not compared"), "{:?}", p.diffs);
     }
 
     #[test]
