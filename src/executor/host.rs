@@ -535,14 +535,24 @@ impl HostRun {
             self.generation += 1;
         }
         if task.check_mode.unwrap_or(self.ctx.opts.check) {
-            // What a real run would have registered or set may differ.
-            let guessed = any_changed || outcomes.iter().any(|(_, o)| o.status == Status::Skipped && o.msg.as_deref().is_some_and(|m| !m.starts_with("Conditional result was False")));
+            // What a real run would have registered or set may differ: the result of a task
+            // that would change something or didn't run, of anything that read the host after
+            // a change not made (a `stat` of a file not written), or computed from such.
+            let guessed = any_changed
+                || outcomes.iter().any(|(_, o)| o.status == Status::Skipped && o.msg.as_deref().is_some_and(|m| !m.starts_with("Conditional result was False")))
+                || (self.predicted_change && !reads_only_vars(task));
             let from_uncertain = self.mentions_uncertain(task);
             if guessed || from_uncertain {
                 self.uncertain.extend(task.register.iter().cloned());
             }
-            if from_uncertain {
+            if from_uncertain || guessed {
                 self.uncertain.extend(outcomes.iter().flat_map(|(_, o)| o.facts.keys().cloned()));
+                // A set_fact that could not run sets nothing: its names are guesses too.
+                if modules::lookup(&task.module).is_some_and(|m| m.name() == "set_fact") {
+                    if let Some(args) = task.args.as_object() {
+                        self.uncertain.extend(args.keys().filter(|k| *k != "cacheable").cloned());
+                    }
+                }
             }
         }
         if let Some(reg) = &task.register {
@@ -908,8 +918,7 @@ impl HostRun {
     /// version given with -e), unless it reads a guessed one: that fails as it would for real.
     fn unpredictable(&self, task: &Task) -> bool {
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
-        let reads_only_vars = modules::lookup(&task.module).is_some_and(|m| matches!(m.name(), "assert" | "fail" | "debug" | "set_fact"));
-        check && self.predicted_change && (!reads_only_vars || self.mentions_uncertain(task))
+        check && self.predicted_change && (!reads_only_vars(task) || self.mentions_uncertain(task))
     }
 
     fn task_error(&self, task: &Task, e: String) -> ItemOutcome {
@@ -1129,6 +1138,11 @@ fn short_json(v: &Value) -> String {
     } else {
         s
     }
+}
+
+/// A module that looks only at variables, never at the host.
+fn reads_only_vars(task: &Task) -> bool {
+    modules::lookup(&task.module).is_some_and(|m| matches!(m.name(), "assert" | "fail" | "debug" | "set_fact"))
 }
 
 /// Text with the body of every PEM private key (`-----BEGIN ... PRIVATE KEY-----`, OpenSSH's
