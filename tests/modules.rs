@@ -514,6 +514,8 @@ fn app_site(head_sha256: &str) -> String {
     - name: ship the bundle's scripts one by one
       copy: {{src: "{{{{ item }}}}", dest: "{{{{ app }}}}/bin-glob/", mode: "0755"}}
       with_fileglob: ["bundle/bin/*.sh", "bundle/*.none"]
+    - name: ship the bundle folder
+      copy: {{src: bundle/, dest: "{{{{ app }}}}/bundle-copy", directory_mode: "0750"}}
     - name: unpack a remote tarball
       unarchive: {{src: "{{{{ app }}}}/remote.tar.gz", dest: "{{{{ app }}}}/bundle-remote", remote_src: true}}
     - name: firewall rules (exclusive)
@@ -562,7 +564,7 @@ fn verify_app(t: &Target, branch: &str) {
          /srv/app/venv/bin/python -c 'import django, gunicorn, sqlparse; print(\"django\", django.get_version())'; \
          stat -c '%a %s' /srv/app/secret_key; stat -c '%a' /srv/app/env; \
          cat /srv/app/HEAD.txt /srv/app/HEAD; find /srv/app/bundle /srv/app/bundle-zip /srv/app/bundle-remote -type f | sort; \
-         find /srv/app/bin-glob -type f -printf 'glob %f %m\\n'; \
+         find /srv/app/bin-glob -type f -printf 'glob %f %m\\n'; find /srv/app/bundle-copy -printf 'copy /%P %m\\n'; \
          cat /srv/app/bundle-remote/bin/run.sh; ufw status verbose; iptables -t nat -S; grep -c 'provision port_redirect' /etc/ufw/before.rules",
     );
     assert_has(
@@ -583,6 +585,10 @@ fn verify_app(t: &Target, branch: &str) {
             "/srv/app/bundle-remote/README.txt\n/srv/app/bundle-remote/bin/run.sh\n/srv/app/bundle-zip/README.txt\n/srv/app/bundle-zip/bin/run.sh\n/srv/app/bundle/README.txt\n/srv/app/bundle/bin/run.sh\n",
             "echo run",
             "glob run.sh 755\n",
+            "copy / 750\n",
+            "copy /bin 750\n",
+            "copy /bin/run.sh 644\n",
+            "copy /README.txt 644\n",
             "Status: active",
             "Default: deny (incoming)",
             "22/tcp                     ALLOW IN    Anywhere",

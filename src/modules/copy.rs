@@ -128,7 +128,115 @@ impl Module for CopyModule {
         args: &Map<String, Value>,
         ctx: &PrepareContext,
     ) -> Result<Box<dyn ModuleTask>, ModuleError> {
+        if let Some(tree) = build_tree(args, ctx)? {
+            return Ok(Box::new(tree));
+        }
         Ok(Box::new(build(args, Some(ctx))?))
+    }
+}
+
+/// `copy` of a controller directory, as Ansible does it: `src: app/` copies what `app` holds
+/// into `dest`, `src: app` copies `app` itself (`dest/app`). Every folder becomes a `file`
+/// state=directory (with `directory_mode`, else as created), every file a [`FileWrite`]
+/// (with `mode`, `preserve`: the controller file's); owner and group apply to both. Symbolic
+/// links are followed (`local_follow`); other special files are skipped. Planned as one task:
+/// the parts' probes go in one batch, their changes in order, folders before their files.
+struct CopyTree {
+    parts: Vec<Box<dyn ModuleTask>>,
+    result: Map<String, Value>,
+}
+
+fn build_tree(args: &Map<String, Value>, ctx: &PrepareContext) -> Result<Option<CopyTree>, ModuleError> {
+    let a: Args = args::parse("copy", PARAMS, args)?;
+    let (Some(src), None, false) = (&a.src, &a.content, a.remote_src.unwrap_or(false)) else { return Ok(None) };
+    let Some(root_src) = ctx.find_local("files", src).filter(|p| p.is_dir()) else { return Ok(None) };
+    let dest = a.dest.trim_end_matches('/');
+    let root = if src.ends_with('/') {
+        dest.to_string()
+    } else {
+        format!("{dest}/{}", root_src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+    };
+    let mut dirs = vec![root.clone()];
+    let mut files = Vec::new();
+    walk(&root_src, "", &mut dirs, &mut files)?;
+    let common = |m: &mut Map<String, Value>| {
+        for k in ["owner", "group"] {
+            if let Some(v) = args.get(k) {
+                m.insert(k.into(), v.clone());
+            }
+        }
+    };
+    let mut parts: Vec<Box<dyn ModuleTask>> = Vec::new();
+    for d in dirs {
+        let mut m = Map::new();
+        m.insert("path".into(), json!(d));
+        m.insert("state".into(), json!("directory"));
+        if let Some(dm) = args.get("directory_mode") {
+            m.insert("mode".into(), dm.clone());
+        }
+        common(&mut m);
+        parts.push(super::file::task(&m).map_err(|e| ModuleError::Args(format!("copy: {e}")))?);
+    }
+    for (rel, path) in files {
+        let mut m = args.clone();
+        m.remove("directory_mode");
+        m.insert("src".into(), json!(path.display().to_string()));
+        m.insert("dest".into(), json!(format!("{root}/{rel}")));
+        common(&mut m);
+        parts.push(Box::new(build(&m, Some(ctx))?));
+    }
+    let mut result = Map::new();
+    result.insert("src".into(), json!(src));
+    result.insert("dest".into(), json!(format!("{dest}/")));
+    Ok(Some(CopyTree { parts, result }))
+}
+
+/// The folders (as `root`-relative paths appended to `dirs`, parents first) and files of a
+/// controller directory, in name order.
+fn walk(dir: &std::path::Path, rel: &str, dirs: &mut Vec<String>, files: &mut Vec<(String, std::path::PathBuf)>) -> Result<(), ModuleError> {
+    let read = |e: std::io::Error| ModuleError::LocalFile(format!("copy: cannot read {}: {e}", dir.display()));
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(read)?.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    let root = dirs[0].clone();
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let path = e.path();
+        // metadata() follows symbolic links (local_follow).
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => {
+                dirs.push(format!("{root}/{rel_path}"));
+                walk(&path, &rel_path, dirs, files)?;
+            }
+            Ok(m) if m.is_file() => files.push((rel_path, path)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl ModuleTask for CopyTree {
+    fn probes(&self) -> Vec<Probe> {
+        self.parts.iter().flat_map(|p| p.probes()).collect()
+    }
+
+    fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {
+        let mut plan = Plan::ok();
+        plan.result.extend(self.result.clone());
+        let mut at = 0;
+        for part in &self.parts {
+            let n = part.probes().len();
+            let got = probes.get(at..at + n).ok_or_else(|| ModuleError::Probe("copy: probe results missing".into()))?;
+            at += n;
+            let p = part.plan(got)?;
+            if let Some(f) = p.failed {
+                plan.failed = Some(f);
+                return Ok(plan);
+            }
+            plan.diffs.extend(p.diffs);
+            plan.actions.extend(p.actions);
+        }
+        Ok(plan)
     }
 }
 
@@ -209,7 +317,7 @@ fn build(
                     .find_local("files", src)
                     .ok_or_else(|| ModuleError::LocalFile(format!("Could not find or access '{src}' (searched files/ of the role and the playbook directory)")))?;
                 if path.is_dir() {
-                    return Err(ModuleError::LocalFile(format!("copy: src '{src}' is a directory; copying directories is not supported, copy files one by one (loop)")));
+                    return Err(ModuleError::LocalFile(format!("copy: src '{src}' is a directory (copied by the module's directory mode; not here)")));
                 }
                 let data = std::fs::read(&path).map_err(|e| {
                     ModuleError::LocalFile(format!("Could not read '{}': {e}", path.display()))
@@ -555,6 +663,49 @@ pub(crate) mod tests {
     }
     pub(crate) fn build_for_tests(v: Value) -> FileWrite {
         task(v)
+    }
+
+    #[test]
+    fn a_controller_directory_is_copied_as_ansible_does() {
+        use std::os::unix::fs::PermissionsExt;
+        let project = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let files = project.path().join("files/app");
+        std::fs::create_dir_all(files.join("bin")).unwrap();
+        std::fs::create_dir_all(files.join("empty")).unwrap();
+        std::fs::write(files.join("README"), "readme\n").unwrap();
+        std::fs::write(files.join("bin/run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(files.join("bin/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("README", files.join("link")).unwrap();
+        let templar = crate::template::Templar::new();
+        let vars = crate::template::Vars::new();
+        let ctx = PrepareContext { templar: &templar, vars: &vars, host: "h", role_path: None, playbook_dir: project.path(), run_as: "root" };
+        let prepare = |v: Value| CopyModule.prepare(v.as_object().unwrap(), &ctx).unwrap();
+        let dest = out.path().join("site").display().to_string();
+        // `app/`: what app holds, into dest (created), folders with directory_mode
+        let t = prepare(json!({"src": "app/", "dest": dest, "mode": "preserve", "directory_mode": "0750"}));
+        let first = apply(t.as_ref());
+        let summaries: Vec<String> = first.actions.iter().map(|a| a.summary.replace(&dest, "D")).collect();
+        assert_eq!(summaries, ["create directory D", "create directory D/bin", "create directory D/empty", "write D/README", "write D/bin/run.sh", "write D/link"]);
+        let mode = |p: &str| std::fs::metadata(out.path().join(p)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!((mode("site"), mode("site/empty"), mode("site/bin/run.sh")), (0o750, 0o750, 0o755));
+        assert_eq!(std::fs::read_to_string(out.path().join("site/link")).unwrap(), "readme\n", "links are followed");
+        assert!(t.plan(&local_probes(t.as_ref())).unwrap().actions.is_empty(), "second run changes nothing");
+        // one file changes: its writes
+        std::fs::write(files.join("README"), "readme 2\n").unwrap();
+        let t = prepare(json!({"src": "app/", "dest": dest, "mode": "preserve", "directory_mode": "0750"}));
+        let p = t.plan(&local_probes(t.as_ref())).unwrap();
+        assert_eq!(p.actions.iter().map(|a| a.summary.replace(&dest, "D")).collect::<Vec<_>>(), ["write D/README", "write D/link"], "the link is the same file");
+        // `app`: the folder itself, under dest
+        let t = prepare(json!({"src": "app", "dest": format!("{dest}/")}));
+        apply(t.as_ref());
+        assert_eq!(std::fs::read_to_string(out.path().join("site/app/bin/run.sh")).unwrap(), "#!/bin/sh\n");
+        assert_eq!(mode("site/app/bin/run.sh"), 0o644 & !umask(), "without mode: a new file's default");
+    }
+
+    fn umask() -> u32 {
+        let (_, out, _) = sh("umask", None);
+        u32::from_str_radix(out.trim(), 8).unwrap()
     }
 
     #[test]

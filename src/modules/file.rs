@@ -111,6 +111,11 @@ struct FileTask {
 
 module_impl!(FileModule, "file");
 
+/// A `file` task from its arguments, for modules made of several (`copy` of a directory).
+pub(crate) fn task(args: &Map<String, Value>) -> Result<Box<dyn ModuleTask>, ModuleError> {
+    Ok(Box::new(build(args)?))
+}
+
 fn build(args: &Map<String, Value>) -> Result<FileTask, ModuleError> {
     let a: Args = args::parse("file", PARAMS, args)?;
     let path = a.path.trim_end_matches('/').to_string();
