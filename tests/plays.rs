@@ -401,3 +401,33 @@ fn after_a_change_the_probes_it_made_stale_are_rerun_ahead_only_for_the_next_tas
     // a..f ahead of the first task; after the command: b (now due), c, d; then e, f.
     assert_eq!(probe_batches(&r.stderr), [6, 3, 2], "{}", r.stderr);
 }
+
+#[test]
+fn loops_handlers_and_notify_as_ansible_has_them() {
+    // Registered loop results name their item; with_items flattens one level and takes a lone
+    // value as one item; an imported role's handlers run; `notify` may be templated.
+    let site = "- hosts: a\n  gather_facts: false\n  vars: {nums: [1, 2], hname: play handler}\n  tasks:\n\
+                \x20   - command: echo {{ item }}\n      loop: [x, y]\n      loop_control: {index_var: i}\n      register: r\n      changed_when: false\n\
+                \x20   - copy: {content: \"{{ r.results | map(attribute='item') | join(',') }} {{ r.results[1].i }} {{ r.results[0].ansible_loop_var }}\\n\", dest: '{{ d }}/items'}\n\
+                \x20   - shell: echo {{ item }} >> {{ d }}/flat\n      with_items: [\"{{ nums }}\", 9]\n\
+                \x20   - shell: echo {{ item }} >> {{ d }}/lone\n      with_items: lone\n\
+                \x20   - import_role: {name: rr}\n\
+                \x20   - command: 'true'\n      notify: '{{ hname }}'\n\
+                \x20 handlers:\n    - name: play handler\n      file: {path: '{{ d }}/play-handler', state: touch}\n";
+    let (r, dir) = run_project(
+        &[
+            ("site.yml", site),
+            ("roles/rr/tasks/main.yml", "- command: 'true'\n  notify: rr handler\n"),
+            ("roles/rr/handlers/main.yml", "- name: rr handler\n  file: {path: '{{ d }}/rr-handler', state: touch}\n"),
+        ],
+        &[],
+        &[],
+    );
+    r.assert_ok();
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}\n{}", r.stdout));
+    assert_eq!(read("items"), "x,y 1 item\n");
+    assert_eq!(read("flat"), "1\n2\n9\n");
+    assert_eq!(read("lone"), "lone\n");
+    assert!(exists(&dir, "rr-handler") && exists(&dir, "play-handler"), "{}", r.stdout);
+    assert!(!r.stdout.contains("does not exist"), "{}", r.stdout);
+}

@@ -30,8 +30,7 @@ else
   for a in $(hostname -I 2>/dev/null); do echo "ipv4=$a"; done
 fi
 command -v apt-get >/dev/null 2>&1 && echo pkg_mgr=apt
-set -- $(date -u '+%s %Y-%m-%dT%H:%M:%SZ')
-echo "epoch=$1"; echo "date=$2"
+echo "now=$(LC_ALL=C date '+%s %N %Y %m %d %H %M %S %Z %z %A %w %W')"
 "#;
 
 fn unquote(s: &str) -> String {
@@ -49,6 +48,28 @@ fn prefix_len(bits: u32) -> String {
     }
     let mask: u32 = u32::MAX << (32 - bits.min(32));
     format!("{}.{}.{}.{}", mask >> 24, (mask >> 16) & 255, (mask >> 8) & 255, mask & 255)
+}
+
+/// Ansible's `ansible_date_time` from one `date` on the host (its local time; the `iso8601`
+/// forms in UTC, from the epoch).
+fn date_time(now: &str) -> Value {
+    let w: Vec<&str> = now.split_whitespace().collect();
+    let [epoch, nanos, year, month, day, hour, minute, second, tz, tz_offset, weekday, weekday_number, weeknumber] = w[..] else {
+        return json!({});
+    };
+    let micro = &nanos.get(..6).unwrap_or("000000");
+    let secs: i64 = epoch.parse().unwrap_or(0);
+    let utc = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    json!({
+        "epoch": epoch, "epoch_int": epoch, "year": year, "month": month, "day": day,
+        "hour": hour, "minute": minute, "second": second,
+        "date": format!("{year}-{month}-{day}"), "time": format!("{hour}:{minute}:{second}"),
+        "iso8601": utc.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "iso8601_micro": format!("{}.{micro}Z", utc.format("%Y-%m-%dT%H:%M:%S")),
+        "iso8601_basic": format!("{year}{month}{day}T{hour}{minute}{second}{micro}"),
+        "iso8601_basic_short": format!("{year}{month}{day}T{hour}{minute}{second}"),
+        "tz": tz, "tz_offset": tz_offset, "weekday": weekday, "weekday_number": weekday_number, "weeknumber": weeknumber,
+    })
 }
 
 /// Parse the script's output into facts: `ansible_*` top-level names plus `ansible_facts`
@@ -151,7 +172,7 @@ pub fn parse(out: &str) -> Vars {
     f.insert("default_ipv4".into(), default_v4);
     f.insert("all_ipv4_addresses".into(), json!(all_v4));
     f.insert("interfaces".into(), json!(interfaces));
-    f.insert("date_time".into(), json!({"iso8601": get("date"), "epoch": get("epoch")}));
+    f.insert("date_time".into(), date_time(&get("now")));
     let mut out = Vars::new();
     for (k, v) in &f {
         out.insert(format!("ansible_{k}"), v.clone());
@@ -188,6 +209,16 @@ mod tests {
         let epoch: u64 = f["ansible_date_time"]["epoch"].as_str().unwrap().parse().unwrap();
         assert!(epoch.abs_diff(run("date +%s").parse().unwrap()) < 60);
         assert!(f["ansible_date_time"]["iso8601"].as_str().unwrap().ends_with('Z'));
+        // Ansible's keys: the host's local date, and the UTC forms from the same instant
+        let dt = &f["ansible_date_time"];
+        assert_eq!(dt["year"].as_str().unwrap().len(), 4);
+        assert_eq!(dt["date"], format!("{}-{}-{}", dt["year"].as_str().unwrap(), dt["month"].as_str().unwrap(), dt["day"].as_str().unwrap()));
+        assert_eq!(dt["time"].as_str().unwrap().len(), 8);
+        let utc = std::process::Command::new("date").args(["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+        assert_eq!(dt["iso8601"], String::from_utf8_lossy(&utc.stdout).trim());
+        for k in ["hour", "minute", "second", "tz", "tz_offset", "weekday", "weekday_number", "weeknumber", "epoch_int", "iso8601_micro", "iso8601_basic", "iso8601_basic_short"] {
+            assert!(dt[k].as_str().is_some_and(|v| !v.is_empty()), "{k}: {dt}");
+        }
         let os_id = run(". /etc/os-release && echo $ID");
         if os_id == "debian" {
             assert_eq!(f["ansible_distribution"], "Debian");

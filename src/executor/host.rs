@@ -453,13 +453,27 @@ impl HostRun {
         }
     }
 
+    /// A task's loop items as rendered; `with_items` flattens one level
+    /// (`["{{ list }}", 9]` is the list's items, then 9) and takes a lone value as one item.
+    fn render_loop(&self, task: &Task, src: &Value, vars: &Vars) -> Result<Value, crate::template::TemplateError> {
+        let v = self.templar.render_value(src, vars)?;
+        if !task.loop_control.flatten {
+            return Ok(v);
+        }
+        Ok(match v {
+            Value::Array(a) => Value::Array(a.into_iter().flat_map(|x| if let Value::Array(i) = x { i } else { vec![x] }).collect()),
+            Value::Null => Value::Null,
+            other => Value::Array(vec![other]),
+        })
+    }
+
     /// One task (all loop items).
     async fn run_task(&mut self, task: &Task, key: SlotKey, index: usize) -> TaskEnd {
         let vars = self.task_vars(task);
         let outcomes: Vec<(Option<String>, ItemOutcome)>;
         let mut skipped_all = false;
         if let Some(items_src) = &task.loop_items {
-            let items = match self.templar.render_value(items_src, &vars) {
+            let items = match self.render_loop(task, items_src, &vars) {
                 Ok(Value::Array(a)) => a,
                 Ok(Value::Null) => vec![],
                 Ok(Value::String(s)) if s.is_empty() => vec![],
@@ -492,7 +506,16 @@ impl HostRun {
                         other => short_json(other),
                     },
                 };
-                let out = self.run_item(task, &ivars, index, idx).await;
+                let mut out = self.run_item(task, &ivars, index, idx).await;
+                // Ansible's per-item result names its item (`r.results | map(attribute='item')`).
+                if let Value::Object(r) = &mut out.registered {
+                    r.insert(loop_var.clone(), item.clone());
+                    r.insert("ansible_loop_var".into(), json!(loop_var));
+                    if let Some(iv) = &task.loop_control.index_var {
+                        r.insert(iv.clone(), json!(idx));
+                        r.insert("ansible_index_var".into(), json!(iv));
+                    }
+                }
                 let stop = matches!(out.status, Status::Unreachable);
                 outs.push((Some(label), out));
                 if stop {
@@ -574,7 +597,14 @@ impl HostRun {
             if self.ctx.opts.check || task.check_mode == Some(true) {
                 self.predicted_change = true;
             }
-            let notify = task.notify.clone();
+            // `notify: "{{ handler_name }}"`: rendered with the task's variables.
+            let mut notify = task.notify.clone();
+            if notify.iter().any(|n| Templar::is_template(n)) {
+                let vars = self.task_vars(task);
+                for n in notify.iter_mut().filter(|n| Templar::is_template(n)) {
+                    *n = self.templar.render_str(n, &vars).unwrap_or_else(|_| n.clone());
+                }
+            }
             self.notify(&notify);
         }
         // Events: per item for loops (not counted), then the task line counted once.
@@ -830,7 +860,7 @@ impl HostRun {
             let Ok(run_as) = self.run_as(task, &vars) else { continue };
             let per_item: Vec<Vars> = match &task.loop_items {
                 None => vec![vars],
-                Some(src) => match self.templar.render_value(src, &vars) {
+                Some(src) => match self.render_loop(task, src, &vars) {
                     Ok(Value::Array(items)) => {
                         let lv = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
                         let total = items.len();

@@ -44,6 +44,8 @@ pub struct LoopControl {
     pub index_var: Option<String>,
     pub label: Option<String>,
     pub extended: bool,
+    /// `with_items`: the rendered list is flattened one level, and a lone value is one item.
+    pub flatten: bool,
 }
 
 /// One task (or handler) with everything needed to run it, keywords inherited from blocks,
@@ -157,6 +159,9 @@ struct Loader<'a> {
     /// Roles already loaded in the current play (name + params), to run dependencies once.
     loaded_roles: Vec<(String, Value)>,
     roles: Vec<Arc<Role>>,
+    /// Handlers of roles that tasks import or include (`import_role`, `include_role`): the
+    /// play's handlers too, after its own.
+    included_handlers: Vec<Task>,
 }
 
 pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
@@ -174,7 +179,7 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
                 continue;
             }
         }
-        let mut loader = Loader { playbook_dir: &dir, loaded_roles: Vec::new(), roles: Vec::new() };
+        let mut loader = Loader { playbook_dir: &dir, loaded_roles: Vec::new(), roles: Vec::new(), included_handlers: Vec::new() };
         plays.push(loader.play(&file, play_node)?);
     }
     Ok(Playbook { path: path.to_path_buf(), dir, plays })
@@ -396,6 +401,7 @@ impl Loader<'_> {
         if let Some(h) = m.get("handlers") {
             self.task_list(file, h, &base, &mut handlers)?;
         }
+        handlers.append(&mut self.included_handlers);
         Ok(Play {
             name,
             hosts,
@@ -604,12 +610,7 @@ impl Loader<'_> {
                 let inh = self.apply_common(file, m, inherit)?;
                 let mut handlers = Vec::new();
                 self.load_role(file, target, &name, Vars::new(), &Inherit { role: None, ..inh }, out, &mut handlers)?;
-                // Handlers of included roles are appended as tasks are; keep them reachable.
-                out.extend(handlers.into_iter().map(|mut h| {
-                    h.listen.push(format!("__handler__{}", h.display_name()));
-                    h.when.push(Value::Bool(false));
-                    h
-                }));
+                self.included_handlers.append(&mut handlers);
                 return Ok(());
             }
         }
@@ -698,7 +699,7 @@ impl Loader<'_> {
         } else {
             None
         };
-        let mut loop_control = LoopControl::default();
+        let mut loop_control = LoopControl { flatten: m.contains_key("with_items"), ..LoopControl::default() };
         if let Some(lc) = m.get("loop_control") {
             let lm = lc.as_map().ok_or_else(|| err_at(file, lc, "loop_control must be a mapping"))?;
             for (k, v) in lm {
