@@ -44,6 +44,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("product", product);
     env.add_filter("zip_longest", zip_longest);
     env.add_filter("combine", combine);
+    env.add_filter("truncate", truncate);
     env.add_filter("b64encode", b64encode);
     env.add_filter("b64decode", b64decode);
     env.add_filter("regex_replace", regex_replace);
@@ -513,6 +514,22 @@ fn merge_lists(a: Json, b: Json, mode: &str) -> Json {
     Json::Array(out)
 }
 
+/// Jinja's `truncate(length=255, killwords=False, end='...', leeway=5)`.
+fn truncate(s: String, length: Option<usize>, killwords: Option<bool>, end: Option<String>, leeway: Option<usize>) -> Result<String, Error> {
+    let length = length.unwrap_or(255);
+    let end = end.unwrap_or_else(|| "...".into());
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= length + leeway.unwrap_or(5) {
+        return Ok(s);
+    }
+    let keep: String = chars[..length.saturating_sub(end.chars().count())].iter().collect();
+    if killwords.unwrap_or(false) {
+        return Ok(keep + &end);
+    }
+    let cut = keep.rsplit_once(' ').map_or(keep.as_str(), |(head, _)| head);
+    Ok(format!("{cut}{end}"))
+}
+
 fn combine(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let recursive = kwargs.get::<Option<bool>>("recursive")?.unwrap_or(false);
     let list_merge = kwargs
@@ -531,7 +548,8 @@ fn combine(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
         return Err(err(format!("combine: invalid list_merge '{list_merge}'")));
     }
     kwargs.assert_all_used()?;
-    let mut dicts = vec![v.clone()];
+    // `[d1, d2] | combine`: the list's dicts, like the arguments'
+    let mut dicts = if v.kind() == ValueKind::Seq { iter_values(v)? } else { vec![v.clone()] };
     for o in others.iter() {
         // combine also accepts lists of dicts
         if o.kind() == ValueKind::Seq {
@@ -1107,13 +1125,18 @@ fn lookup_values(
         }
         "file" => {
             let rstrip = kwargs.get::<Option<bool>>("rstrip")?.unwrap_or(true);
+            // errors='ignore' / 'warn': a missing file gives nothing
+            let lenient = kwargs.get::<Option<String>>("errors")?.is_some_and(|e| e == "ignore" || e == "warn");
             for t in terms {
                 let term = t
                     .as_str()
                     .ok_or_else(|| err("lookup('file'): paths must be strings"))?;
                 let path = find_in_search_path(state, term).unwrap_or_else(|| std::path::PathBuf::from(term));
-                let content = std::fs::read_to_string(&path)
-                    .map_err(|e| err(format!("lookup('file'): could not read '{term}': {e}")))?;
+                let content = match std::fs::read_to_string(&path) {
+                    Ok(c) => c,
+                    Err(_) if lenient => continue,
+                    Err(e) => return Err(err(format!("lookup('file'): could not read '{term}': {e}"))),
+                };
                 out.push(Value::from(if rstrip {
                     content.trim_end().to_string()
                 } else {

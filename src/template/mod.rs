@@ -194,7 +194,8 @@ impl Templar {
     ) -> Result<String, TemplateError> {
         let scope = Scope::enter(vars);
         let ctx = self.context(&scope, vars);
-        let rewritten = rewrite_safe_paths(src);
+        let short = strip_fqcn(src);
+        let rewritten = rewrite_safe_paths(&short);
         let env: &Environment<'_> = &self.env;
         let result = env
             .template_from_named_str(name, &rewritten)
@@ -309,7 +310,8 @@ pub(crate) fn single_expression(s: &str) -> Option<&str> {
 
 /// Evaluate an expression with the given context; undefined results are errors.
 fn eval_expression(env: &Environment<'static>, expr: &str, ctx: &Value) -> Result<Value, Error> {
-    let rewritten = rewrite_safe_paths_expr(expr);
+    let short = strip_fqcn(expr);
+    let rewritten = rewrite_safe_paths_expr(&short);
     let env: &Environment<'_> = env;
     let compiled = env.compile_expression(&rewritten)?;
     let v = compiled.eval(ctx)?;
@@ -358,7 +360,8 @@ pub(crate) fn render_string_value(
 }
 
 fn render_string(env: &Environment<'static>, s: &str, ctx: &Value) -> Result<String, Error> {
-    let src = rewrite_safe_paths(s);
+    let short = strip_fqcn(s);
+    let src = rewrite_safe_paths(&short);
     let env: &Environment<'_> = env;
     env.template_from_named_str("<string>", &src)?.render(ctx)
 }
@@ -497,7 +500,8 @@ pub(crate) fn describe_undefined(e: &Error, env: &Environment<'static>, src: &st
         (Source::Text, Some(inner)) => eval_expression(&debug, inner, ctx).map(drop),
         (Source::Text, None) => render_string(&debug, src, ctx).map(drop),
         (Source::Template, _) => {
-            let rewritten = rewrite_safe_paths(src);
+            let short = strip_fqcn(src);
+            let rewritten = rewrite_safe_paths(&short);
             let d: &Environment<'_> = &debug;
             d.template_from_str(&rewritten).and_then(|t| t.render(ctx)).map(drop)
         }
@@ -624,6 +628,21 @@ fn rewrite_safe_paths_expr(expr: &str) -> Cow<'_, str> {
 }
 
 /// Apply [`rewrite_safe_paths_expr`] inside `{{ }}` and `{% %}` blocks of a template.
+/// Filters and tests by their collection names (`x | ansible.builtin.to_json`,
+/// `v is ansible.builtin.version(...)`) as the short names they are here. (Textual: a string
+/// literal holding "| ansible.builtin." would be shortened too.)
+fn strip_fqcn(src: &str) -> Cow<'_, str> {
+    const COLLECTIONS: &[&str] = &["ansible.builtin.", "ansible.utils.", "community.general."];
+    if !COLLECTIONS.iter().any(|c| src.contains(c)) {
+        return Cow::Borrowed(src);
+    }
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"(\|\s*|\bis\s+(?:not\s+)?)(?:ansible\.builtin|ansible\.utils|community\.general)\.").expect("valid regex")
+    });
+    re.replace_all(src, "$1")
+}
+
 fn rewrite_safe_paths(src: &str) -> Cow<'_, str> {
     if !(src.contains("default")
         || src.contains("|")

@@ -792,3 +792,23 @@ fn file_lookups_search_the_role_then_the_playbook_folder() {
     let e = Templar::new().eval_expr("lookup('file', 'nope.txt')", &v).unwrap_err();
     assert!(e.message.contains("could not read 'nope.txt'"), "{}", e.message);
 }
+
+#[test]
+fn more_of_ansibles_everyday_jinja() {
+    let v = vars(json!({"s": "hello wonderful world of templates", "ver": "2.1"}));
+    // filters and tests by their collection names
+    assert_eq!(r("{{ [1] | ansible.builtin.to_json }}", &v), "[1]");
+    assert_eq!(r("{{ 'a' | community.general.b64encode | ansible.builtin.b64decode }}", &v), "a");
+    assert!(cond("ver is ansible.builtin.version('2.0', '>')", &v));
+    assert!(cond("ver is not ansible.builtin.version('3.0', '>')", &v));
+    // truncate, Jinja's defaults: 255 characters, leeway 5, whole words, '...'
+    assert_eq!(r("{{ s | truncate(18) }}", &v), "hello...");
+    assert_eq!(r("{{ s | truncate(18, true) }}", &v), "hello wonderful...");
+    assert_eq!(r("{{ s | truncate(18, false, '!', 0) }}", &v), "hello wonderful!");
+    assert_eq!(r("{{ 'short' | truncate(3) }}", &v), "short", "within the leeway");
+    // combine of a list of dicts
+    assert_eq!(ev("[{'a': 1}, {'b': 2}, {'a': 3}] | combine", &v), json!({"a": 3, "b": 2}));
+    // lookup('file', errors='ignore') of a missing file: nothing
+    assert_eq!(ev("lookup('file', '/nonexistent/provision', errors='ignore')", &v), json!(""));
+    assert_eq!(ev("query('file', '/nonexistent/provision', errors='ignore')", &v), json!([]));
+}
