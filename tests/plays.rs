@@ -411,6 +411,7 @@ fn loops_handlers_and_notify_as_ansible_has_them() {
                 \x20   - copy: {content: \"{{ r.results | map(attribute='item') | join(',') }} {{ r.results[1].i }} {{ r.results[0].ansible_loop_var }}\\n\", dest: '{{ d }}/items'}\n\
                 \x20   - shell: echo {{ item }} >> {{ d }}/flat\n      with_items: [\"{{ nums }}\", 9]\n\
                 \x20   - shell: echo {{ item }} >> {{ d }}/lone\n      with_items: lone\n\
+                \x20   - shell: echo '{{ item | to_json }}' >> {{ d }}/once\n      with_items: [[1, [2, 3]]]\n\
                 \x20   - import_role: {name: rr}\n\
                 \x20   - command: 'true'\n      notify: '{{ hname }}'\n\
                 \x20 handlers:\n    - name: play handler\n      file: {path: '{{ d }}/play-handler', state: touch}\n";
@@ -428,6 +429,7 @@ fn loops_handlers_and_notify_as_ansible_has_them() {
     assert_eq!(read("items"), "x,y 1 item\n");
     assert_eq!(read("flat"), "1\n2\n9\n");
     assert_eq!(read("lone"), "lone\n");
+    assert_eq!(read("once"), "1\n[2, 3]\n", "one level, not two");
     assert!(exists(&dir, "rr-handler") && exists(&dir, "play-handler"), "{}", r.stdout);
     assert!(!r.stdout.contains("does not exist"), "{}", r.stdout);
 }

@@ -668,17 +668,9 @@ impl Loader<'_> {
             return Err(err_at(file, margs, format!("arguments of '{module}' must be a mapping or a string")));
         }
         let inh = self.apply_common(file, m, inherit)?;
+        // with_items flattens one level when the task runs (`LoopControl::flatten`).
         let loop_items = if let Some(l) = m.get("loop").or_else(|| m.get("with_items")).or_else(|| m.get("with_list")) {
-            let v = l.to_json();
-            if m.contains_key("with_items") {
-                // with_items flattens one level.
-                Some(match v {
-                    Value::Array(a) => Value::Array(a.into_iter().flat_map(|x| if let Value::Array(i) = x { i } else { vec![x] }).collect()),
-                    other => other,
-                })
-            } else {
-                Some(v)
-            }
+            Some(l.to_json())
         } else if let Some(g) = m.get("with_fileglob") {
             // Ansible's `with_fileglob: [patterns]` is `loop: "{{ query('fileglob', ...) }}"`.
             let patterns = match g.to_json() {
