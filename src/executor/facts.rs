@@ -57,7 +57,7 @@ fn date_time(now: &str) -> Value {
     let [epoch, nanos, year, month, day, hour, minute, second, tz, tz_offset, weekday, weekday_number, weeknumber] = w[..] else {
         return json!({});
     };
-    let micro = &nanos.get(..6).unwrap_or("000000");
+    let micro = nanos.get(..6).unwrap_or("000000");
     let secs: i64 = epoch.parse().unwrap_or(0);
     let utc = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
     json!({

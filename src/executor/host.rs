@@ -564,11 +564,8 @@ impl HostRun {
             let guessed = any_changed
                 || outcomes.iter().any(|(_, o)| o.status == Status::Skipped && o.msg.as_deref().is_some_and(|m| !m.starts_with("Conditional result was False")))
                 || (self.predicted_change && !reads_only_vars(task));
-            let from_uncertain = self.mentions_uncertain(task);
-            if guessed || from_uncertain {
+            if guessed || self.mentions_uncertain(task) {
                 self.uncertain.extend(task.register.iter().cloned());
-            }
-            if from_uncertain || guessed {
                 self.uncertain.extend(outcomes.iter().flat_map(|(_, o)| o.facts.keys().cloned()));
                 // A set_fact that could not run sets nothing: its names are guesses too.
                 if modules::lookup(&task.module).is_some_and(|m| m.name() == "set_fact") {

@@ -156,9 +156,10 @@ fn build_tree(args: &Map<String, Value>, ctx: &PrepareContext) -> Result<Option<
     } else {
         format!("{dest}/{}", root_src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
     };
-    let mut dirs = vec![root.clone()];
+    let mut dirs = vec![String::new()];
     let mut files = Vec::new();
     walk(&root_src, "", &mut dirs, &mut files)?;
+    let under = |rel: &str| if rel.is_empty() { root.clone() } else { format!("{root}/{rel}") };
     let common = |m: &mut Map<String, Value>| {
         for k in ["owner", "group"] {
             if let Some(v) = args.get(k) {
@@ -169,7 +170,7 @@ fn build_tree(args: &Map<String, Value>, ctx: &PrepareContext) -> Result<Option<
     let mut parts: Vec<Box<dyn ModuleTask>> = Vec::new();
     for d in dirs {
         let mut m = Map::new();
-        m.insert("path".into(), json!(d));
+        m.insert("path".into(), json!(under(&d)));
         m.insert("state".into(), json!("directory"));
         if let Some(dm) = args.get("directory_mode") {
             m.insert("mode".into(), dm.clone());
@@ -181,7 +182,7 @@ fn build_tree(args: &Map<String, Value>, ctx: &PrepareContext) -> Result<Option<
         let mut m = args.clone();
         m.remove("directory_mode");
         m.insert("src".into(), json!(path.display().to_string()));
-        m.insert("dest".into(), json!(format!("{root}/{rel}")));
+        m.insert("dest".into(), json!(under(&rel)));
         common(&mut m);
         parts.push(Box::new(build(&m, Some(ctx))?));
     }
@@ -191,13 +192,12 @@ fn build_tree(args: &Map<String, Value>, ctx: &PrepareContext) -> Result<Option<
     Ok(Some(CopyTree { parts, result }))
 }
 
-/// The folders (as `root`-relative paths appended to `dirs`, parents first) and files of a
-/// controller directory, in name order.
+/// The folders (relative paths appended to `dirs`, parents first) and files (relative path,
+/// controller path) under a controller directory, in name order.
 fn walk(dir: &std::path::Path, rel: &str, dirs: &mut Vec<String>, files: &mut Vec<(String, std::path::PathBuf)>) -> Result<(), ModuleError> {
     let read = |e: std::io::Error| ModuleError::LocalFile(format!("copy: cannot read {}: {e}", dir.display()));
     let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(read)?.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
-    let root = dirs[0].clone();
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
         let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
@@ -205,7 +205,7 @@ fn walk(dir: &std::path::Path, rel: &str, dirs: &mut Vec<String>, files: &mut Ve
         // metadata() follows symbolic links (local_follow).
         match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => {
-                dirs.push(format!("{root}/{rel_path}"));
+                dirs.push(rel_path.clone());
                 walk(&path, &rel_path, dirs, files)?;
             }
             Ok(m) if m.is_file() => files.push((rel_path, path)),
@@ -316,9 +316,6 @@ fn build(
                 let path = ctx
                     .find_local("files", src)
                     .ok_or_else(|| ModuleError::LocalFile(format!("Could not find or access '{src}' (searched files/ of the role and the playbook directory)")))?;
-                if path.is_dir() {
-                    return Err(ModuleError::LocalFile(format!("copy: src '{src}' is a directory (copied by the module's directory mode; not here)")));
-                }
                 let data = std::fs::read(&path).map_err(|e| {
                     ModuleError::LocalFile(format!("Could not read '{}': {e}", path.display()))
                 })?;

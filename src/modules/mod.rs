@@ -281,18 +281,7 @@ impl PrepareContext<'_> {
     /// Find a local file the way Ansible does: `role/<kind>/name`, `role/name`,
     /// `playbook_dir/<kind>/name`, `playbook_dir/name`. Absolute names are used as is.
     pub fn find_local(&self, kind: &str, name: &str) -> Option<PathBuf> {
-        let p = Path::new(name);
-        if p.is_absolute() {
-            return p.exists().then(|| p.to_path_buf());
-        }
-        let mut candidates = Vec::new();
-        if let Some(r) = self.role_path {
-            candidates.push(r.join(kind).join(name));
-            candidates.push(r.join(name));
-        }
-        candidates.push(self.playbook_dir.join(kind).join(name));
-        candidates.push(self.playbook_dir.join(name));
-        candidates.into_iter().find(|c| c.exists())
+        crate::template::find_controller_file(self.role_path, Some(self.playbook_dir), kind, name)
     }
 }
 

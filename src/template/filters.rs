@@ -1194,20 +1194,11 @@ fn lookup_values(
     Ok(out)
 }
 
-/// Where a relative path named in a lookup is, on the controller, as Ansible searches:
-/// the task's role (`files/`, then the role itself), then the playbook's folder (`files/`,
-/// then the folder itself). An absolute path is itself. `None` if it is nowhere.
+/// Where a path named in a lookup is on the controller: searched from the task's role and
+/// the playbook's folder ([`super::find_controller_file`], `files/`). `None` if nowhere.
 fn find_in_search_path(state: &State, term: &str) -> Option<std::path::PathBuf> {
-    let path = std::path::Path::new(term);
-    if path.is_absolute() {
-        return Some(path.to_path_buf());
-    }
     let dir_of = |name: &str| state.lookup(name).and_then(|v| v.as_str().map(std::path::PathBuf::from));
-    [dir_of("role_path"), dir_of("playbook_dir")]
-        .into_iter()
-        .flatten()
-        .flat_map(|d| [d.join("files").join(path), d.join(path)])
-        .find(|p| p.exists())
+    super::find_controller_file(dir_of("role_path").as_deref(), dir_of("playbook_dir").as_deref(), "files", term)
 }
 
 /// `lookup('fileglob', 'conf.d/*.conf')` / `with_fileglob`: the files (not directories) of

@@ -194,8 +194,7 @@ impl Templar {
     ) -> Result<String, TemplateError> {
         let scope = Scope::enter(vars);
         let ctx = self.context(&scope, vars);
-        let short = strip_fqcn(src);
-        let rewritten = rewrite_safe_paths(&short);
+        let rewritten = prepared(src);
         let env: &Environment<'_> = &self.env;
         let result = env
             .template_from_named_str(name, &rewritten)
@@ -360,8 +359,7 @@ pub(crate) fn render_string_value(
 }
 
 fn render_string(env: &Environment<'static>, s: &str, ctx: &Value) -> Result<String, Error> {
-    let short = strip_fqcn(s);
-    let src = rewrite_safe_paths(&short);
+    let src = prepared(s);
     let env: &Environment<'_> = env;
     env.template_from_named_str("<string>", &src)?.render(ctx)
 }
@@ -500,8 +498,7 @@ pub(crate) fn describe_undefined(e: &Error, env: &Environment<'static>, src: &st
         (Source::Text, Some(inner)) => eval_expression(&debug, inner, ctx).map(drop),
         (Source::Text, None) => render_string(&debug, src, ctx).map(drop),
         (Source::Template, _) => {
-            let short = strip_fqcn(src);
-            let rewritten = rewrite_safe_paths(&short);
+            let rewritten = prepared(src);
             let d: &Environment<'_> = &debug;
             d.template_from_str(&rewritten).and_then(|t| t.render(ctx)).map(drop)
         }
@@ -628,6 +625,26 @@ fn rewrite_safe_paths_expr(expr: &str) -> Cow<'_, str> {
 }
 
 /// Apply [`rewrite_safe_paths_expr`] inside `{{ }}` and `{% %}` blocks of a template.
+/// Find a file on the controller the way Ansible does: `role/<kind>/name`, `role/name`,
+/// `playbook_dir/<kind>/name`, `playbook_dir/name`; an absolute name as is. Modules' `src`
+/// (`files/`, `templates/`) and the `file`/`fileglob` lookups search alike.
+pub(crate) fn find_controller_file(role_path: Option<&std::path::Path>, playbook_dir: Option<&std::path::Path>, kind: &str, name: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(name);
+    if p.is_absolute() {
+        return p.exists().then(|| p.to_path_buf());
+    }
+    [role_path, playbook_dir].into_iter().flatten().flat_map(|d| [d.join(kind).join(name), d.join(name)]).find(|c| c.exists())
+}
+
+/// A template's or string's source as it is rendered: collection names of filters and
+/// tests shortened ([`strip_fqcn`]), then `default`'s paths made safe ([`rewrite_safe_paths`]).
+fn prepared(src: &str) -> Cow<'_, str> {
+    match strip_fqcn(src) {
+        Cow::Borrowed(s) => rewrite_safe_paths(s),
+        Cow::Owned(s) => Cow::Owned(rewrite_safe_paths(&s).into_owned()),
+    }
+}
+
 /// Filters and tests by their collection names (`x | ansible.builtin.to_json`,
 /// `v is ansible.builtin.version(...)`) as the short names they are here. (Textual: a string
 /// literal holding "| ansible.builtin." would be shortened too.)
