@@ -111,15 +111,7 @@ fn list(cli: &Cli, pb: &Playbook, inventory: &Inventory, opts: &executor::RunOpt
         }
         if cli.list_tasks {
             writeln!(out, "    tasks:")?;
-            for t in &play.tasks {
-                if !opts.tags.selects(&t.tags) {
-                    continue;
-                }
-                if let Some(roles) = &opts.roles {
-                    if !t.role.as_ref().is_some_and(|r| roles.contains(&r.name)) {
-                        continue;
-                    }
-                }
+            for t in play.tasks.iter().filter(|t| opts.selects(t)) {
                 writeln!(out, "      {}\tTAGS: [{}]", t.display_name(), t.tags.join(", "))?;
             }
         }

@@ -248,14 +248,7 @@ impl HostRun {
     }
 
     fn selected(&self, task: &Task) -> bool {
-        let opts = &self.ctx.opts;
-        if !opts.tags.selects(&task.tags) {
-            return false;
-        }
-        match &opts.roles {
-            None => true,
-            Some(roles) => task.role.as_ref().is_some_and(|r| roles.iter().any(|x| x == &r.name)),
-        }
+        self.ctx.opts.selects(task)
     }
 
     fn scrub(&self, s: &str) -> String {

@@ -45,6 +45,19 @@ pub struct RunOptions {
     pub overlap_plays: bool,
 }
 
+impl RunOptions {
+    /// Does `--tags`/`--skip-tags`/`--roles` let `task` run?
+    pub fn selects(&self, task: &crate::playbook::Task) -> bool {
+        if !self.tags.selects(&task.tags) {
+            return false;
+        }
+        match &self.roles {
+            None => true,
+            Some(roles) => task.role.as_ref().is_some_and(|r| roles.iter().any(|x| x == &r.name)),
+        }
+    }
+}
+
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
