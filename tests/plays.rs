@@ -433,3 +433,64 @@ fn loops_handlers_and_notify_as_ansible_has_them() {
     assert!(exists(&dir, "rr-handler") && exists(&dir, "play-handler"), "{}", r.stdout);
     assert!(!r.stdout.contains("does not exist"), "{}", r.stdout);
 }
+
+#[test]
+fn run_once_runs_on_the_first_live_host_after_the_others_and_gives_them_its_result() {
+    // a fails first; c is slow at the first task. The run_once task waits for c (it checks
+    // c's mark), runs once, on b (the first host still in the play), and b and c both get its
+    // registered result and the fact it set. --forks 1: waiting gives up the fork slot.
+    let site = "- hosts: all\n  gather_facts: false\n  tasks:\n\
+                \x20   - shell: \"{{ 'exit 1' if inventory_hostname == 'a' else 'true' }}; if [ {{ inventory_hostname }} = c ]; then sleep 1; fi; touch {{ d }}/{{ inventory_hostname }}-first\"\n\
+                \x20   - shell: test -e {{ d }}/c-first && echo {{ inventory_hostname }} >> {{ d }}/once && echo ran-on-{{ inventory_hostname }}\n      run_once: true\n      register: r\n\
+                \x20   - set_fact: {token: \"{{ 999999999 | random }}\"}\n      run_once: true\n\
+                \x20   - copy: {content: \"{{ r.stdout }} {{ token }}\\n\", dest: '{{ d }}/{{ inventory_hostname }}-saw'}\n";
+    for forks in ["50", "1"] {
+        let (r, dir) = run3(site, &["--forks", forks]);
+        assert_eq!(r.code, 2, "a failed\n{}\n{}", r.stdout, r.stderr);
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}\n{}", r.stdout));
+        assert_eq!(read("once"), "b\n", "once, on b, after c's first task\n{}", r.stdout);
+        let (b, c) = (read("b-saw"), read("c-saw"));
+        assert!(b.starts_with("ran-on-b "), "{b}");
+        assert_eq!(b, c, "c has b's result and fact");
+        assert!(!exists(&dir, "a-saw"));
+        let recap = r.recap();
+        assert_eq!((recap["a"].failed, recap["b"].failed, recap["c"].failed), (1, 0, 0), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn a_failed_run_once_task_fails_every_host_of_the_batch() {
+    let site = "- hosts: all\n  gather_facts: false\n  tasks:\n\
+                \x20   - command: 'false'\n      run_once: true\n\
+                \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-after', state: touch}\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(!exists(&dir, "a-after") && !exists(&dir, "b-after") && !exists(&dir, "c-after"), "{}", r.stdout);
+    assert!(r.stdout.contains("the run_once task failed on a"), "{}", r.stdout);
+    let recap = r.recap();
+    assert_eq!((recap["a"].failed, recap["b"].failed, recap["c"].failed), (1, 1, 1), "{}", r.stdout);
+}
+
+#[test]
+fn hostvars_show_what_the_other_hosts_registered_earlier_in_the_play() {
+    // Each host registers a value (c slowly); the next task reads every host's through
+    // hostvars, so it waits for all of them, as Ansible's linear strategy does.
+    let site = "- hosts: all\n  gather_facts: false\n  tasks:\n\
+                \x20   - shell: \"{% if inventory_hostname == 'c' %}sleep 1; {% endif %}echo {{ inventory_hostname }}-$$\"\n      register: out\n\
+                \x20   - set_fact: {mine: \"{{ out.stdout }}\"}\n\
+                \x20   - copy:\n        dest: '{{ d }}/{{ inventory_hostname }}-all'\n        content: \"{% for h in ansible_play_hosts %}{{ hostvars[h].out.stdout }}={{ hostvars[h].mine }} {% endfor %}\\n\"\n";
+    for forks in ["50", "1"] {
+        let (r, dir) = run3(site, &["--forks", forks]);
+        r.assert_ok();
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}\n{}", r.stdout));
+        let a = read("a-all");
+        assert_eq!(a, read("b-all"));
+        assert_eq!(a, read("c-all"));
+        let parts: Vec<&str> = a.split_whitespace().collect();
+        assert_eq!(parts.len(), 3, "{a}");
+        for (p, h) in parts.iter().zip(["a", "b", "c"]) {
+            let (out, mine) = p.split_once('=').unwrap();
+            assert!(out.starts_with(&format!("{h}-")) && out == mine, "{a}");
+        }
+    }
+}

@@ -36,6 +36,16 @@ pub struct PlayContext {
     pub play_hosts: Vec<String>,
     /// Failures in this batch of the play (`any_errors_fatal`, `max_fail_percentage`).
     pub batch: Arc<super::batch::Batch>,
+    /// Where the batch's hosts meet (plays with `run_once` tasks or reading `hostvars`).
+    pub sync: Option<Arc<super::sync::TaskSync>>,
+    /// Per task of the play: its hosts meet before it (see [`super::sync`]).
+    pub meets: Vec<bool>,
+    /// Whether the play reads `hostvars` (a meeting then refreshes them).
+    pub reads_hostvars: bool,
+    /// The play's shared names (`hostvars`, `groups`...), as `templar` has them.
+    pub globals: Arc<Vars>,
+    /// The run's fork slots: a host gives its slot up while it waits for the others.
+    pub forks: Arc<tokio::sync::Semaphore>,
 }
 
 impl PlayContext {
@@ -131,6 +141,23 @@ pub struct HostRun {
     prepared: HashMap<(usize, usize), (u64, Box<dyn ModuleTask>)>,
     /// Later tasks whose packages an earlier task's transaction installed (task index).
     absorbed: HashMap<usize, packages::Absorbed>,
+    /// The fork slot this host runs under (given up while it waits for other hosts).
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Bumped when `host_vars` change; `published` is the version the batch has seen.
+    vars_version: u64,
+    published: u64,
+    /// The names the last task registered or set (what a `run_once` task passes on).
+    last_set: Vec<String>,
+}
+
+impl Drop for HostRun {
+    /// However the host leaves the play (an error, a cancelled run), the others of its
+    /// batch stop waiting for it.
+    fn drop(&mut self) {
+        if let Some(sync) = &self.ctx.sync {
+            sync.at(&self.host, super::sync::LEFT, None);
+        }
+    }
 }
 
 fn merge(into: &mut Vars, from: &Vars) {
@@ -167,6 +194,10 @@ impl HostRun {
             generation: 0,
             prepared: HashMap::new(),
             absorbed: HashMap::new(),
+            permit: None,
+            vars_version: 0,
+            published: 0,
+            last_set: Vec::new(),
         };
         run.inventory_vars = run.ctx.inventory.host_vars(&run.host);
         run.base_vars = Arc::new(run.compute_base_vars());
@@ -191,8 +222,68 @@ impl HostRun {
         run
     }
 
-    pub fn into_host_vars(self) -> Vars {
-        self.host_vars
+    pub fn into_host_vars(mut self) -> Vars {
+        std::mem::take(&mut self.host_vars)
+    }
+
+    /// Run under this fork slot (given up while waiting for the other hosts of the batch).
+    pub fn with_permit(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        self.permit = Some(permit);
+        self
+    }
+
+    /// Tell the batch this host is at task `index` (with its variables, if they changed).
+    fn report_progress(&mut self, index: usize) {
+        if let Some(sync) = &self.ctx.sync {
+            let vars = (self.published != self.vars_version).then(|| Arc::new(self.host_vars.clone()));
+            self.published = self.vars_version;
+            sync.at(&self.host, index, vars);
+        }
+    }
+
+    /// Wait, without holding a fork slot, until every host of the batch has finished the
+    /// tasks before `index`; then see in `hostvars` what they registered or set.
+    async fn meet(&mut self, sync: &super::sync::TaskSync, index: usize) {
+        self.unslotted(sync.wait_all(index)).await;
+        if self.ctx.reads_hostvars {
+            let globals = sync.globals_at(index, &self.ctx.globals);
+            self.templar = self.ctx.templar.with_globals(globals).with_base(self.base_vars.clone());
+            // Tasks prepared ahead rendered the older `hostvars`.
+            self.generation += 1;
+        }
+    }
+
+    /// Wait for `f` without holding a fork slot (the hosts waited for may need it).
+    async fn unslotted<F: std::future::Future>(&mut self, f: F) -> F::Output {
+        let held = self.permit.take().is_some();
+        let out = f.await;
+        if held {
+            if let Ok(p) = self.ctx.forks.clone().acquire_owned().await {
+                self.permit = Some(p);
+            }
+        }
+        out
+    }
+
+    /// The result a `run_once` task's runner leaves for the other hosts.
+    fn once_result(&self, end: &TaskEnd) -> super::sync::OnceResult {
+        let vars: Vars = self.last_set.iter().filter_map(|k| Some((k.clone(), self.host_vars.get(k)?.clone()))).collect();
+        super::sync::OnceResult {
+            uncertain: vars.keys().filter(|k| self.uncertain.contains(*k)).cloned().collect(),
+            vars,
+            failed: !matches!(end, TaskEnd::Continue),
+        }
+    }
+
+    /// Take what the host that ran a `run_once` task registered and set.
+    fn adopt_once(&mut self, r: super::sync::OnceResult) {
+        if r.vars.is_empty() {
+            return;
+        }
+        self.uncertain.extend(r.uncertain);
+        self.host_vars.extend(r.vars);
+        self.generation += 1;
+        self.vars_version += 1;
     }
 
     /// Ansible precedence, low to high: role defaults < inventory < facts < play vars < role vars.
@@ -324,9 +415,11 @@ impl HostRun {
         let play = ctx.play();
         let n = play.tasks.len();
         let mut outcome = HostOutcome::Ok;
+        let mut lost = false;
         for i in 0..n {
             let task = &play.tasks[i];
             let key = (i + 1, 0, 0);
+            self.report_progress(i);
             if ctx.batch.stopping() {
                 // Another host's failure was fatal, or it ended the batch or play: run no
                 // further task (handlers still run).
@@ -335,10 +428,37 @@ impl HostRun {
             if !self.selected(task) {
                 continue;
             }
-            if task.run_once && ctx.play_hosts.first() != Some(&self.host) {
+            let meta = modules::lookup(&task.module).is_none() && task.module.ends_with("meta");
+            let mut runs_once = false;
+            match &ctx.sync {
+                Some(sync) if ctx.meets.get(i) == Some(&true) => {
+                    self.meet(sync, i).await;
+                    if task.run_once && !meta {
+                        let runner = sync.runner(i).unwrap_or_default();
+                        if runner != self.host {
+                            // The runner's result is this host's (Ansible's run_once).
+                            let r = self.unslotted(sync.wait_once(i, &runner)).await;
+                            let failed = r.failed;
+                            self.adopt_once(r);
+                            if failed {
+                                self.emit_header(key, task, false);
+                                let out = failed_outcome(format!("{}: the run_once task failed on {runner}, the host that ran it for the batch", task.location));
+                                self.emit_result(key, task, None, &out, true);
+                                ctx.batch.host_lost(task.any_errors_fatal);
+                                outcome = HostOutcome::Failed;
+                                break;
+                            }
+                            continue;
+                        }
+                        runs_once = true;
+                    }
+                }
+                _ => {}
+            }
+            if task.run_once && !runs_once && ctx.play_hosts.first() != Some(&self.host) {
                 continue;
             }
-            if modules::lookup(&task.module).is_none() && task.module.ends_with("meta") {
+            if meta {
                 // meta: flush_handlers, end_host / end_batch / end_play (others are no-ops
                 // here), under the task's `when`.
                 let action = task.args.as_str().unwrap_or("").trim().to_string();
@@ -379,7 +499,13 @@ impl HostRun {
                 continue;
             }
             self.emit_header(key, task, false);
-            match self.run_task(task, key, i).await {
+            let end = self.run_task(task, key, i).await;
+            if runs_once {
+                if let Some(sync) = &ctx.sync {
+                    sync.post_once(i, self.once_result(&end));
+                }
+            }
+            match end {
                 TaskEnd::Continue => {}
                 TaskEnd::Failed => {
                     ctx.batch.host_lost(task.any_errors_fatal);
@@ -388,10 +514,17 @@ impl HostRun {
                 }
                 TaskEnd::Unreachable => {
                     ctx.batch.host_lost(task.any_errors_fatal);
-                    return HostOutcome::Unreachable;
+                    outcome = HostOutcome::Unreachable;
+                    lost = true;
+                    break;
                 }
             }
             self.passed(key);
+        }
+        // The other hosts of the batch need not wait for this one's handlers.
+        self.report_progress(super::sync::LEFT);
+        if lost {
+            return outcome;
         }
         // Handlers run at the end of the play, also when a later task failed (Ansible drops
         // them unless --force-handlers; a restart that was due should still happen).
@@ -547,8 +680,10 @@ impl HostRun {
                 self.host_vars.insert(k.clone(), v.clone());
             }
         }
-        if task.register.is_some() || outcomes.iter().any(|(_, o)| !o.facts.is_empty()) {
+        self.last_set = outcomes.iter().flat_map(|(_, o)| o.facts.keys().cloned()).chain(task.register.clone()).collect();
+        if !self.last_set.is_empty() {
             self.generation += 1;
+            self.vars_version += 1;
         }
         if task.check_mode.unwrap_or(self.ctx.opts.check) {
             // What a real run would have registered or set may differ: the result of a task

@@ -7,6 +7,7 @@ mod facts;
 mod host;
 pub mod probe;
 mod schedule;
+mod sync;
 
 use crate::connection::{self, ConnectionSpec, HostKeyChecking, Transport, TransportKind};
 use crate::inventory::Inventory;
@@ -278,6 +279,8 @@ struct RunShared {
     last_play: HashMap<String, usize>,
     /// Per play: its hosts all gather facts before any runs a task (see [`run_play`]).
     barrier: Vec<bool>,
+    /// Per play: it reads `hostvars` (see [`sync`]).
+    reads_hostvars: Vec<bool>,
     /// A play ended the run (see [`batch::Batch::ends_run`]): plays not started yet don't.
     ended: std::sync::atomic::AtomicBool,
 }
@@ -310,6 +313,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
     let texts = play_texts(&playbook, &inventory, &opts, &play_hosts);
     let deps = play_dependencies(&playbook, &play_hosts, &texts, opts.overlap_plays);
     let barrier: Vec<bool> = texts.iter().map(|t| schedule::needs_barrier(t)).collect();
+    let reads_hostvars: Vec<bool> = texts.iter().map(|t| schedule::mentions(t, "hostvars")).collect();
     let mut last_play = HashMap::new();
     for (i, hosts) in play_hosts.iter().enumerate() {
         for h in hosts {
@@ -327,6 +331,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         forks: Arc::new(Semaphore::new(opts.forks.max(1))),
         last_play,
         barrier,
+        reads_hostvars,
         ended: std::sync::atomic::AtomicBool::new(false),
     });
 
@@ -520,7 +525,7 @@ async fn run_batch(
                 }
                 if connected {
                     shared.events.emit(Event::Passed { play: play_idx, host: h.clone(), key: FACTS_KEY });
-                    run_host(&shared, &ctx, &h, &mut rec).await;
+                    run_host(&shared, &ctx, &h, &mut rec, None).await;
                 } else {
                     shared.events.emit(Event::HostDone { play: play_idx, host: h.clone() });
                 }
@@ -566,9 +571,9 @@ async fn run_batch(
     for h in running {
         let (shared, ctx) = (shared.clone(), ctx.clone());
         joins.push(tokio::spawn(async move {
-            let _permit = shared.forks.acquire().await;
+            let permit = shared.forks.clone().acquire_owned().await.ok();
             let mut rec = shared.records[&h].lock().await;
-            run_host(&shared, &ctx, &h, &mut rec).await;
+            run_host(&shared, &ctx, &h, &mut rec, permit).await;
         }));
     }
     for j in joins {
@@ -692,24 +697,47 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
     globals.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
     globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
     globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
+    let globals = Arc::new(globals);
+    // The batch's hosts meet before `run_once` tasks and, in a play that reads `hostvars`,
+    // before any task that follows one registering or setting a variable.
+    let reads_hostvars = shared.reads_hostvars[play_idx];
+    let mut sets_before = false;
+    let meets: Vec<bool> = play
+        .tasks
+        .iter()
+        .map(|t| {
+            let meet = t.run_once || (reads_hostvars && sets_before);
+            sets_before |= t.register.is_some() || crate::modules::lookup(&t.module).is_some_and(|m| m.name() == "set_fact");
+            meet
+        })
+        .collect();
+    let sync = (hostvars && meets.contains(&true)).then(|| Arc::new(sync::TaskSync::new(&play_hosts)));
     Arc::new(host::PlayContext {
         play_idx,
         playbook: playbook.clone(),
         inventory: inventory.clone(),
         opts: opts.clone(),
-        templar: templar.with_globals(Arc::new(globals)),
+        templar: templar.with_globals(globals.clone()),
         events: events.clone(),
         play_hosts,
         batch: batch.clone(),
+        sync,
+        meets,
+        reads_hostvars,
+        globals,
+        forks: shared.forks.clone(),
     })
 }
 
 /// Run the play's tasks on one connected host; close its connection when the run is done
 /// with it.
-async fn run_host(shared: &RunShared, ctx: &Arc<host::PlayContext>, h: &str, rec: &mut HostRecord) {
+async fn run_host(shared: &RunShared, ctx: &Arc<host::PlayContext>, h: &str, rec: &mut HostRecord, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
     let play_idx = ctx.play_idx;
     let conn = rec.conn.clone().expect("running hosts are connected");
     let mut run = host::HostRun::new(ctx.clone(), h.to_string(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
+    if let Some(p) = permit {
+        run = run.with_permit(p);
+    }
     let outcome = run.run_play().await;
     rec.host_vars = run.into_host_vars();
     shared.published().entry(h.to_string()).or_default().host_vars = rec.host_vars.clone();
