@@ -494,3 +494,38 @@ fn hostvars_show_what_the_other_hosts_registered_earlier_in_the_play() {
         }
     }
 }
+
+#[test]
+fn until_retries_a_task_until_its_condition_holds_and_fails_when_it_never_does() {
+    // A counter on the host: the first task needs 3 attempts; the second never gets there
+    // (2 retries: 3 attempts, then failed, ignored); with `retries` alone a failing command
+    // is run again; `delay` may be a template.
+    let site = "- hosts: a\n  gather_facts: false\n  vars: {pause: 0}\n  tasks:\n\
+                \x20   - shell: echo x >> {{ d }}/n; wc -l < {{ d }}/n\n      register: r\n      until: r.stdout | int >= 3\n      retries: 5\n      delay: '{{ pause }}'\n\
+                \x20   - shell: echo y >> {{ d }}/m; wc -l < {{ d }}/m\n      register: never\n      until: never.stdout | int > 10\n      retries: 2\n      delay: 0\n      ignore_errors: true\n\
+                \x20   - shell: echo z >> {{ d }}/k; test $(wc -l < {{ d }}/k) -ge 2\n      register: k\n      retries: 4\n      delay: 0\n\
+                \x20   - copy: {content: \"{{ r.attempts }} {{ r.stdout }} {{ never.attempts }} {{ never.failed }} {{ k.attempts }}\\n\", dest: '{{ d }}/result'}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}\n{}", r.stdout));
+    assert_eq!(read("result"), "3 3 3 True 2\n", "{}", r.stdout);
+    assert_eq!(read("m").lines().count(), 3, "2 retries: 3 attempts");
+    for line in ["FAILED - RETRYING: [a]: shell (5 retries left).", "FAILED - RETRYING: [a]: shell (4 retries left).", "FAILED - RETRYING: [a]: shell (1 retries left)."] {
+        assert!(r.stdout.contains(line), "{line}\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("the until condition was still false after 3 attempts"), "{}", r.stdout);
+    assert!(r.stdout.contains("ignored=1"), "{}", r.stdout);
+}
+
+#[test]
+fn until_in_check_mode_does_not_wait_for_what_a_skipped_change_would_have_made() {
+    // The command that would create the file doesn't run in check mode, so the wait for it
+    // is "cannot predict" at once (not 100 retries of a minute), and the run succeeds.
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - command: touch {{ d }}/ready\n      args: {creates: '{{ d }}/ready'}\n\
+                \x20   - stat: {path: '{{ d }}/ready'}\n      register: st\n      until: st.stat.exists\n      retries: 100\n      delay: 60\n";
+    let (r, _dir) = run3(site, &["--check"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("cannot predict"), "{}", r.stdout);
+    assert!(!r.stdout.contains("RETRYING"), "{}", r.stdout);
+}

@@ -632,7 +632,7 @@ impl HostRun {
                         other => short_json(other),
                     },
                 };
-                let mut out = self.run_item(task, &ivars, index, idx).await;
+                let mut out = self.run_item(task, &ivars, index, idx, key).await;
                 // Ansible's per-item result names its item (`r.results | map(attribute='item')`).
                 if let Value::Object(r) = &mut out.registered {
                     r.insert(loop_var.clone(), item.clone());
@@ -654,7 +654,7 @@ impl HostRun {
             }
             outcomes = outs;
         } else {
-            outcomes = vec![(None, self.run_item(task, &vars, index, 0).await)];
+            outcomes = vec![(None, self.run_item(task, &vars, index, 0, key).await)];
         }
         self.finish_task(task, key, outcomes, skipped_all, index)
     }
@@ -1039,13 +1039,90 @@ impl HostRun {
         });
     }
 
-    /// One item: when, prepare, probe, plan, (apply), register.
-    async fn run_item(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> ItemOutcome {
+    /// One item: when, prepare, probe, plan, (apply), register; again while `until` says so.
+    async fn run_item(&mut self, task: &Task, vars: &Vars, index: usize, item: usize, key: SlotKey) -> ItemOutcome {
         match self.eval_when(task, vars) {
             Ok(true) => {}
             Ok(false) => return skipped_outcome("Conditional result was False"),
             Err(e) => return self.task_error(task, e),
         }
+        let Some(retry) = &task.retry else {
+            return self.attempt(task, vars, index, item).await;
+        };
+        let (retries, delay) = match (self.retry_number(retry.retries.as_ref(), vars, 3, "retries"), self.retry_number(retry.delay.as_ref(), vars, 5, "delay")) {
+            (Ok(r), Ok(d)) => (r, d),
+            (Err(e), _) | (_, Err(e)) => return self.task_error(task, format!("{}: {e}", task.location)),
+        };
+        // Ansible: the first attempt and `retries` more.
+        let attempts = retries.max(1) + 1;
+        let mut n = 1;
+        loop {
+            let mut out = self.attempt(task, vars, index, item).await;
+            if let Value::Object(r) = &mut out.registered {
+                r.insert("attempts".into(), json!(n));
+            }
+            // Nothing to wait for: the host is gone, or the task didn't run (`when`, check mode).
+            if matches!(out.status, Status::Unreachable | Status::Skipped) {
+                return out;
+            }
+            let met = match &retry.until {
+                None => Ok(out.status != Status::Failed),
+                Some(conds) => {
+                    let mut uvars = vars.clone();
+                    if let Some(r) = &task.register {
+                        uvars.insert(r.clone(), out.registered.clone());
+                    }
+                    if let Value::Object(reg) = &out.registered {
+                        for (k, v) in reg {
+                            uvars.entry(k.clone()).or_insert(v.clone());
+                        }
+                    }
+                    self.eval_conditions(conds, &uvars, "until", task)
+                }
+            };
+            match met {
+                Ok(true) => return out,
+                Err(e) => return self.task_error(task, e),
+                // Check mode, after a change not made: what it waits for may never come.
+                Ok(false) if self.unpredictable(task) => return self.task_error(task, "the until condition is false".into()),
+                Ok(false) if n >= attempts => {
+                    if out.status != Status::Failed {
+                        let msg = format!("the until condition was still false after {n} attempts");
+                        if let Value::Object(r) = &mut out.registered {
+                            r.insert("failed".into(), json!(true));
+                            r.insert("msg".into(), json!(msg));
+                        }
+                        out.status = Status::Failed;
+                        out.msg = Some(msg);
+                        out.facts = Map::new();
+                        out.ignored = task.ignore_errors;
+                    }
+                    return out;
+                }
+                Ok(false) => {}
+            }
+            self.ctx.events.emit(Event::Retry { play: self.ctx.play_idx, key, host: self.host.clone(), task: self.task_title(task), retries_left: (attempts - n) as u32 });
+            tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+            // What the task reads on the host is read again.
+            self.probe_cache.clear();
+            n += 1;
+        }
+    }
+
+    /// `retries` / `delay`: a number, or a template giving one.
+    fn retry_number(&self, v: Option<&Value>, vars: &Vars, default: u64, what: &str) -> Result<u64, String> {
+        let Some(v) = v else { return Ok(default) };
+        let v = self.templar.render_value(v, vars).map_err(|e| format!("{what}: {e}"))?;
+        match &v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| format!("{what}: expected a whole number of {}, got {v}", if what == "delay" { "seconds" } else { "retries" }))
+    }
+
+    /// One attempt of one item: prepare, probe, plan, (apply), register.
+    async fn attempt(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> ItemOutcome {
         match self.run_item_inner(task, vars, index, item).await {
             Ok(o) if o.status == Status::Failed && self.unpredictable(task) => self.task_error(task, o.msg.unwrap_or_default()),
             Ok(o) => o,

@@ -130,6 +130,7 @@ fn event_play(e: &Event) -> Option<usize> {
         | Event::Result { play, .. }
         | Event::Passed { play, .. }
         | Event::HostDone { play, .. }
+        | Event::Retry { play, .. }
         | Event::NoMoreHosts { play } => Some(*play),
         Event::Warning { .. } | Event::Recap { .. } => None,
     }

@@ -75,11 +75,22 @@ pub struct Task {
     pub no_log: bool,
     pub check_mode: Option<bool>,
     pub run_once: bool,
+    /// `until` / `retries` / `delay`: run again until the conditions hold (or, with `retries`
+    /// alone, until it doesn't fail), as Ansible does.
+    pub retry: Option<Retry>,
     /// A failure of this task ends the run after the current play (`any_errors_fatal`, from
     /// the task, its blocks or the play).
     pub any_errors_fatal: bool,
     pub role: Option<Arc<Role>>,
     pub location: Location,
+}
+
+/// A task's `until` conditions, and `retries` / `delay` as written (templates allowed).
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub until: Option<Vec<Value>>,
+    pub retries: Option<Value>,
+    pub delay: Option<Value>,
 }
 
 impl Task {
@@ -134,7 +145,7 @@ const TASK_KEYWORDS: &[&str] = &[
 const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
 /// Keywords whose presence we refuse rather than silently ignore (they change semantics).
-const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_to", "until", "retries", "delay", "environment", "remote_user", "async", "poll"];
+const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_to", "environment", "remote_user", "async", "poll"];
 
 const BLOCK_KEYWORDS: &[&str] =
     &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal"];
@@ -733,6 +744,11 @@ impl Loader<'_> {
             no_log: inh.no_log.unwrap_or(false),
             check_mode: inh.check_mode,
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
+            retry: (m.contains_key("until") || m.contains_key("retries")).then(|| Retry {
+                until: m.get("until").map(conditions),
+                retries: m.get("retries").map(Node::to_json),
+                delay: m.get("delay").map(Node::to_json),
+            }),
             any_errors_fatal: inh.any_errors_fatal.unwrap_or(false),
             role: inh.role.clone(),
             location: node.location(file),

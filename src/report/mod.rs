@@ -94,6 +94,9 @@ pub enum Event {
     /// (`any_errors_fatal`, `max_fail_percentage`). Later plays don't start.
     NoMoreHosts { play: usize },
     Warning { host: Option<String>, msg: String },
+    /// A task's attempt didn't meet its `until` (or failed, with `retries` alone): it runs
+    /// again after its `delay`. Printed at once, as Ansible's "FAILED - RETRYING" line.
+    Retry { play: usize, #[serde(rename = "slot")] key: SlotKey, host: String, task: String, retries_left: u32 },
     Recap { stats: BTreeMap<String, HostStats> },
 }
 
@@ -181,6 +184,8 @@ pub struct HumanReporter<W: Write + Send> {
     progress: BTreeMap<String, Option<SlotKey>>,
     /// Buffered slots: key -> (header, results in arrival order).
     pending: BTreeMap<SlotKey, Slot>,
+    /// Slots whose header is out already (printed early for a retry line).
+    headers_out: std::collections::BTreeSet<SlotKey>,
 }
 
 /// A buffered slot: its header (name, is a handler) and its results in arrival order.
@@ -258,7 +263,7 @@ pub fn render_diffs(diffs: &[DiffOut]) -> String {
 
 impl<W: Write + Send> HumanReporter<W> {
     pub fn new(out: W, opts: HumanOptions) -> Self {
-        HumanReporter { out, opts, play: None, progress: BTreeMap::new(), pending: BTreeMap::new() }
+        HumanReporter { out, opts, play: None, progress: BTreeMap::new(), pending: BTreeMap::new(), headers_out: Default::default() }
     }
 
     fn line(&mut self, s: &str) {
@@ -321,6 +326,12 @@ impl<W: Write + Send> HumanReporter<W> {
         self.line(&painted);
     }
 
+    fn print_header(&mut self, (name, handler): &(String, bool)) {
+        self.line("");
+        let title = if *handler { format!("RUNNING HANDLER [{name}]") } else { format!("TASK [{name}]") };
+        self.line(&banner(&title));
+    }
+
     /// Print every buffered slot that all running hosts have passed.
     fn flush_ready(&mut self, all: bool) {
         while let Some((&key, _)) = self.pending.iter().next() {
@@ -329,10 +340,8 @@ impl<W: Write + Send> HumanReporter<W> {
                 break;
             }
             let (header, results) = self.pending.remove(&key).unwrap_or_default();
-            if let Some((name, handler)) = header {
-                self.line("");
-                let title = if handler { format!("RUNNING HANDLER [{name}]") } else { format!("TASK [{name}]") };
-                self.line(&banner(&title));
+            if let Some(h) = header.filter(|_| !self.headers_out.remove(&key)) {
+                self.print_header(&h);
             }
             for (_, r) in results {
                 self.print_result(&r);
@@ -378,6 +387,17 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                 self.flush_ready(true);
                 self.line("");
                 self.line(&banner("NO MORE HOSTS LEFT"));
+            }
+            Event::Retry { key, host, task, retries_left, .. } => {
+                // Under its task's header when every slot before it is out (as Ansible shows
+                // it), else at once: a retry line is news of a wait in progress.
+                if self.pending.keys().next() == Some(&key) && !self.headers_out.contains(&key) {
+                    if let Some(h) = self.pending.get(&key).and_then(|s| s.0.clone()) {
+                        self.print_header(&h);
+                        self.headers_out.insert(key);
+                    }
+                }
+                let _ = writeln!(self.out, "{}", paint(red(), &format!("FAILED - RETRYING: [{host}]: {task} ({retries_left} retries left).")));
             }
             Event::Warning { host, msg } => {
                 let text = match host {
@@ -490,6 +510,26 @@ mod tests {
         assert!(t0 < b0 && b0 < t1, "{plain}");
         assert!(plain.contains("PLAY RECAP"));
         assert!(plain.contains("ok=2") && plain.contains("changed=2") && plain.contains("failed=0"), "{plain}");
+    }
+
+    #[test]
+    fn a_retry_line_comes_under_its_task_header_printed_once() {
+        let mut buf = Vec::new();
+        {
+            let mut r = HumanReporter::new(&mut buf, HumanOptions::default());
+            r.event(Event::PlayStart { play: 0, name: "p".into(), hosts: vec!["a".into(), "b".into()], check: false });
+            r.event(Event::Task { play: 0, key: (1, 0, 0), name: "wait".into(), handler: false, location: String::new() });
+            r.event(Event::Retry { play: 0, key: (1, 0, 0), host: "a".into(), task: "wait".into(), retries_left: 2 });
+            r.event(Event::Task { play: 0, key: (1, 0, 0), name: "wait".into(), handler: false, location: String::new() });
+            for h in ["a", "b"] {
+                r.event(Event::Result { play: 0, key: (1, 0, 0), task: "wait".into(), result: res(h, Status::Ok) });
+                r.event(Event::Passed { play: 0, host: h.into(), key: (1, 0, 0) });
+            }
+        }
+        let plain = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap().replace_all(&String::from_utf8(buf).unwrap(), "").to_string();
+        assert_eq!(plain.matches("TASK [wait]").count(), 1, "{plain}");
+        let (header, retry, ok) = (plain.find("TASK [wait]").unwrap(), plain.find("FAILED - RETRYING: [a]: wait (2 retries left).").unwrap(), plain.find("ok: [a]").unwrap());
+        assert!(header < retry && retry < ok, "{plain}");
     }
 
     #[test]
