@@ -282,6 +282,8 @@ const FILES_SITE: &str = r##"
   hosts: all
   vars:
     root: /srv/files
+  # Exported before every probe and action of every task (inner layers win).
+  environment: {GREETING: "hello {{ inventory_hostname }}", LEVEL: outer}
   tasks:
     - name: deep directory
       file: {path: "{{ root }}/tree/a/b", state: directory}
@@ -321,6 +323,14 @@ const FILES_SITE: &str = r##"
       template: {src: motd.j2, dest: /etc/md/motd, mode: "0644"}
     - name: run once (creates)
       command: {cmd: "touch done", chdir: "{{ root }}", creates: "{{ root }}/done"}
+    - name: environment of the play and the task
+      shell: {cmd: 'echo "$GREETING $LEVEL $N" > env.txt', chdir: "{{ root }}", creates: "{{ root }}/env.txt"}
+      environment: {LEVEL: inner, N: 3}
+    - name: environment under become
+      command: sh -c 'test "$LEVEL" = outer && test "$(id -un)" = nobody'
+      become: true
+      become_user: nobody
+      changed_when: false
     - name: run while the flag exists (removes)
       shell: {cmd: "rm old.flag && echo removed >> removed.log", chdir: /etc/md, removes: /etc/md/old.flag}
     - name: look at the hard link
@@ -362,7 +372,7 @@ fn verify_files(t: &Target) {
          cat /etc/md/app.conf; for b in /etc/md/app.conf.*~; do echo BACKUP $b; cat $b; done; \
          echo INI; cat /etc/md/settings.ini; echo NEW; stat -c %a /etc/md/new.conf; cat /etc/md/new.conf; cat /etc/md/hosts.extra; \
          cat /etc/md/motd; test -f done && echo done-exists; cat /etc/md/removed.log; test -e /etc/md/old.flag || echo flag-gone; \
-         echo VALIDATED; cat /etc/md/validated.conf",
+         echo VALIDATED; cat /etc/md/validated.conf; echo ENV; cat env.txt",
     );
     assert_has(
         &s,
@@ -383,6 +393,8 @@ fn verify_files(t: &Target) {
             "done-exists",
             "flag-gone",
             "VALIDATED\nkeep = me\n",
+            "ENV\nhello ",
+            " inner 3\n",
         ],
     );
     assert!(!s.contains("debug"), "{s}");

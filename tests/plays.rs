@@ -529,3 +529,18 @@ fn until_in_check_mode_does_not_wait_for_what_a_skipped_change_would_have_made()
     assert!(r.stdout.contains("cannot predict"), "{}", r.stdout);
     assert!(!r.stdout.contains("RETRYING"), "{}", r.stdout);
 }
+
+#[test]
+fn environment_layers_from_play_to_task_and_templated_mappings() {
+    // Play < block < task, inner names winning; a whole layer may be a template giving a
+    // mapping (`environment: "{{ proxy_env }}"`); values are rendered per host.
+    let site = "- hosts: a:b\n  gather_facts: false\n  vars: {proxy_env: {HTTP_PROXY: 'http://proxy:3128', WHO: '{{ inventory_hostname }}'}}\n  environment: {A: play, B: play}\n  tasks:\n\
+                \x20   - block:\n        - shell: echo \"$A $B $C $HTTP_PROXY $WHO\" > {{ d }}/{{ inventory_hostname }}\n          environment: {C: task, B: task}\n      environment: \"{{ proxy_env }}\"\n\
+                \x20   - shell: 'true'\n      environment: {'not a name': x}\n      when: inventory_hostname == 'b'\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}\n{}", r.stdout));
+    assert_eq!(read("a"), "play task task http://proxy:3128 a\n");
+    assert_eq!(read("b"), "play task task http://proxy:3128 b\n");
+    assert!(r.stdout.contains("site.yml:10:") && r.stdout.contains("'not a name' is not a valid variable name"), "{}", r.stdout);
+}

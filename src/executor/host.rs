@@ -150,6 +150,15 @@ pub struct HostRun {
     last_set: Vec<String>,
 }
 
+/// Probes with the task's `environment` exported first (kept apart from other tasks' probes:
+/// the script, and so the cache key, differs; no merging into a shared session).
+fn with_env(probes: Vec<Probe>, env: &str) -> Vec<Probe> {
+    if env.is_empty() {
+        return probes;
+    }
+    probes.into_iter().map(|p| Probe { script: format!("{env}{}", p.script), merge: None, ..p }).collect()
+}
+
 impl Drop for HostRun {
     /// However the host leaves the play (an error, a cancelled run), the others of its
     /// batch stop waiting for it.
@@ -882,6 +891,35 @@ impl HostRun {
         module.prepare(&args, &pctx).map_err(|e| format!("{}: {e}", task.location))
     }
 
+    /// The task's `environment` as `export` lines to put before its scripts (probes and
+    /// actions): the layers rendered with the task's variables, inner names winning.
+    fn task_env(&self, task: &Task, vars: &Vars) -> Result<String, String> {
+        let mut env: std::collections::BTreeMap<String, String> = Default::default();
+        for layer in &task.environment {
+            let rendered = self.templar.render_value(layer, vars).map_err(|e| format!("{}: environment: {e}", task.location))?;
+            let map = match rendered {
+                Value::Object(m) => m,
+                Value::Null => continue,
+                other => return Err(format!("{}: environment must be a mapping of variable names to values, got {}", task.location, short_json(&other))),
+            };
+            for (k, v) in map {
+                let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(format!("{}: environment: '{k}' is not a valid variable name", task.location));
+                }
+                let text = match v {
+                    Value::String(s) => s,
+                    Value::Null => String::new(),
+                    // Python's str(): True / False, as Ansible passes them.
+                    Value::Bool(b) => if b { "True" } else { "False" }.to_string(),
+                    other => other.to_string(),
+                };
+                env.insert(k, text);
+            }
+        }
+        Ok(env.iter().map(|(k, v)| format!("export {k}={}\n", modules::sh_quote(v))).collect())
+    }
+
     /// Wrap a script to run as `user` (become). The wrapped script's failure to start is
     /// explained by [`become_failure`].
     fn wrap(&self, script: &str, user: &str) -> String {
@@ -1000,9 +1038,10 @@ impl HostRun {
                     Ok(true) => self.prepare(task, &v, &run_as),
                     Err(e) => Err(e),
                 };
+                let Ok(env) = self.task_env(task, &v) else { continue };
                 match strict {
                     Ok(t) => {
-                        for p in t.probes() {
+                        for p in with_env(t.probes(), &env) {
                             out.push((j, run_as.clone(), p));
                         }
                         prepared.push(((j, k), t));
@@ -1016,7 +1055,7 @@ impl HostRun {
                     Err(e) => match self.prepare_with(&self.templar.lenient(), task, &v, &run_as) {
                         Ok(t) => {
                             tracing::debug!(host = %self.host, task = %task.display_name(), "probed ahead by guess: {e}");
-                            for p in t.probes() {
+                            for p in with_env(t.probes(), &env) {
                                 out.push((j, run_as.clone(), p));
                             }
                         }
@@ -1174,7 +1213,8 @@ impl HostRun {
             Some((generation, t)) if generation == self.generation => t,
             _ => self.prepare(task, vars, &run_as).map_err(ItemError::Task)?,
         };
-        let probes = mtask.probes();
+        let env = self.task_env(task, vars).map_err(ItemError::Task)?;
+        let probes = with_env(mtask.probes(), &env);
         let results = if probes.is_empty() { vec![] } else { self.probe(&probes, &run_as, index).await? };
         let mut plan: Plan = mtask.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
@@ -1208,7 +1248,7 @@ impl HostRun {
                 let mut outputs: Vec<ExecOutput> = Vec::new();
                 let mut failure = None;
                 for action in &plan.actions {
-                    let script = self.wrap(&action.script, &run_as);
+                    let script = self.wrap(&format!("{env}{}", action.script), &run_as);
                     self.ctx.events.round_trip(&self.host);
                     tracing::debug!(host = %self.host, action = %action.summary, "exec action");
                     let out = self.conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;

@@ -78,6 +78,9 @@ pub struct Task {
     /// `until` / `retries` / `delay`: run again until the conditions hold (or, with `retries`
     /// alone, until it doesn't fail), as Ansible does.
     pub retry: Option<Retry>,
+    /// `environment` layers (play, role, blocks, task; outermost first, inner names win), as
+    /// written: templates rendered per task.
+    pub environment: Vec<Value>,
     /// A failure of this task ends the run after the current play (`any_errors_fatal`, from
     /// the task, its blocks or the play).
     pub any_errors_fatal: bool,
@@ -145,10 +148,10 @@ const TASK_KEYWORDS: &[&str] = &[
 const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
 /// Keywords whose presence we refuse rather than silently ignore (they change semantics).
-const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_to", "environment", "remote_user", "async", "poll"];
+const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_to", "remote_user", "async", "poll"];
 
 const BLOCK_KEYWORDS: &[&str] =
-    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal"];
+    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment"];
 
 /// Inherited keywords passed down from blocks, includes and roles.
 #[derive(Debug, Clone, Default)]
@@ -162,6 +165,8 @@ struct Inherit {
     no_log: Option<bool>,
     check_mode: Option<bool>,
     any_errors_fatal: Option<bool>,
+    /// `environment` of the play, roles, blocks and includes around the task, outermost first.
+    environment: Vec<Value>,
     role: Option<Arc<Role>>,
 }
 
@@ -377,6 +382,7 @@ impl Loader<'_> {
             no_log: m.get("no_log").map(|b| bool_of(file, b, "no_log")).transpose()?,
             check_mode: m.get("check_mode").map(|b| bool_of(file, b, "check_mode")).transpose()?,
             any_errors_fatal: m.get("any_errors_fatal").map(|b| bool_of(file, b, "any_errors_fatal")).transpose()?,
+            environment: m.get("environment").map(Node::to_json).into_iter().collect(),
             ..Default::default()
         };
         let max_fail_percentage = match m.get("max_fail_percentage") {
@@ -388,9 +394,6 @@ impl Loader<'_> {
             Some(Value::Array(a)) => a,
             Some(v) => vec![v],
         };
-        if let Some(e) = m.get("environment") {
-            return Err(err_at(file, e, "play keyword 'environment' is not supported: set the variables in the commands that need them"));
-        }
 
         let mut tasks = Vec::new();
         let mut handlers = Vec::new();
@@ -447,6 +450,7 @@ impl Loader<'_> {
                         "when" => inh.when.extend(conditions(v)),
                         "become" => inh.r#become = Some(bool_of(file, v, "become")?),
                         "become_user" => inh.become_user = v.as_str().map(str::to_string),
+                        "environment" => inh.environment.push(v.to_json()),
                         "vars" => params.extend(vars_of(file, v, "role vars")?),
                         _ => {
                             params.insert(k.clone(), v.to_json());
@@ -568,6 +572,9 @@ impl Loader<'_> {
         }
         if let Some(b) = m.get("any_errors_fatal") {
             inh.any_errors_fatal = Some(bool_of(file, b, "any_errors_fatal")?);
+        }
+        if let Some(e) = m.get("environment") {
+            inh.environment.push(e.to_json());
         }
         Ok(inh)
     }
@@ -750,6 +757,7 @@ impl Loader<'_> {
                 delay: m.get("delay").map(Node::to_json),
             }),
             any_errors_fatal: inh.any_errors_fatal.unwrap_or(false),
+            environment: inh.environment.clone(),
             role: inh.role.clone(),
             location: node.location(file),
         };
@@ -892,8 +900,6 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let e = site_error(d.path(), "- hosts: all\n  max_fail_percentage: lots\n  tasks: []\n");
         assert!(e.contains("site.yml:2:") && e.contains("max_fail_percentage"), "{e}");
-        let e = site_error(d.path(), "- hosts: all\n  environment: {A: b}\n  tasks: []\n");
-        assert!(e.contains("site.yml:2:") && e.contains("'environment' is not supported"), "{e}");
     }
 
     #[test]

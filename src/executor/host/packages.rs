@@ -54,7 +54,7 @@ impl HostRun {
     /// If `task` (an `apt` install at `index`, about to run as `run_as`) can take later tasks'
     /// packages into its transaction: the merged task, and what each absorbed task installs.
     pub(super) async fn merge_package_tasks(&mut self, task: &Task, vars: &Vars, index: usize, run_as: &str) -> Option<(Box<dyn ModuleTask>, Vec<(usize, Plan)>)> {
-        if modules::lookup(&task.module)?.name() != "apt" || task.loop_items.is_some() {
+        if modules::lookup(&task.module)?.name() != "apt" || task.loop_items.is_some() || !task.environment.is_empty() {
             return None;
         }
         let (_, mut args) = Self::task_args(&self.templar, task, vars).ok()?;
@@ -82,7 +82,7 @@ impl HostRun {
             }
             let Ok((_, largs)) = Self::task_args(&self.templar, later, &lvars) else { continue };
             // Another apt task: joins if it surely runs, as the same user, with the same options.
-            if !later.when.is_empty() || later.loop_items.is_some() || self.run_as(later, &lvars).ok().as_deref() != Some(run_as) {
+            if !later.when.is_empty() || later.loop_items.is_some() || !later.environment.is_empty() || self.run_as(later, &lvars).ok().as_deref() != Some(run_as) {
                 continue;
             }
             let Some(merged) = apt::merge_install(&args, &largs) else { continue };
