@@ -544,3 +544,52 @@ fn environment_layers_from_play_to_task_and_templated_mappings() {
     assert_eq!(read("b"), "play task task http://proxy:3128 b\n");
     assert!(r.stdout.contains("site.yml:10:") && r.stdout.contains("'not a name' is not a valid variable name"), "{}", r.stdout);
 }
+
+/// The marks a run left in `dir`, sorted.
+fn marks(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut m: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    m.sort();
+    m
+}
+
+#[test]
+fn block_rescue_and_always_as_ansible_runs_them() {
+    // A body failure skips the rest of the body, runs the rescue (which sees what failed) and
+    // the always section, and the play goes on: the host counts as rescued, not failed.
+    let t = |name: &str| format!("file: {{path: '{{{{ d }}}}/{name}', state: touch}}");
+    let site = format!(
+        "- hosts: a\n  gather_facts: false\n  tasks:\n\
+         \x20   - block:\n        - {}\n        - name: breaks\n          command: sh -c 'exit 3'\n        - {}\n      rescue:\n        - copy: {{content: \"{{{{ ansible_failed_task.name }}}} {{{{ ansible_failed_result.rc }}}}\\n\", dest: '{{{{ d }}}}/rescued'}}\n      always:\n        - {}\n\
+         \x20   - block:\n        - {}\n      rescue:\n        - {}\n      always:\n        - {}\n\
+         \x20   - {}\n",
+        t("body1"),
+        t("body3"),
+        t("always1"),
+        t("ok-body"),
+        t("ok-rescue"),
+        t("ok-always"),
+        t("after")
+    );
+    let (r, dir) = run3(&site, &[]);
+    r.assert_ok();
+    assert_eq!(marks(&dir), ["after", "always1", "body1", "ok-always", "ok-body", "rescued"], "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(dir.path().join("rescued")).unwrap(), "breaks 3\n");
+    assert!(r.stdout.contains("rescued=1") && r.stdout.contains("failed=0"), "{}", r.stdout);
+}
+
+#[test]
+fn a_failure_no_rescue_takes_runs_the_always_sections_and_fails_the_host() {
+    // Inner block: always only (runs, then the failure goes out to the outer block's rescue,
+    // which fails too: the outer always runs and the host fails; nothing after the block).
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - block:\n        - block:\n            - command: 'false'\n            - file: {path: '{{ d }}/not-run', state: touch}\n          always:\n            - file: {path: '{{ d }}/inner-always', state: touch}\n\
+                \x20     rescue:\n        - file: {path: '{{ d }}/outer-rescue', state: touch}\n        - command: 'false'\n        - file: {path: '{{ d }}/not-run-either', state: touch}\n\
+                \x20     always:\n        - file: {path: '{{ d }}/outer-always', state: touch}\n\
+                \x20   - file: {path: '{{ d }}/after', state: touch}\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert_eq!(marks(&dir), ["inner-always", "outer-always", "outer-rescue"], "{}", r.stdout);
+    let recap = r.recap();
+    assert_eq!(recap["a"].failed, 1, "the rescue's failure: {}", r.stdout);
+    assert!(r.stdout.contains("rescued=1"), "the first failure was rescued: {}", r.stdout);
+}

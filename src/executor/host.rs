@@ -8,7 +8,7 @@ use super::{Events, RunOptions};
 use crate::connection::{ConnectionError, ExecOutput, Transport};
 use crate::inventory::Inventory;
 use crate::modules::{self, CheckSupport, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope, REDACTED};
-use crate::playbook::{Play, Playbook, Task};
+use crate::playbook::{Play, Playbook, Section, Task};
 use crate::report::{DiffOut, Event, SlotKey, Status, TaskResult};
 use crate::template::{Templar, Vars};
 use serde_json::{json, Map, Value};
@@ -148,6 +148,62 @@ pub struct HostRun {
     published: u64,
     /// The names the last task registered or set (what a `run_once` task passes on).
     last_set: Vec<String>,
+    /// The last failed task's result and name (`ansible_failed_result` / `_task` in a rescue).
+    last_failure: (Value, String),
+}
+
+/// A block around a failed task, in play task indices.
+#[derive(Debug, Clone)]
+struct AbsPart {
+    id: usize,
+    section: Section,
+    rescue: Option<usize>,
+    always: Option<usize>,
+    end: usize,
+}
+
+/// A failure held while an always section runs; then it goes on to `outer`.
+struct Failing {
+    outer: Vec<AbsPart>,
+    resume_at: usize,
+    fatal: bool,
+}
+
+enum Recovery {
+    /// Go on at the rescue section starting at `at` (of block `id`): the failure is handled.
+    Rescue { at: usize, id: usize },
+    /// Run the always section starting at `at`, then, at `end`, take the failure to `outer`.
+    Always { at: usize, end: usize, outer: Vec<AbsPart> },
+    Fail,
+}
+
+/// The blocks around task `i`, outermost first, in play task indices.
+fn abs_parts(task: &Task, i: usize) -> Vec<AbsPart> {
+    task.blocks
+        .iter()
+        .map(|p| {
+            let start = i - p.offset;
+            AbsPart { id: p.id, section: p.section, rescue: p.rescue.map(|r| start + r), always: p.always.map(|a| start + a), end: start + p.len }
+        })
+        .collect()
+}
+
+/// Where a failure inside `parts` goes (Ansible's order): the innermost block whose body
+/// failed and that has a rescue section rescues it; an always section on the way runs first.
+fn recover(parts: &[AbsPart]) -> Recovery {
+    for (k, p) in parts.iter().enumerate().rev() {
+        match (p.section, p.rescue, p.always) {
+            (Section::Body, Some(at), _) => return Recovery::Rescue { at, id: p.id },
+            (Section::Body | Section::Rescue, _, Some(at)) => return Recovery::Always { at, end: p.end, outer: parts[..k].to_vec() },
+            _ => {}
+        }
+    }
+    Recovery::Fail
+}
+
+/// Will a failure of `task` end in a rescue section?
+fn rescued(task: &Task) -> bool {
+    task.blocks.iter().any(|p| p.section == Section::Body && p.rescue.is_some())
 }
 
 /// Probes with the task's `environment` exported first (kept apart from other tasks' probes:
@@ -207,6 +263,7 @@ impl HostRun {
             vars_version: 0,
             published: 0,
             last_set: Vec::new(),
+            last_failure: (Value::Null, String::new()),
         };
         run.inventory_vars = run.ctx.inventory.host_vars(&run.host);
         run.base_vars = Arc::new(run.compute_base_vars());
@@ -272,6 +329,16 @@ impl HostRun {
             }
         }
         out
+    }
+
+    /// A rescue section begins: it sees what failed (Ansible's `ansible_failed_result`,
+    /// `ansible_failed_task`).
+    fn enter_rescue(&mut self) {
+        let (result, name) = self.last_failure.clone();
+        self.host_vars.insert("ansible_failed_result".into(), result);
+        self.host_vars.insert("ansible_failed_task".into(), json!({"name": name}));
+        self.generation += 1;
+        self.vars_version += 1;
     }
 
     /// The result a `run_once` task's runner leaves for the other hosts.
@@ -408,6 +475,7 @@ impl HostRun {
             },
             actions: if hidden { vec![] } else { out.actions.iter().map(|a| self.scrub(a)).collect() },
             ignored: out.ignored,
+            rescued: out.status == Status::Failed && !out.ignored && rescued(task),
             // The whole result with -vv; a failure's always (what failed: exit code, output).
             result: if hidden { json!({"censored": censored}) } else if self.ctx.opts.verbosity >= 2 || out.status == Status::Failed { self.scrub_value(&out.registered) } else { Value::Null },
             counts,
@@ -425,10 +493,37 @@ impl HostRun {
         let n = play.tasks.len();
         let mut outcome = HostOutcome::Ok;
         let mut lost = false;
+        // Blocks with rescue/always: tasks before `skip_until` are jumped over; the rescue
+        // sections entered; a failure waiting for an always section to end.
+        let mut skip_until = 0;
+        let mut rescuing: HashSet<usize> = HashSet::new();
+        let mut failing: Option<Failing> = None;
         for i in 0..n {
             let task = &play.tasks[i];
             let key = (i + 1, 0, 0);
             self.report_progress(i);
+            if let Some(f) = failing.take_if(|f| i >= f.resume_at) {
+                // The always section is done: the failure goes on outwards.
+                match recover(&f.outer) {
+                    Recovery::Rescue { at, id } => {
+                        rescuing.insert(id);
+                        self.enter_rescue();
+                        skip_until = at;
+                    }
+                    Recovery::Always { at, end, outer } => {
+                        skip_until = at;
+                        failing = Some(Failing { outer, resume_at: end, fatal: f.fatal });
+                    }
+                    Recovery::Fail => {
+                        ctx.batch.host_lost(f.fatal);
+                        outcome = HostOutcome::Failed;
+                        break;
+                    }
+                }
+            }
+            if i < skip_until || task.blocks.iter().any(|p| p.section == Section::Rescue && !rescuing.contains(&p.id)) {
+                continue;
+            }
             if ctx.batch.stopping() {
                 // Another host's failure was fatal, or it ended the batch or play: run no
                 // further task (handlers still run).
@@ -516,11 +611,23 @@ impl HostRun {
             }
             match end {
                 TaskEnd::Continue => {}
-                TaskEnd::Failed => {
-                    ctx.batch.host_lost(task.any_errors_fatal);
-                    outcome = HostOutcome::Failed;
-                    break;
-                }
+                TaskEnd::Failed => match recover(&abs_parts(task, i)) {
+                    Recovery::Rescue { at, id } => {
+                        rescuing.insert(id);
+                        self.enter_rescue();
+                        skip_until = at;
+                        failing = None;
+                    }
+                    Recovery::Always { at, end, outer } => {
+                        skip_until = at;
+                        failing = Some(Failing { outer, resume_at: end, fatal: task.any_errors_fatal });
+                    }
+                    Recovery::Fail => {
+                        ctx.batch.host_lost(task.any_errors_fatal);
+                        outcome = HostOutcome::Failed;
+                        break;
+                    }
+                },
                 TaskEnd::Unreachable => {
                     ctx.batch.host_lost(task.any_errors_fatal);
                     outcome = HostOutcome::Unreachable;
@@ -529,6 +636,11 @@ impl HostRun {
                 }
             }
             self.passed(key);
+        }
+        if let Some(f) = failing {
+            // An always section ended the play: nothing outside it rescues the failure.
+            ctx.batch.host_lost(f.fatal);
+            outcome = HostOutcome::Failed;
         }
         // The other hosts of the batch need not wait for this one's handlers.
         self.report_progress(super::sync::LEFT);
@@ -712,6 +824,10 @@ impl HostRun {
                 }
             }
         }
+        if any_failed {
+            let value = if looped { json!({"failed": true, "results": outcomes.iter().map(|(_, o)| o.registered.clone()).collect::<Vec<_>>()}) } else { outcomes[0].1.registered.clone() };
+            self.last_failure = (value, task.display_name());
+        }
         if let Some(reg) = &task.register {
             let value = if looped {
                 let results: Vec<Value> = outcomes.iter().map(|(_, o)| o.registered.clone()).collect();
@@ -760,7 +876,7 @@ impl HostRun {
             let ignored = outcomes.iter().any(|(_, o)| o.ignored);
             let summary = ItemOutcome { status, msg: None, diffs: vec![], actions: vec![], registered: Value::Null, facts: Map::new(), ignored, secrets: vec![] };
             // The summary only counts in the recap; the item lines are the display.
-            let result = TaskResult { ignored, ..TaskResult::new(&self.host, summary.status, None) };
+            let result = TaskResult { ignored, rescued: any_failed && rescued(task), ..TaskResult::new(&self.host, summary.status, None) };
             self.ctx.events.emit_count_only(result);
         } else {
             let (label, o) = &outcomes[0];
@@ -1017,6 +1133,10 @@ impl HostRun {
                 continue;
             }
             if task.run_once && self.ctx.play_hosts.first() != Some(&self.host) {
+                continue;
+            }
+            // Rescue sections run only after a failure.
+            if task.blocks.iter().any(|p| p.section == Section::Rescue) {
                 continue;
             }
             let vars = self.task_vars(task);

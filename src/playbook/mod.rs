@@ -81,11 +81,36 @@ pub struct Task {
     /// `environment` layers (play, role, blocks, task; outermost first, inner names win), as
     /// written: templates rendered per task.
     pub environment: Vec<Value>,
+    /// The blocks with `rescue`/`always` sections around the task, outermost first.
+    pub blocks: Vec<BlockPart>,
     /// A failure of this task ends the run after the current play (`any_errors_fatal`, from
     /// the task, its blocks or the play).
     pub any_errors_fatal: bool,
     pub role: Option<Arc<Role>>,
     pub location: Location,
+}
+
+/// Where a task stands in a block that has `rescue` or `always` tasks (the play's tasks are
+/// flattened: offsets count from the block's first task).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockPart {
+    /// The block (unique in the playbook).
+    pub id: usize,
+    pub section: Section,
+    /// This task's offset in the block.
+    pub offset: usize,
+    /// Offsets of the first `rescue` and `always` tasks, if any.
+    pub rescue: Option<usize>,
+    pub always: Option<usize>,
+    /// Tasks in the block, all sections.
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Body,
+    Rescue,
+    Always,
 }
 
 /// A task's `until` conditions, and `retries` / `delay` as written (templates allowed).
@@ -178,6 +203,8 @@ struct Loader<'a> {
     /// Handlers of roles that tasks import or include (`import_role`, `include_role`): the
     /// play's handlers too, after its own.
     included_handlers: Vec<Task>,
+    /// Blocks loaded so far (each gets its own id).
+    blocks: usize,
 }
 
 pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
@@ -195,7 +222,7 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
                 continue;
             }
         }
-        let mut loader = Loader { playbook_dir: &dir, loaded_roles: Vec::new(), roles: Vec::new(), included_handlers: Vec::new() };
+        let mut loader = Loader { playbook_dir: &dir, loaded_roles: Vec::new(), roles: Vec::new(), included_handlers: Vec::new(), blocks: 0 };
         plays.push(loader.play(&file, play_node)?);
     }
     Ok(Playbook { path: path.to_path_buf(), dir, plays })
@@ -587,11 +614,42 @@ impl Loader<'_> {
                     return Err(err_at(file, v, format!("'{k}' is not valid on a block; valid: {}", BLOCK_KEYWORDS.join(", "))));
                 }
             }
-            if let Some(r) = m.get("rescue").or_else(|| m.get("always")) {
-                return Err(err_at(file, r, "block 'rescue'/'always' sections are not supported yet"));
-            }
             let inh = self.apply_common(file, m, inherit)?;
-            return self.task_list(file, block, &inh, out);
+            let start = out.len();
+            self.task_list(file, block, &inh, out)?;
+            let rescue_at = out.len();
+            if let Some(r) = m.get("rescue") {
+                self.task_list(file, r, &inh, out)?;
+            }
+            let always_at = out.len();
+            if let Some(a) = m.get("always") {
+                self.task_list(file, a, &inh, out)?;
+            }
+            let end = out.len();
+            if rescue_at < end {
+                // Tasks are flattened: each one of the block learns where it stands in it.
+                let id = self.blocks;
+                self.blocks += 1;
+                for (k, t) in out[start..end].iter_mut().enumerate() {
+                    let section = if start + k < rescue_at {
+                        Section::Body
+                    } else if start + k < always_at {
+                        Section::Rescue
+                    } else {
+                        Section::Always
+                    };
+                    let part = BlockPart {
+                        id,
+                        section,
+                        offset: k,
+                        rescue: (always_at > rescue_at).then_some(rescue_at - start),
+                        always: (end > always_at).then_some(always_at - start),
+                        len: end - start,
+                    };
+                    t.blocks.insert(0, part);
+                }
+            }
+            return Ok(());
         }
         // Static includes.
         for key in ["import_tasks", "include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_tasks"] {
@@ -758,6 +816,7 @@ impl Loader<'_> {
             }),
             any_errors_fatal: inh.any_errors_fatal.unwrap_or(false),
             environment: inh.environment.clone(),
+            blocks: Vec::new(),
             role: inh.role.clone(),
             location: node.location(file),
         };

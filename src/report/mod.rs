@@ -61,6 +61,9 @@ pub struct TaskResult {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<String>,
     pub ignored: bool,
+    /// A failure a block's `rescue` takes over (counted `rescued`, not `failed`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rescued: bool,
     /// Full registered result (shown with -v).
     #[serde(skip_serializing_if = "Value::is_null")]
     pub result: Value,
@@ -72,7 +75,7 @@ pub struct TaskResult {
 impl TaskResult {
     /// A result with only a status and a message (connection, facts, play-level failures).
     pub fn new(host: &str, status: Status, msg: Option<String>) -> TaskResult {
-        TaskResult { host: host.to_string(), status, item: None, msg, diffs: vec![], actions: vec![], ignored: false, result: Value::Null, counts: true }
+        TaskResult { host: host.to_string(), status, item: None, msg, diffs: vec![], actions: vec![], ignored: false, rescued: false, result: Value::Null, counts: true }
     }
 }
 
@@ -129,6 +132,7 @@ impl HostStats {
                 self.ignored += 1;
                 self.ok += 1
             }
+            Status::Failed if r.rescued => self.rescued += 1,
             Status::Failed => self.failed += 1,
             Status::Unreachable => self.unreachable += 1,
         }
