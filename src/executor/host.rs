@@ -162,6 +162,15 @@ struct AbsPart {
     end: usize,
 }
 
+/// Where a host is in the play's blocks: tasks before `skip_until` are jumped over, the
+/// rescue sections entered run, and a failure may wait for an always section to end.
+#[derive(Default)]
+struct BlockFlow {
+    skip_until: usize,
+    rescuing: HashSet<usize>,
+    failing: Option<Failing>,
+}
+
 /// A failure held while an always section runs; then it goes on to `outer`.
 struct Failing {
     outer: Vec<AbsPart>,
@@ -331,6 +340,26 @@ impl HostRun {
         out
     }
 
+    /// Send a failure inside the blocks `parts` to its rescue or always section (see
+    /// [`recover`]); true when nothing takes it: the host has failed.
+    fn route_failure(&mut self, flow: &mut BlockFlow, parts: &[AbsPart], fatal: bool) -> bool {
+        match recover(parts) {
+            Recovery::Rescue { at, id } => {
+                flow.rescuing.insert(id);
+                flow.skip_until = at;
+                flow.failing = None;
+                self.enter_rescue();
+                false
+            }
+            Recovery::Always { at, end, outer } => {
+                flow.skip_until = at;
+                flow.failing = Some(Failing { outer, resume_at: end, fatal });
+                false
+            }
+            Recovery::Fail => true,
+        }
+    }
+
     /// A rescue section begins: it sees what failed (Ansible's `ansible_failed_result`,
     /// `ansible_failed_task`).
     fn enter_rescue(&mut self) {
@@ -495,33 +524,20 @@ impl HostRun {
         let mut lost = false;
         // Blocks with rescue/always: tasks before `skip_until` are jumped over; the rescue
         // sections entered; a failure waiting for an always section to end.
-        let mut skip_until = 0;
-        let mut rescuing: HashSet<usize> = HashSet::new();
-        let mut failing: Option<Failing> = None;
+        let mut flow = BlockFlow::default();
         for i in 0..n {
             let task = &play.tasks[i];
             let key = (i + 1, 0, 0);
             self.report_progress(i);
-            if let Some(f) = failing.take_if(|f| i >= f.resume_at) {
+            if let Some(f) = flow.failing.take_if(|f| i >= f.resume_at) {
                 // The always section is done: the failure goes on outwards.
-                match recover(&f.outer) {
-                    Recovery::Rescue { at, id } => {
-                        rescuing.insert(id);
-                        self.enter_rescue();
-                        skip_until = at;
-                    }
-                    Recovery::Always { at, end, outer } => {
-                        skip_until = at;
-                        failing = Some(Failing { outer, resume_at: end, fatal: f.fatal });
-                    }
-                    Recovery::Fail => {
-                        ctx.batch.host_lost(f.fatal);
-                        outcome = HostOutcome::Failed;
-                        break;
-                    }
+                if self.route_failure(&mut flow, &f.outer, f.fatal) {
+                    ctx.batch.host_lost(f.fatal);
+                    outcome = HostOutcome::Failed;
+                    break;
                 }
             }
-            if i < skip_until || task.blocks.iter().any(|p| p.section == Section::Rescue && !rescuing.contains(&p.id)) {
+            if i < flow.skip_until || task.blocks.iter().any(|p| p.section == Section::Rescue && !flow.rescuing.contains(&p.id)) {
                 continue;
             }
             if ctx.batch.stopping() {
@@ -611,23 +627,13 @@ impl HostRun {
             }
             match end {
                 TaskEnd::Continue => {}
-                TaskEnd::Failed => match recover(&abs_parts(task, i)) {
-                    Recovery::Rescue { at, id } => {
-                        rescuing.insert(id);
-                        self.enter_rescue();
-                        skip_until = at;
-                        failing = None;
-                    }
-                    Recovery::Always { at, end, outer } => {
-                        skip_until = at;
-                        failing = Some(Failing { outer, resume_at: end, fatal: task.any_errors_fatal });
-                    }
-                    Recovery::Fail => {
+                TaskEnd::Failed => {
+                    if self.route_failure(&mut flow, &abs_parts(task, i), task.any_errors_fatal) {
                         ctx.batch.host_lost(task.any_errors_fatal);
                         outcome = HostOutcome::Failed;
                         break;
                     }
-                },
+                }
                 TaskEnd::Unreachable => {
                     ctx.batch.host_lost(task.any_errors_fatal);
                     outcome = HostOutcome::Unreachable;
@@ -637,7 +643,7 @@ impl HostRun {
             }
             self.passed(key);
         }
-        if let Some(f) = failing {
+        if let Some(f) = flow.failing {
             // An always section ended the play: nothing outside it rescues the failure.
             ctx.batch.host_lost(f.fatal);
             outcome = HostOutcome::Failed;
