@@ -42,8 +42,6 @@ pub struct PlayContext {
     pub meets: Vec<bool>,
     /// Whether the play reads `hostvars` (a meeting then refreshes them).
     pub reads_hostvars: bool,
-    /// The play's shared names (`hostvars`, `groups`...), as `templar` has them.
-    pub globals: Arc<Vars>,
     /// The run's fork slots: a host gives its slot up while it waits for the others.
     pub forks: Arc<tokio::sync::Semaphore>,
 }
@@ -321,8 +319,7 @@ impl HostRun {
     async fn meet(&mut self, sync: &super::sync::TaskSync, index: usize) {
         self.unslotted(sync.wait_all(index)).await;
         if self.ctx.reads_hostvars {
-            let globals = sync.globals_at(index, &self.ctx.globals);
-            self.templar = self.ctx.templar.with_globals(globals).with_base(self.base_vars.clone());
+            self.templar = self.templar.with_live(sync.live_at(index));
             // Tasks prepared ahead rendered the older `hostvars`.
             self.generation += 1;
         }

@@ -718,14 +718,13 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
         playbook: playbook.clone(),
         inventory: inventory.clone(),
         opts: opts.clone(),
-        templar: templar.with_globals(globals.clone()),
+        templar: templar.with_globals(globals),
         events: events.clone(),
         play_hosts,
         batch: batch.clone(),
         sync,
         meets,
         reads_hostvars,
-        globals,
         forks: shared.forks.clone(),
     })
 }

@@ -77,9 +77,17 @@ pub(crate) struct VarsObject {
     /// Play-wide variables shared by every host (`hostvars`, `groups`...), consulted when a
     /// name is not in `map`: shared, never copied per task.
     globals: Option<Arc<Vars>>,
+    /// What hosts registered or set in the running play, by host (see `Templar::with_live`):
+    /// handed to `hostvars`.
+    live: Option<LiveHostVars>,
+    /// For another host's vars under `hostvars`: what it registered or set, winning over `map`.
+    over: Option<Arc<Vars>>,
     cache: Mutex<HashMap<String, Value>>,
     resolving: Mutex<HashSet<String>>,
 }
+
+/// Per host, the variables it registered or set so far in the running play.
+pub type LiveHostVars = Arc<HashMap<String, Arc<Vars>>>;
 
 // SAFETY: `map` is only dereferenced after checking that scope `scope` is active on the
 // *current* thread, which guarantees the borrowed `Vars` is alive (see module docs).
@@ -93,7 +101,7 @@ impl fmt::Debug for VarsObject {
 }
 
 impl VarsObject {
-    pub(crate) fn new(scope: &Scope<'_>, map: &Vars, env: Env, base: Option<Arc<Vars>>, globals: Option<Arc<Vars>>) -> Arc<VarsObject> {
+    pub(crate) fn new(scope: &Scope<'_>, map: &Vars, env: Env, base: Option<Arc<Vars>>, globals: Option<Arc<Vars>>, live: Option<LiveHostVars>) -> Arc<VarsObject> {
         Arc::new(VarsObject {
             scope: scope.id,
             map: map as *const Vars,
@@ -101,6 +109,8 @@ impl VarsObject {
             hostvars: Mutex::new(None),
             base,
             globals,
+            live,
+            over: None,
             cache: Mutex::new(HashMap::new()),
             resolving: Mutex::new(HashSet::new()),
         })
@@ -120,7 +130,7 @@ impl VarsObject {
             return Some(v.clone());
         }
         let raw_map = self.raw()?;
-        let raw = match raw_map.get(key).or_else(|| self.base.as_deref()?.get(key)).or_else(|| self.globals.as_deref()?.get(key)) {
+        let raw = match self.over.as_deref().and_then(|o| o.get(key)).or_else(|| raw_map.get(key)).or_else(|| self.base.as_deref()?.get(key)).or_else(|| self.globals.as_deref()?.get(key)) {
             Some(raw) => raw,
             None => {
                 return match key {
@@ -138,6 +148,7 @@ impl VarsObject {
                         map: hosts as *const serde_json::Map<String, Json>,
                         env: self.env.clone(),
                         globals: self.globals.clone(),
+                        live: self.live.clone(),
                         hosts: Mutex::new(HashMap::new()),
                     };
                     Value::from_object(obj)
@@ -214,6 +225,9 @@ impl Object for VarsObject {
         match self.raw() {
             Some(m) => {
                 let mut keys: Vec<Value> = m.keys().map(|k| Value::from(k.as_str())).collect();
+                if let Some(over) = &self.over {
+                    keys.extend(over.keys().filter(|k| !m.contains_key(*k)).map(|k| Value::from(k.as_str())));
+                }
                 if let Some(base) = &self.base {
                     keys.extend(base.keys().filter(|k| !m.contains_key(*k)).map(|k| Value::from(k.as_str())));
                 }
@@ -231,6 +245,7 @@ struct HostVarsObject {
     env: Env,
     /// Keeps shared globals (which `map` may point into) alive.
     globals: Option<Arc<Vars>>,
+    live: Option<LiveHostVars>,
     hosts: Mutex<HashMap<String, Value>>,
 }
 
@@ -275,6 +290,8 @@ impl Object for HostVarsObject {
                     hostvars: Mutex::new(Some(Value::from_dyn_object(self.clone()))),
                     base: None,
                     globals: self.globals.clone(),
+                    live: self.live.clone(),
+                    over: self.live.as_ref().and_then(|l| l.get(host).cloned()),
                     cache: Mutex::new(HashMap::new()),
                     resolving: Mutex::new(HashSet::new()),
                 });

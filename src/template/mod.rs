@@ -14,6 +14,7 @@ mod digest;
 pub(crate) use digest::md5_hex;
 mod filters;
 mod lazy;
+pub use lazy::LiveHostVars;
 mod serialize;
 #[cfg(test)]
 mod tests;
@@ -60,6 +61,8 @@ pub struct Templar {
     base: Option<Arc<Vars>>,
     /// Variables shared by all hosts of a play, looked up when a name is in neither.
     globals: Option<Arc<Vars>>,
+    /// What hosts registered or set in the running play: seen through `hostvars`.
+    live: Option<lazy::LiveHostVars>,
 }
 
 impl Default for Templar {
@@ -143,19 +146,25 @@ fn safe_path(base: &Value, keys: Rest<Value>) -> Value {
 
 impl Templar {
     pub fn new() -> Self {
-        Templar { env: shared_env(), base: None, globals: None }
+        Templar { env: shared_env(), base: None, globals: None, live: None }
     }
 
     /// A templar whose renders also see `globals` (play-wide names such as `hostvars` and
     /// `groups`) behind each call's own vars, without copying them into every task's vars.
     pub fn with_globals(&self, globals: Arc<Vars>) -> Self {
-        Templar { env: self.env.clone(), base: self.base.clone(), globals: Some(globals) }
+        Templar { env: self.env.clone(), base: self.base.clone(), globals: Some(globals), live: self.live.clone() }
+    }
+
+    /// A templar whose `hostvars[h]` also see what host `h` registered or set in the running
+    /// play (`live`, by host), over its inventory variables and facts.
+    pub fn with_live(&self, live: lazy::LiveHostVars) -> Self {
+        Templar { live: Some(live), ..self.clone() }
     }
 
     /// A templar whose renders see `base` (one host's variables common to its tasks) behind
     /// each call's own vars, which win over it.
     pub fn with_base(&self, base: Arc<Vars>) -> Self {
-        Templar { env: self.env.clone(), base: Some(base), globals: self.globals.clone() }
+        Templar { env: self.env.clone(), base: Some(base), globals: self.globals.clone(), live: self.live.clone() }
     }
 
     /// The raw value of variable `name` as renders with `vars` see it: `vars`, then the
@@ -167,7 +176,7 @@ impl Templar {
     /// The context a render with `vars` sees: `vars`, then the base, then the globals,
     /// resolved lazily while `scope` lives.
     fn context(&self, scope: &Scope<'_>, vars: &Vars) -> Value {
-        Value::from_dyn_object(VarsObject::new(scope, vars, self.env.clone(), self.base.clone(), self.globals.clone()))
+        Value::from_dyn_object(VarsObject::new(scope, vars, self.env.clone(), self.base.clone(), self.globals.clone(), self.live.clone()))
     }
 
     /// The same templar, but undefined variables (and attributes of them) render as nothing
@@ -175,7 +184,7 @@ impl Templar {
     /// a later task will need before the variables it depends on (registered by an earlier
     /// task) exist. Never used for what is actually applied.
     pub fn lenient(&self) -> Self {
-        Templar { env: lenient_env(), base: self.base.clone(), globals: self.globals.clone() }
+        Templar { env: lenient_env(), base: self.base.clone(), globals: self.globals.clone(), live: self.live.clone() }
     }
 
     /// Does this string contain template syntax (`{{`, `{%`, `{#`)?
