@@ -208,6 +208,19 @@ fn recover(parts: &[AbsPart]) -> Recovery {
     Recovery::Fail
 }
 
+/// The variables a task's result conditions (`changed_when`, `failed_when`, `until`) see:
+/// the task's, plus the result under its register name and its fields by their own names.
+fn result_vars(task: &Task, vars: &Vars, reg: &Map<String, Value>) -> Vars {
+    let mut v = vars.clone();
+    if let Some(r) = &task.register {
+        v.insert(r.clone(), Value::Object(reg.clone()));
+    }
+    for (k, val) in reg {
+        v.entry(k.clone()).or_insert(val.clone());
+    }
+    v
+}
+
 /// Will a failure of `task` end in a rescue section?
 fn rescued(task: &Task) -> bool {
     task.blocks.iter().any(|p| p.section == Section::Body && p.rescue.is_some())
@@ -363,6 +376,11 @@ impl HostRun {
         let (result, name) = self.last_failure.clone();
         self.host_vars.insert("ansible_failed_result".into(), result);
         self.host_vars.insert("ansible_failed_task".into(), json!({"name": name}));
+        self.host_vars_changed();
+    }
+
+    /// `host_vars` changed: tasks prepared ahead are stale, and the batch hasn't seen them.
+    fn host_vars_changed(&mut self) {
         self.generation += 1;
         self.vars_version += 1;
     }
@@ -384,8 +402,7 @@ impl HostRun {
         }
         self.uncertain.extend(r.uncertain);
         self.host_vars.extend(r.vars);
-        self.generation += 1;
-        self.vars_version += 1;
+        self.host_vars_changed();
     }
 
     /// Ansible precedence, low to high: role defaults < inventory < facts < play vars < role vars.
@@ -806,8 +823,7 @@ impl HostRun {
         }
         self.last_set = outcomes.iter().flat_map(|(_, o)| o.facts.keys().cloned()).chain(task.register.clone()).collect();
         if !self.last_set.is_empty() {
-            self.generation += 1;
-            self.vars_version += 1;
+            self.host_vars_changed();
         }
         if task.check_mode.unwrap_or(self.ctx.opts.check) {
             // What a real run would have registered or set may differ: the result of a task
@@ -1022,8 +1038,7 @@ impl HostRun {
                 other => return Err(format!("{}: environment must be a mapping of variable names to values, got {}", task.location, short_json(&other))),
             };
             for (k, v) in map {
-                let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid {
+                if !crate::template::is_identifier(&k) {
                     return Err(format!("{}: environment: '{k}' is not a valid variable name", task.location));
                 }
                 let text = match v {
@@ -1230,16 +1245,8 @@ impl HostRun {
             let met = match &retry.until {
                 None => Ok(out.status != Status::Failed),
                 Some(conds) => {
-                    let mut uvars = vars.clone();
-                    if let Some(r) = &task.register {
-                        uvars.insert(r.clone(), out.registered.clone());
-                    }
-                    if let Value::Object(reg) = &out.registered {
-                        for (k, v) in reg {
-                            uvars.entry(k.clone()).or_insert(v.clone());
-                        }
-                    }
-                    self.eval_conditions(conds, &uvars, "until", task)
+                    let reg = out.registered.as_object().cloned().unwrap_or_default();
+                    self.eval_conditions(conds, &result_vars(task, vars, &reg), "until", task)
                 }
             };
             match met {
@@ -1430,13 +1437,7 @@ impl HostRun {
         }
         // changed_when / failed_when see the result under the register name.
         if (task.changed_when.is_some() || task.failed_when.is_some()) && !skipped {
-            let mut cvars = vars.clone();
-            if let Some(r) = &task.register {
-                cvars.insert(r.clone(), Value::Object(reg.clone()));
-            }
-            for (k, v) in &reg {
-                cvars.entry(k.clone()).or_insert(v.clone());
-            }
+            let cvars = result_vars(task, vars, &reg);
             if let Some(cw) = &task.changed_when {
                 changed = self.eval_conditions(cw, &cvars, "changed_when", task).map_err(ItemError::Task)?;
                 reg.insert("changed".into(), json!(changed));

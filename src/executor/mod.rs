@@ -698,7 +698,6 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
     globals.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
     globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
     globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
-    let globals = Arc::new(globals);
     // The batch's hosts meet before `run_once` tasks and, in a play that reads `hostvars`,
     // before any task that follows one registering or setting a variable.
     let reads_hostvars = shared.reads_hostvars[play_idx];
@@ -718,7 +717,7 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
         playbook: playbook.clone(),
         inventory: inventory.clone(),
         opts: opts.clone(),
-        templar: templar.with_globals(globals),
+        templar: templar.with_globals(Arc::new(globals)),
         events: events.clone(),
         play_hosts,
         batch: batch.clone(),

@@ -124,12 +124,6 @@ impl Module for ShellModule {
     }
 }
 
-fn is_var_name(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-}
-
 /// Quote one argv word for sh, expanding `$VAR`, `${VAR}` (left as is when unset, like
 /// Python's `os.path.expandvars`) and a leading `~`/`~user` (like `os.path.expanduser`).
 fn expand_word(w: &str) -> String {
@@ -171,7 +165,7 @@ fn expand_word(w: &str) -> String {
                     .unwrap_or(after.len());
                 (&after[..e], e)
             };
-            if consumed > 0 && is_var_name(name) {
+            if consumed > 0 && crate::template::is_identifier(name) {
                 flush(&mut lit, &mut out);
                 let original = &rest[..consumed + 1];
                 out.push_str(&format!(

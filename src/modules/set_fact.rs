@@ -13,12 +13,6 @@ struct SetFactTask {
     facts: Map<String, Value>,
 }
 
-fn valid_name(k: &str) -> bool {
-    let mut c = k.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-}
-
 impl Module for SetFactModule {
     fn name(&self) -> &'static str {
         "set_fact"
@@ -36,7 +30,7 @@ impl Module for SetFactModule {
             if k == "cacheable" {
                 continue;
             }
-            if !valid_name(k) {
+            if !crate::template::is_identifier(k) {
                 return Err(ModuleError::Args(format!("set_fact: the variable name '{k}' is not valid. Variables must start with a letter or underscore character, and contain only letters, numbers and underscores.")));
             }
             let v = match v {

@@ -575,7 +575,8 @@ fn undefined_name(detail: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
-fn is_identifier(s: &str) -> bool {
+/// A name as shells, Python and Jinja accept it: a letter or `_`, then letters, digits, `_`.
+pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
