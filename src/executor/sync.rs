@@ -34,6 +34,9 @@ pub struct OnceResult {
 struct State {
     /// Index of the task each host is at; `usize::MAX` once it left the play.
     progress: HashMap<String, usize>,
+    /// How many hosts are at each index of `progress`: the first key is the host furthest
+    /// behind, so a wait is one lookup, not a scan of the batch at every wake-up.
+    levels: std::collections::BTreeMap<usize, usize>,
     /// Each host's registered and set variables, as of its last [`TaskSync::at`].
     vars: HashMap<String, Arc<Vars>>,
     /// `run_once` tasks: who runs it (chosen once), and what it left.
@@ -55,7 +58,10 @@ pub const LEFT: usize = usize::MAX;
 
 impl TaskSync {
     pub fn new(hosts: &[String]) -> Self {
-        let state = State { progress: hosts.iter().map(|h| (h.clone(), 0)).collect(), ..Default::default() };
+        let mut state = State { progress: hosts.iter().map(|h| (h.clone(), 0)).collect(), ..Default::default() };
+        if !hosts.is_empty() {
+            state.levels.insert(0, state.progress.len());
+        }
         TaskSync { order: hosts.to_vec(), state: Mutex::new(state), tick: tokio::sync::watch::channel(0).0 }
     }
 
@@ -73,7 +79,17 @@ impl TaskSync {
         {
             let mut s = self.state();
             if let Some(p) = s.progress.get_mut(host) {
-                *p = (*p).max(index);
+                let old = *p;
+                if index > old {
+                    *p = index;
+                    if let Some(c) = s.levels.get_mut(&old) {
+                        *c -= 1;
+                        if *c == 0 {
+                            s.levels.remove(&old);
+                        }
+                    }
+                    *s.levels.entry(index).or_default() += 1;
+                }
             }
             if let Some(v) = vars {
                 s.vars.insert(host.to_string(), v);
@@ -84,7 +100,7 @@ impl TaskSync {
 
     /// Wait until every host of the batch is at task `index` or past it.
     pub async fn wait_all(&self, index: usize) {
-        self.wait_for(|s| s.progress.values().all(|&p| p >= index)).await;
+        self.wait_for(|s| s.levels.keys().next().is_none_or(|&behind| behind >= index)).await;
     }
 
     async fn wait_for(&self, ready: impl Fn(&State) -> bool) {
