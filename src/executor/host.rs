@@ -724,6 +724,13 @@ impl HostRun {
     /// (`["{{ list }}", 9]` is the list's items, then 9) and takes a lone value as one item.
     fn render_loop(&self, task: &Task, src: &Value, vars: &Vars) -> Result<Value, crate::template::TemplateError> {
         let v = self.templar.render_value(src, vars)?;
+        if let Some(plugin) = &task.loop_control.lookup {
+            // Ansible's `with_first_found` searches by the task's module: templates/ for a
+            // template task, vars/ for include_vars, files/ otherwise.
+            let module = task.module.rsplit('.').next().unwrap_or(&task.module);
+            let subdir = if module.contains("template") { "templates" } else if module.contains("var") { "vars" } else { "files" };
+            return self.templar.query_loop(plugin, &v, subdir, vars);
+        }
         if !task.loop_control.flatten {
             return Ok(v);
         }
@@ -1538,7 +1545,7 @@ fn short_json(v: &Value) -> String {
 
 /// A module that looks only at variables, never at the host.
 fn reads_only_vars(task: &Task) -> bool {
-    modules::lookup(&task.module).is_some_and(|m| matches!(m.name(), "assert" | "fail" | "debug" | "set_fact"))
+    modules::lookup(&task.module).is_some_and(|m| matches!(m.name(), "assert" | "fail" | "debug" | "set_fact" | "include_vars"))
 }
 
 /// Text with the body of every PEM private key (`-----BEGIN ... PRIVATE KEY-----`, OpenSSH's

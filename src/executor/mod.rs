@@ -707,7 +707,7 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
         .iter()
         .map(|t| {
             let meet = t.run_once || (reads_hostvars && sets_before);
-            sets_before |= t.register.is_some() || crate::modules::lookup(&t.module).is_some_and(|m| m.name() == "set_fact");
+            sets_before |= t.register.is_some() || crate::modules::sets_vars(&t.module);
             meet
         })
         .collect();

@@ -26,6 +26,9 @@ pub fn names_set(play: &Play) -> Option<BTreeSet<String>> {
     let mut names = BTreeSet::new();
     for t in play.tasks.iter().chain(play.handlers.iter()) {
         names.extend(t.register.clone());
+        if crate::modules::lookup(&t.module).is_some_and(|m| m.name() == "include_vars") {
+            return None; // the names are in a file, maybe chosen at run time
+        }
         if is_set_fact(t) {
             match &t.args {
                 Value::Object(m) => {

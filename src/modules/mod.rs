@@ -65,6 +65,7 @@ pub mod apt_key;
 pub mod cron;
 pub mod sysctl;
 pub mod hostname;
+pub mod include_vars;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -337,6 +338,7 @@ fn all() -> &'static [&'static dyn Module] {
         &fail::FailModule,
         &assert::AssertModule,
         &set_fact::SetFactModule,
+        &include_vars::IncludeVarsModule,
         &debug::DebugModule,
         &slurp::SlurpModule,
         &stat::StatModule,
@@ -376,6 +378,11 @@ fn all() -> &'static [&'static dyn Module] {
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
     let bare = PREFIXES.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
     all().iter().copied().find(|m| m.name() == bare || m.aliases().contains(&bare))
+}
+
+/// Does this module set host variables (`set_fact`, `include_vars`)?
+pub fn sets_vars(name: &str) -> bool {
+    lookup(name).is_some_and(|m| matches!(m.name(), "set_fact" | "include_vars"))
 }
 
 /// Is this a known module name (bare or qualified)? Task keywords are not modules.

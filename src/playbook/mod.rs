@@ -46,6 +46,9 @@ pub struct LoopControl {
     pub extended: bool,
     /// `with_items`: the rendered list is flattened one level, and a lone value is one item.
     pub flatten: bool,
+    /// `with_<plugin>:` (`with_sequence`, `with_nested`, `with_first_found`...): the items are
+    /// the lookup plugin's answer for the rendered value (see `Templar::query_loop`).
+    pub lookup: Option<String>,
 }
 
 /// One task (or handler) with everything needed to run it, keywords inherited from blocks,
@@ -355,7 +358,7 @@ fn conditions(node: &Node) -> Vec<Value> {
 }
 
 /// Load a YAML vars file (role defaults/vars, vars_files).
-fn load_vars_file(path: &Path) -> Result<Vars, PlaybookError> {
+pub(crate) fn load_vars_file(path: &Path) -> Result<Vars, PlaybookError> {
     let (file, _, node) = yaml::load_file(path)?;
     vars_of(&file, &node, "a vars file")
 }
@@ -695,7 +698,16 @@ impl Loader<'_> {
 
     fn task(&mut self, file: &Arc<PathBuf>, node: &Node, m: &IndexMap<String, Node>, inherit: &Inherit, out: &mut Vec<Task>) -> Result<(), PlaybookError> {
         let mut module: Option<(&String, &Node)> = None;
+        let mut with_lookup: Option<(&String, &Node)> = None;
         for (k, v) in m {
+            if let Some(plugin) = k.strip_prefix("with_").filter(|p| !TASK_KEYWORDS.contains(&k.as_str()) && crate::template::Templar::is_lookup_plugin(p)) {
+                if let Some((prev, _)) = with_lookup.or_else(|| ["loop", "with_items", "with_list", "with_dict", "with_fileglob"].iter().find_map(|l| m.get_key_value(*l))) {
+                    return Err(err_at(file, v, format!("task has two loops: '{prev}' and '{k}'")));
+                }
+                with_lookup = Some((k, v));
+                let _ = plugin;
+                continue;
+            }
             if TASK_KEYWORDS.contains(&k.as_str()) {
                 if UNSUPPORTED_KEYWORDS.contains(&k.as_str()) {
                     return Err(err_at(file, v, format!("task keyword '{k}' is not supported by provision yet")));
@@ -712,7 +724,7 @@ impl Loader<'_> {
                 module = Some((k, v));
             } else {
                 let msg = if k.starts_with("with_") {
-                    format!("'{k}' is not supported; use 'loop' (with_items, with_list, with_dict and with_fileglob are)")
+                    format!("'{k}' is not supported; use 'loop' (with_items, with_list, with_dict, with_fileglob, and with_<lookup> for the lookups {} are)", crate::template::Templar::lookup_plugins().join(", "))
                 } else if let Some(close) = closest_name(k) {
                     format!("unknown module or task keyword '{k}'; did you mean '{close}'?")
                 } else {
@@ -765,9 +777,13 @@ impl Loader<'_> {
                 _ => return Err(err_at(file, d, "with_dict needs a mapping")),
             })
         } else {
-            None
+            with_lookup.map(|(_, v)| v.to_json())
         };
-        let mut loop_control = LoopControl { flatten: m.contains_key("with_items"), ..LoopControl::default() };
+        let mut loop_control = LoopControl {
+            flatten: m.contains_key("with_items"),
+            lookup: with_lookup.map(|(k, _)| k["with_".len()..].to_string()),
+            ..LoopControl::default()
+        };
         if let Some(lc) = m.get("loop_control") {
             let lm = lc.as_map().ok_or_else(|| err_at(file, lc, "loop_control must be a mapping"))?;
             for (k, v) in lm {

@@ -75,17 +75,21 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("extract", extract);
     env.add_filter("version_compare", super::checks::version_test);
     env.add_filter("to_uuid", to_uuid);
-
-    env.add_function("lookup", lookup);
-    env.add_function("query", query);
-    env.add_function("q", query);
+    env.add_filter("default", default);
+    env.add_filter("d", default);
+    env.add_filter("subelements", subelements);
+    env.add_filter("path_join", path_join);
+    env.add_filter("urlsplit", urlsplit);
+    env.add_function("dict", dict);
+    env.add_function("now", now);
+    super::lookups::register(env);
 }
 
 fn json_of(v: &Value) -> Result<Json, Error> {
     super::to_json(v)
 }
 
-fn iter_values(v: &Value) -> Result<Vec<Value>, Error> {
+pub(crate) fn iter_values(v: &Value) -> Result<Vec<Value>, Error> {
     if v.is_undefined() {
         return Err(Error::new(
             ErrorKind::UndefinedError,
@@ -380,7 +384,7 @@ fn flatten(v: &Value, levels: Option<Value>, kwargs: Kwargs) -> Result<Value, Er
     Ok(Value::from(out))
 }
 
-fn dict2items(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+pub(crate) fn dict2items(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     let key_name = kwargs
         .get::<Option<String>>("key_name")?
         .unwrap_or_else(|| "key".into());
@@ -1100,171 +1104,259 @@ fn to_uuid(s: String, namespace: Option<String>) -> String {
     )
 }
 
-// ---------------------------------------------------------------- lookups
+// ---------------------------------------------------------------- defaults, paths, urls, dates
 
-fn lookup_values(
-    state: &State,
-    plugin: &str,
-    terms: &[Value],
-    kwargs: &Kwargs,
-) -> Result<Vec<Value>, Error> {
-    let plugin = plugin.strip_prefix("ansible.builtin.").unwrap_or(plugin);
+/// Ansible's `default(value='', boolean=False)` (also `d`): the value when `v` is undefined,
+/// or (with `boolean`) false-ish. A variable whose own value reads an undefined name counts
+/// as undefined, as in Ansible (`x: "{{ nope }}/a"`, then `x | default('b')` is `b`).
+fn default(v: &Value, other: Option<Value>, boolean: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let other = match other {
+        Some(o) => o,
+        None => kwargs.get::<Option<Value>>("default_value")?.unwrap_or_else(|| Value::from("")),
+    };
+    let boolean = match boolean {
+        Some(b) => b.is_true(),
+        None => kwargs.get::<Option<bool>>("boolean")?.unwrap_or(false),
+    };
+    if super::checks::undefined_like(v) || (boolean && !v.is_true()) {
+        return Ok(other);
+    }
+    Ok(v.clone())
+}
+
+/// `users | subelements('keys', skip_missing=False)`: one `[element, subelement]` pair per
+/// item of each element's list (`key` may be a dotted path).
+fn subelements(v: &Value, key: String, skip_missing: Option<bool>, kwargs: Kwargs) -> Result<Value, Error> {
+    let skip = match skip_missing {
+        Some(s) => s,
+        None => kwargs.get::<Option<bool>>("skip_missing")?.unwrap_or(false),
+    };
+    Ok(Value::from(subelement_pairs(v, &key, skip, false)?))
+}
+
+/// The pairs of `subelements` (filter and lookup). The lookup gives each element without
+/// the list it iterates (`drop_key`), as Ansible's `with_subelements` does.
+pub(crate) fn subelement_pairs(v: &Value, key: &str, skip_missing: bool, drop_key: bool) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
-    match plugin {
-        "env" => {
-            let default = kwargs.get::<Option<Value>>("default")?;
-            for t in terms {
-                let name = t
-                    .as_str()
-                    .ok_or_else(|| err("lookup('env'): names must be strings"))?;
-                match std::env::var(name) {
-                    Ok(v) => out.push(Value::from(v)),
-                    Err(_) => out.push(default.clone().unwrap_or(Value::from(""))),
+    for elem in iter_values(v)? {
+        if elem.kind() != ValueKind::Map {
+            return Err(err("subelements: the list must hold mappings"));
+        }
+        let mut cur = elem.clone();
+        let mut missing = false;
+        for part in key.split('.') {
+            match cur.get_attr(part) {
+                Ok(x) if !x.is_undefined() => cur = x,
+                _ => {
+                    missing = true;
+                    break;
                 }
             }
         }
-        "file" => {
-            let rstrip = kwargs.get::<Option<bool>>("rstrip")?.unwrap_or(true);
-            // errors='ignore' / 'warn': a missing file gives nothing
-            let lenient = kwargs.get::<Option<String>>("errors")?.is_some_and(|e| e == "ignore" || e == "warn");
-            for t in terms {
-                let term = t
-                    .as_str()
-                    .ok_or_else(|| err("lookup('file'): paths must be strings"))?;
-                let path = find_in_search_path(state, term).unwrap_or_else(|| std::path::PathBuf::from(term));
-                let content = match std::fs::read_to_string(&path) {
-                    Ok(c) => c,
-                    Err(_) if lenient => continue,
-                    Err(e) => return Err(err(format!("lookup('file'): could not read '{term}': {e}"))),
-                };
-                out.push(Value::from(if rstrip {
-                    content.trim_end().to_string()
-                } else {
-                    content
-                }));
+        if missing {
+            if skip_missing {
+                continue;
             }
+            return Err(err(format!("subelements: could not find '{key}' key in iterated item {}", json_of(&elem).map(|j| j.to_string()).unwrap_or_default())));
         }
-        "fileglob" => {
-            for t in terms {
-                let term = t
-                    .as_str()
-                    .ok_or_else(|| err("lookup('fileglob'): patterns must be strings"))?;
-                out.extend(fileglob(state, term)?.into_iter().map(Value::from));
-            }
+        if cur.kind() != ValueKind::Seq {
+            return Err(err(format!("subelements: the key '{key}' should point to a list")));
         }
-        "vars" => {
-            let default = kwargs.get::<Option<Value>>("default")?;
-            for t in terms {
-                let name = t
-                    .as_str()
-                    .ok_or_else(|| err("lookup('vars'): names must be strings"))?;
-                match state.lookup(name).filter(|v| !v.is_undefined()) {
-                    Some(v) => out.push(super::validate(v)?),
-                    None => match &default {
-                        Some(d) => out.push(d.clone()),
-                        None => {
-                            return Err(Error::new(
-                                ErrorKind::UndefinedError,
-                                format!("`{name}` is undefined"),
-                            ))
-                        }
-                    },
+        let parent = if drop_key && !key.contains('.') {
+            let mut m = IndexMap::new();
+            for k in elem.try_iter()? {
+                if k.as_str() != Some(key) {
+                    m.insert(k.clone(), elem.get_item(&k)?);
                 }
             }
+            Value::from(m)
+        } else {
+            elem.clone()
+        };
+        for sub in cur.try_iter()? {
+            out.push(Value::from(vec![parent.clone(), sub]));
         }
-        "items" | "list" | "flattened" => {
-            for t in terms {
-                if t.kind() == ValueKind::Seq {
-                    out.extend(iter_values(t)?);
-                } else {
-                    out.push(t.clone());
-                }
-            }
-        }
-        "dict" => {
-            for t in terms {
-                out.extend(iter_values(&dict2items(
-                    t,
-                    Kwargs::from_iter(Vec::<(&str, Value)>::new()),
-                )?)?);
-            }
-        }
-        other => return Err(err(format!("lookup plugin '{other}' is not supported"))),
     }
     Ok(out)
 }
 
-/// Where a path named in a lookup is on the controller: searched from the task's role and
-/// the playbook's folder ([`super::find_controller_file`], `files/`). `None` if nowhere.
-fn find_in_search_path(state: &State, term: &str) -> Option<std::path::PathBuf> {
-    let dir_of = |name: &str| state.lookup(name).and_then(|v| v.as_str().map(std::path::PathBuf::from));
-    super::find_controller_file(dir_of("role_path").as_deref(), dir_of("playbook_dir").as_deref(), "files", term)
-}
-
-/// `lookup('fileglob', 'conf.d/*.conf')` / `with_fileglob`: the files (not directories) of
-/// one controller folder whose names match, as absolute paths in name order. The folder is
-/// searched like [`find_in_search_path`]; `*` doesn't match a leading dot (Python's glob).
-fn fileglob(state: &State, pattern: &str) -> Result<Vec<String>, Error> {
-    let (dir, name) = match pattern.rsplit_once('/') {
-        Some(("", n)) => ("/", n),
-        Some((d, n)) => (d, n),
-        None => (".", pattern),
-    };
-    let glob = globset::GlobBuilder::new(name)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| err(format!("lookup('fileglob'): bad pattern '{pattern}': {e}")))?
-        .compile_matcher();
-    let Some(dir) = find_in_search_path(state, dir).filter(|d| d.is_dir()) else {
-        return Ok(Vec::new()); // Ansible: nothing, not an error
-    };
-    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    let mut found: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| err(format!("lookup('fileglob'): cannot read {}: {e}", dir.display())))?
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            (!n.starts_with('.') || name.starts_with('.')) && glob.is_match(n.as_ref()) && e.path().is_file()
-        })
-        .map(|e| e.path().display().to_string())
-        .collect();
-    found.sort();
-    Ok(found)
-}
-
-/// `lookup('env', 'HOME')`: values joined with commas, like Ansible.
-fn lookup(
-    state: &State,
-    plugin: String,
-    terms: Rest<Value>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
-    let wantlist = kwargs.get::<Option<bool>>("wantlist")?.unwrap_or(false);
-    let values = lookup_values(state, &plugin, &terms, &kwargs)?;
-    if wantlist {
-        return Ok(Value::from(values));
+/// `['/etc', 'nginx', 'x.conf'] | path_join` as Python's `os.path.join`: a component that
+/// starts with `/` starts over.
+fn path_join(v: &Value) -> Result<String, Error> {
+    if let Some(s) = v.as_str() {
+        return Ok(s.to_string());
     }
-    if values.len() == 1 {
-        return Ok(values.into_iter().next().unwrap_or(Value::from(())));
+    let mut out = String::new();
+    for part in iter_values(v)? {
+        let p = part.as_str().map(str::to_string).unwrap_or_else(|| part.to_string());
+        if p.starts_with('/') {
+            out = p;
+        } else if out.is_empty() || out.ends_with('/') {
+            out.push_str(&p);
+        } else {
+            out.push('/');
+            out.push_str(&p);
+        }
     }
-    let strs: Vec<String> = values
-        .iter()
-        .map(|v| {
-            let mut s = String::new();
-            serialize::python_str(v, &mut s);
-            s
-        })
-        .collect();
-    Ok(Value::from(strs.join(",")))
+    Ok(out)
 }
 
-/// `query('env', 'HOME')`: always a list.
-fn query(
-    state: &State,
-    plugin: String,
-    terms: Rest<Value>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
-    Ok(Value::from(lookup_values(state, &plugin, &terms, &kwargs)?))
+/// `url | urlsplit` / `urlsplit('hostname')`: Python's `urllib.parse.urlsplit` fields
+/// (scheme, netloc, path, query, fragment, username, password, hostname, port).
+fn urlsplit(url: String, query: Option<String>) -> Result<Value, Error> {
+    let mut rest = url.as_str();
+    let mut scheme = "";
+    if let Some(i) = rest.find(':') {
+        let cand = &rest[..i];
+        if !cand.is_empty() && cand.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && cand.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+            scheme = cand;
+            rest = &rest[i + 1..];
+        }
+    }
+    let mut netloc = "";
+    if let Some(r) = rest.strip_prefix("//") {
+        let end = r.find(['/', '?', '#']).unwrap_or(r.len());
+        netloc = &r[..end];
+        rest = &r[end..];
+    }
+    let (rest, fragment) = rest.split_once('#').unwrap_or((rest, ""));
+    let (path, q) = rest.split_once('?').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match netloc.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, netloc),
+    };
+    let (username, password) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((a, b)) => (Value::from(a), Value::from(b)),
+            None => (Value::from(u), Value::from(())),
+        },
+        None => (Value::from(()), Value::from(())),
+    };
+    let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
+        match r.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':').unwrap_or("")),
+            None => (r, ""),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (hostport, ""),
+        }
+    };
+    let port = if port.is_empty() {
+        Value::from(())
+    } else {
+        match port.parse::<u16>() {
+            Ok(p) => Value::from(p),
+            Err(_) => return Err(err(format!("urlsplit: port could not be cast to integer value as '{port}'"))),
+        }
+    };
+    let hostname = if host.is_empty() { Value::from(()) } else { Value::from(host.to_lowercase()) };
+    let fields: Vec<(&str, Value)> = vec![
+        ("fragment", Value::from(fragment)),
+        ("hostname", hostname),
+        ("netloc", Value::from(netloc)),
+        ("password", password),
+        ("path", Value::from(path)),
+        ("port", port),
+        ("query", Value::from(q)),
+        ("scheme", Value::from(scheme.to_lowercase())),
+        ("username", username),
+    ];
+    match query {
+        None => Ok(Value::from(fields.into_iter().map(|(k, v)| (Value::from(k), v)).collect::<IndexMap<Value, Value>>())),
+        Some(q) => fields
+            .into_iter()
+            .find(|(k, _)| *k == q)
+            .map(|(_, v)| v)
+            .ok_or_else(|| err(format!("urlsplit: unknown URL component: {q}"))),
+    }
+}
+
+/// `dict(a=1)`, `dict(mapping)`, and Ansible's `dict(keys | zip(values))`: a mapping from
+/// another mapping or from a list of pairs, then the keyword arguments.
+fn dict(from: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let mut m: IndexMap<Value, Value> = IndexMap::new();
+    if let Some(v) = from {
+        if v.kind() == ValueKind::Map {
+            for k in v.try_iter()? {
+                let val = v.get_item(&k)?;
+                m.insert(k, val);
+            }
+        } else if !v.is_none() {
+            for pair in iter_values(&v)? {
+                let kv = iter_values(&pair)?;
+                if kv.len() != 2 {
+                    return Err(err("dict(): each item of the list must be a pair (key, value)"));
+                }
+                m.insert(kv[0].clone(), kv[1].clone());
+            }
+        }
+    }
+    for k in kwargs.args() {
+        m.insert(Value::from(k), kwargs.get::<Value>(k)?);
+    }
+    Ok(Value::from(m))
+}
+
+/// `now()`, `now(utc=true)`, `now(fmt='%Y-%m-%d')`: the controller's time, as a value with
+/// Python datetime's fields (`year`... `microsecond`) and methods (`strftime`, `isoformat`,
+/// `timestamp`), printed like Python's `str(datetime)`.
+fn now(kwargs: Kwargs) -> Result<Value, Error> {
+    let utc = kwargs.get::<Option<bool>>("utc")?.unwrap_or(false);
+    let fmt = kwargs.get::<Option<String>>("fmt")?;
+    kwargs.assert_all_used()?;
+    let at = chrono::Utc::now();
+    let t = if utc { at.naive_utc() } else { at.with_timezone(&chrono::Local).naive_local() };
+    match fmt {
+        Some(f) => Ok(Value::from(strftime(&t, &f)?)),
+        None => Ok(Value::from_object(DateTime(t, at.timestamp_micros()))),
+    }
+}
+
+fn strftime(t: &chrono::NaiveDateTime, fmt: &str) -> Result<String, Error> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    write!(out, "{}", t.format(fmt)).map_err(|_| err(format!("strftime: bad format '{fmt}'")))?;
+    Ok(out)
+}
+
+#[derive(Debug)]
+struct DateTime(chrono::NaiveDateTime, i64);
+
+impl minijinja::value::Object for DateTime {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Plain
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        use chrono::{Datelike, Timelike};
+        let t = &self.0;
+        Some(Value::from(match key.as_str()? {
+            "year" => t.year() as i64,
+            "month" => t.month() as i64,
+            "day" => t.day() as i64,
+            "hour" => t.hour() as i64,
+            "minute" => t.minute() as i64,
+            "second" => t.second() as i64,
+            "microsecond" => (t.nanosecond() / 1000) as i64,
+            _ => return None,
+        }))
+    }
+
+    fn call_method(self: &std::sync::Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "strftime" => {
+                let f = args.first().and_then(|a| a.as_str()).ok_or_else(|| err("strftime() needs a format string"))?;
+                Ok(Value::from(strftime(&self.0, f)?))
+            }
+            "isoformat" => Ok(Value::from(self.0.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())),
+            "timestamp" => Ok(Value::from(self.1 as f64 / 1e6)),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &std::sync::Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f"))
+    }
 }

@@ -26,6 +26,24 @@ const MAX_DEPTH: usize = 64;
 thread_local! {
     static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     static ACTIVE_SCOPES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// The root context of each active scope that has one (see [`Scope::set_root`]).
+    static ROOTS: RefCell<Vec<(u64, Value)>> = const { RefCell::new(Vec::new()) };
+    /// Why a variable turned out undefined because its value reads an undefined name
+    /// (`x: "{{ nope }}"`): name -> message, for the error when `x` is used without a
+    /// `default` (cleared when the outermost render ends).
+    static UNDEFINED_BECAUSE: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+}
+
+/// The message for variable `name` if it is undefined because its value reads an undefined
+/// name ("undefined variable 'nope' (while templating 'name')").
+pub(crate) fn undefined_reason(name: &str) -> Option<String> {
+    UNDEFINED_BECAUSE.with(|u| u.borrow().get(name).cloned())
+}
+
+/// The variables of the innermost render running on this thread, as its context: for
+/// lookups that render a template file with the task's variables (`lookup('template')`).
+pub(crate) fn current_root() -> Option<Value> {
+    ROOTS.with(|r| r.borrow().last().map(|(_, v)| v.clone()))
 }
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 
@@ -50,9 +68,21 @@ impl<'a> Scope<'a> {
     }
 }
 
+impl Scope<'_> {
+    /// Record `ctx` as this render's context until the scope ends ([`current_root`]).
+    pub(crate) fn set_root(&self, ctx: &Value) {
+        ROOTS.with(|r| r.borrow_mut().push((self.id, ctx.clone())));
+    }
+}
+
 impl Drop for Scope<'_> {
     fn drop(&mut self) {
         let id = self.id;
+        ROOTS.with(|r| r.borrow_mut().retain(|(s, _)| *s != id));
+        let outermost = ACTIVE_SCOPES.with(|s| s.borrow().len() <= 1);
+        if outermost {
+            UNDEFINED_BECAUSE.with(|u| u.borrow_mut().clear());
+        }
         ACTIVE_SCOPES.with(|s| {
             let mut s = s.borrow_mut();
             if let Some(pos) = s.iter().rposition(|x| *x == id) {
@@ -201,7 +231,14 @@ impl VarsObject {
                         ),
                         _ => format!("{inner}{MARK}'{key}')"),
                     };
-                    Value::from(Error::new(err.kind(), detail))
+                    if err.kind() == ErrorKind::UndefinedError {
+                        // Undefined, as in Ansible (`x | default(...)`, `x is defined`); the
+                        // reason is kept for the error if `x` is used as it is.
+                        UNDEFINED_BECAUSE.with(|u| u.borrow_mut().insert(key.to_string(), detail));
+                        Value::UNDEFINED
+                    } else {
+                        Value::from(Error::new(err.kind(), detail))
+                    }
                 }
             }
         };

@@ -14,6 +14,7 @@ mod digest;
 pub(crate) use digest::md5_hex;
 mod filters;
 mod lazy;
+mod lookups;
 pub use lazy::LiveHostVars;
 mod serialize;
 #[cfg(test)]
@@ -176,7 +177,35 @@ impl Templar {
     /// The context a render with `vars` sees: `vars`, then the base, then the globals,
     /// resolved lazily while `scope` lives.
     fn context(&self, scope: &Scope<'_>, vars: &Vars) -> Value {
-        Value::from_dyn_object(VarsObject::new(scope, vars, self.env.clone(), self.base.clone(), self.globals.clone(), self.live.clone()))
+        let ctx = Value::from_dyn_object(VarsObject::new(scope, vars, self.env.clone(), self.base.clone(), self.globals.clone(), self.live.clone()));
+        scope.set_root(&ctx);
+        ctx
+    }
+
+    /// A `with_<plugin>:` loop's items: the lookup `plugin` run with `terms` (the loop's
+    /// value as rendered, a lone value taken as a one-item list) and the task's variables.
+    /// `subdir` is the folder `first_found` also searches (`templates`, `vars`, `files`).
+    pub fn query_loop(&self, plugin: &str, terms: &Json, subdir: &str, vars: &Vars) -> Result<Json, TemplateError> {
+        let terms = match terms {
+            Json::Array(_) => terms.clone(),
+            other => Json::Array(vec![other.clone()]),
+        };
+        let scope = Scope::enter(vars);
+        let ctx = self.context(&scope, vars);
+        let hidden = Value::from(indexmap::IndexMap::from([(Value::from(lookups::TERMS_KW), Value::from(minijinja::value::Serde(&terms))), (Value::from(lookups::WITH_KW), Value::from(subdir))]));
+        let ctx = minijinja::value::merge_maps([hidden, ctx]);
+        let expr = format!("query({}, {k}={k}, {w}={w})", json_dumps(&Json::String(plugin.to_string())), k = lookups::TERMS_KW, w = lookups::WITH_KW);
+        eval_expression(&self.env, &expr, &ctx).and_then(|v| to_json(&v)).map_err(|e| TemplateError { message: describe_error(&e, None), line: None })
+    }
+
+    /// Is `name` a lookup plugin provision has (for `with_<name>:`)?
+    pub fn is_lookup_plugin(name: &str) -> bool {
+        lookups::is_plugin(name)
+    }
+
+    /// The lookup plugins provision has.
+    pub fn lookup_plugins() -> &'static [&'static str] {
+        lookups::PLUGINS
     }
 
     /// The same templar, but undefined variables (and attributes of them) render as nothing
@@ -247,19 +276,22 @@ impl Templar {
         if let Some(b) = parse_bool_word(t) {
             return Ok(b);
         }
-        let v = self.eval_value(expr, vars, |v| Ok(condition_truth(v)))?;
+        // Conditions keep Jinja's escapes in string literals (as Ansible: `escape_backslashes`
+        // is off for conditionals).
+        let v = self.eval_value(expr, vars, false, |v| Ok(condition_truth(v)))?;
         Ok(v)
     }
 
     /// Evaluate a bare expression to its value.
     pub fn eval_expr(&self, expr: &str, vars: &Vars) -> Result<Json, TemplateError> {
-        self.eval_value(expr, vars, |v| to_json(&v))
+        self.eval_value(expr, vars, true, |v| to_json(&v))
     }
 
     fn eval_value<T>(
         &self,
         expr: &str,
         vars: &Vars,
+        yaml: bool,
         finish: impl FnOnce(Value) -> Result<T, Error>,
     ) -> Result<T, TemplateError> {
         let t = expr.trim();
@@ -267,10 +299,10 @@ impl Templar {
         let ctx = self.context(&scope, vars);
         let bare = single_expression(t).is_none() && !Self::is_template(t);
         let result = if let Some(inner) = single_expression(t) {
-            eval_expression(&self.env, inner, &ctx)
+            eval_expression(&self.env, &yaml_escapes(inner, yaml), &ctx)
         } else if Self::is_template(t) {
             // a templated string: the rendered text is the value
-            render_string(&self.env, t, &ctx).map(Value::from)
+            render_text(&self.env, t, &ctx, yaml).map(Value::from)
         } else {
             eval_expression(&self.env, t, &ctx)
         };
@@ -357,7 +389,7 @@ pub(crate) fn render_string_value(
         return Ok(Value::from(s));
     }
     if let Some(inner) = single_expression(s) {
-        let v = eval_expression(env, inner, ctx)?;
+        let v = eval_expression(env, &yaml_escapes(inner, true), ctx)?;
         // Whitespace around a lone expression is content when the result is text
         // (`content: "{{ x }}\n"`); lists, dicts, numbers and booleans stay native.
         if s == s.trim() || !matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::None) {
@@ -367,10 +399,141 @@ pub(crate) fn render_string_value(
     render_string(env, s, ctx).map(Value::from)
 }
 
+/// Render a string from YAML (task arguments, variables): string literals inside `{{ }}`
+/// keep their backslashes ([`yaml_text_escapes`]).
 fn render_string(env: &Environment<'static>, s: &str, ctx: &Value) -> Result<String, Error> {
-    let src = prepared(s);
+    render_text(env, s, ctx, true)
+}
+
+fn render_text(env: &Environment<'static>, s: &str, ctx: &Value, yaml: bool) -> Result<String, Error> {
+    let s = if yaml { yaml_text_escapes(s) } else { Cow::Borrowed(s) };
+    let src = prepared(&s);
     let env: &Environment<'_> = env;
     env.template_from_named_str("<string>", &src)?.render(ctx)
+}
+
+/// Ansible's `escape_backslashes`: in a string written in YAML, a backslash inside a string
+/// literal of a `{{ }}` expression is the character itself, not the start of a Jinja escape,
+/// since YAML already had its say (`regex_replace('(\\w+)', '\\1')` in a double-quoted
+/// YAML string is the regex `(\w+)` and the backreference `\1`). Literals in `{% %}`
+/// statements, template files and conditions keep Jinja's escapes, as in Ansible.
+fn yaml_text_escapes(src: &str) -> Cow<'_, str> {
+    if !src.contains('\\') {
+        return Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len() + 8);
+    let mut rest = src;
+    while let Some(start) = rest.find("{{").into_iter().chain(rest.find("{%")).chain(rest.find("{#")).min() {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        if let Some(body) = tail.strip_prefix("{{") {
+            let (expr, after) = split_expression(body);
+            out.push_str("{{");
+            out.push_str(&escape_literals(expr));
+            rest = after;
+        } else {
+            let close = if tail.starts_with("{%") { "%}" } else { "#}" };
+            let body = &tail[2..];
+            let is_raw = close == "%}" && body.trim_start_matches(['-', '+']).trim_start().starts_with("raw");
+            let end = if is_raw {
+                // `{% raw %}...{% endraw %}`: copied as it is
+                body.find("endraw").and_then(|e| body[e..].find(close).map(|c| e + c + 2))
+            } else {
+                body.find(close).map(|c| c + 2)
+            };
+            match end {
+                Some(e) => {
+                    out.push_str(&tail[..2 + e]);
+                    rest = &body[e..];
+                }
+                None => {
+                    out.push_str(tail);
+                    rest = "";
+                }
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// The body of a `{{ ... }}` (up to its `}}` outside string literals) and what follows it
+/// (starting with `}}`, or empty when unterminated).
+fn split_expression(s: &str) -> (&str, &str) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        match quote {
+            Some(q) => {
+                if b[i] == b'\\' {
+                    i += 1;
+                } else if b[i] == q {
+                    quote = None;
+                }
+            }
+            None => {
+                if b[i] == b'\'' || b[i] == b'"' {
+                    quote = Some(b[i]);
+                } else if b[i..].starts_with(b"}}") {
+                    return (&s[..i], &s[i..]);
+                }
+            }
+        }
+        i += 1;
+    }
+    (s, "")
+}
+
+/// An expression with every backslash inside its string literals doubled.
+fn escape_literals(expr: &str) -> Cow<'_, str> {
+    if !expr.contains('\\') {
+        return Cow::Borrowed(expr);
+    }
+    let mut out = String::with_capacity(expr.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut chars = expr.chars();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == '\\' {
+                    out.push_str("\\\\");
+                    match chars.next() {
+                        Some('\\') => out.push_str("\\\\"),
+                        // `\'` in the literal: a backslash, then the quote (escaped, or
+                        // minijinja would end the string there)
+                        Some(n) if n == q => {
+                            out.push('\\');
+                            out.push(n);
+                        }
+                        Some(n) => out.push(n),
+                        None => {}
+                    }
+                    continue;
+                }
+                if c == q {
+                    quote = None;
+                }
+                out.push(c);
+            }
+            None => {
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+                out.push(c);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape_literals`] for an expression from YAML (`yaml`), else as it is.
+fn yaml_escapes(expr: &str, yaml: bool) -> Cow<'_, str> {
+    if yaml {
+        escape_literals(expr)
+    } else {
+        Cow::Borrowed(expr)
+    }
 }
 
 /// Render a raw variable value (lazy vars): strings, recursively inside lists and maps.
@@ -411,7 +574,7 @@ fn render_json(env: &Environment<'static>, v: &Json, ctx: &Value) -> Result<Json
                 return Ok(v.clone());
             }
             if let Some(inner) = single_expression(s) {
-                let v = eval_expression(env, inner, ctx).map_err(|e| string_error(&e, s, env, ctx))?;
+                let v = eval_expression(env, &yaml_escapes(inner, true), ctx).map_err(|e| string_error(&e, s, env, ctx))?;
                 // Whitespace around a lone expression is content when the result is text
                 // (`content: "{{ x }}\n"`); lists, dicts, numbers and booleans stay native.
                 if s == s.trim() || !matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::None) {
@@ -528,7 +691,9 @@ pub(crate) fn describe_error(e: &Error, _src: Option<&str>) -> String {
         ErrorKind::UndefinedError => {
             // minijinja: "`name` is undefined" (possibly prefixed by other detail)
             if let Some(name) = undefined_name(&detail) {
-                if is_identifier(name) {
+                if let Some(reason) = lazy::undefined_reason(name) {
+                    reason
+                } else if is_identifier(name) {
                     format!("undefined variable '{name}'")
                 } else {
                     format!("'{name}' is undefined")

@@ -812,3 +812,63 @@ fn more_of_ansibles_everyday_jinja() {
     assert_eq!(ev("lookup('file', '/nonexistent/provision', errors='ignore')", &v), json!(""));
     assert_eq!(ev("query('file', '/nonexistent/provision', errors='ignore')", &v), json!([]));
 }
+
+#[test]
+fn a_variable_reading_an_undefined_name_is_undefined() {
+    // Ansible: `x: "{{ nope }}/a"` makes x undefined for default and defined, not an error
+    let v = vars(json!({"x": "{{ nope }}/a", "y": "{{ x }}", "z": "{{ x | default('zd') }}", "ok": "fine"}));
+    assert_eq!(r("{{ x | default('d') }}", &v), "d");
+    assert_eq!(r("{{ x | d('d') }}|{{ y | default('e') }}|{{ z }}", &v), "d|e|zd");
+    assert!(!cond("x is defined", &v));
+    assert!(cond("y is undefined and ok is defined", &v));
+    assert_eq!(ev("lookup('vars', 'x', default=7)", &v), json!(7));
+    // used as it is, the error names the undefined name and the variable that reads it
+    let e = rerr("{{ x }}", &v);
+    assert!(e.message.contains("undefined variable 'nope' (while templating 'x')"), "{}", e.message);
+    let e = rerr("{{ y }}", &v);
+    assert!(e.message.contains("undefined variable 'nope'") && e.message.contains("'x'"), "{}", e.message);
+    // other errors stay errors
+    let v = vars(json!({"bad": "{{ 1 | no_such_filter }}"}));
+    assert!(Templar::new().render_str("{{ bad | default('d') }}", &v).is_err());
+}
+
+#[test]
+fn yaml_strings_keep_backslashes_in_literals() {
+    // Ansible's escape_backslashes: the YAML string `{{ ... '\1' }}` means the regex
+    // backreference, not Jinja's escape \x01
+    let v = vars(json!({"lst": ["a", "b"], "re": "{{ 'foo-bar' | regex_replace('(\\w+)-(\\w+)', '\\2 \\1') }}"}));
+    assert_eq!(r("{{ 'foo-bar' | regex_replace('(\\w+)-(\\w+)', '\\2 \\1') }}", &v), "bar foo");
+    assert_eq!(ev("re", &v), json!("bar foo"));
+    assert_eq!(Templar::new().render_value(&json!("{{ lst | join('\\n') }}"), &v).unwrap(), json!("a\\nb"));
+    assert_eq!(r("x\\n{{ 'a\\'b' }}", &v), "x\\na\\'b");
+    // `{% %}` statements, conditions and template files keep Jinja's escapes
+    assert_eq!(r("{% set s = 'a\\tb' %}{{ s }}", &v), "a\tb");
+    assert!(cond("'a\\tb' == 'a' ~ '\t' ~ 'b'", &v));
+    assert_eq!(Templar::new().render_template("t", "{{ lst | join('\\n') }}", &v).unwrap(), "a\nb");
+    assert_eq!(r("{% raw %}{{ '\\t' }}{% endraw %}", &v), "{{ '\\t' }}");
+}
+
+#[test]
+fn paths_urls_dicts_and_dates() {
+    let v = vars(json!({"users": [{"name": "a", "keys": ["k1", "k2"]}, {"name": "b", "keys": []}]}));
+    assert_eq!(ev("users | subelements('keys') | map('last') | list", &v), json!(["k1", "k2"]));
+    assert_eq!(ev("(users | subelements('keys'))[0][0].name", &v), json!("a"));
+    assert!(Templar::new().eval_expr("[{'a': 1}] | subelements('keys')", &v).is_err());
+    assert_eq!(ev("[{'a': 1}] | subelements('keys', skip_missing=true)", &v), json!([]));
+    assert_eq!(ev("['/etc', 'nginx', 'x.conf'] | path_join", &v), json!("/etc/nginx/x.conf"));
+    assert_eq!(ev("['a/', 'b', '/abs', 'c'] | path_join", &v), json!("/abs/c"));
+    assert_eq!(
+        ev("'HTTPS://u:p@Ex.com:8443/p/q?x=1#f' | urlsplit", &v),
+        json!({"fragment": "f", "hostname": "ex.com", "netloc": "u:p@Ex.com:8443", "password": "p", "path": "/p/q", "port": 8443, "query": "x=1", "scheme": "https", "username": "u"})
+    );
+    assert_eq!(ev("'http://[::1]/x' | urlsplit('hostname')", &v), json!("::1"));
+    assert_eq!(ev("'http://h/x' | urlsplit('port')", &v), json!(null));
+    assert_eq!(ev("dict(['a', 'b'] | zip([1, 2]))", &v), json!({"a": 1, "b": 2}));
+    assert_eq!(ev("dict({'a': 1}, b=2)", &v), json!({"a": 1, "b": 2}));
+    assert_eq!(ev("dict(c=3)", &v), json!({"c": 3}));
+    assert!(cond("now().year >= 2024 and now(utc=true).month <= 12", &v));
+    assert_eq!(ev("now(fmt='%Y') | int > 2000", &v), json!(true));
+    assert_eq!(ev("now().strftime('%Y') == now(fmt='%Y')", &v), json!(true));
+    let s = r("{{ now() }}", &v);
+    assert_eq!(s.len(), "2026-11-24 10:00:00.000000".len(), "{s}");
+}
