@@ -147,6 +147,8 @@ pub struct AnsibleCfg {
     pub forks: Option<usize>,
     /// `[provision] overlap_plays` (see `--overlap-plays`).
     pub overlap_plays: Option<bool>,
+    /// `[defaults] ansible_managed`: what templates get for `{{ ansible_managed }}`.
+    pub ansible_managed: Option<String>,
 }
 
 impl AnsibleCfg {
@@ -185,6 +187,7 @@ impl AnsibleCfg {
                 "remote_user" => cfg.remote_user = Some(v),
                 "private_key_file" => cfg.private_key_file = Some(v),
                 "forks" => cfg.forks = v.parse().ok(),
+                "ansible_managed" => cfg.ansible_managed = Some(v),
                 _ => {}
             }
         }
@@ -300,10 +303,11 @@ mod tests {
 
     #[test]
     fn ansible_cfg_defaults() {
-        let c = AnsibleCfg::parse("[defaults]\nhost_key_checking = False\nforks=7\n[ssh_connection]\nforks=1\n[provision]\noverlap_plays = yes\n");
+        let c = AnsibleCfg::parse("[defaults]\nhost_key_checking = False\nforks=7\nansible_managed = Managed by ops: {{ no }}\n[ssh_connection]\nforks=1\n[provision]\noverlap_plays = yes\n");
         assert_eq!(c.overlap_plays, Some(true));
         assert_eq!(c.host_key_checking, Some(false));
         assert_eq!(c.forks, Some(7));
+        assert_eq!(c.ansible_managed.as_deref(), Some("Managed by ops: {{ no }}"));
     }
 
     #[test]

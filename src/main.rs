@@ -123,6 +123,9 @@ fn list(cli: &Cli, pb: &Playbook, inventory: &Inventory, opts: &executor::RunOpt
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let cfg = AnsibleCfg::load();
+    if let Some(m) = &cfg.ansible_managed {
+        provision::modules::template::set_ansible_managed(m.clone());
+    }
     let opts = cli.run_options(&cfg)?;
     let inv_arg = cli
         .inventory

@@ -115,3 +115,25 @@ fn a_with_loop_of_a_lookup_provision_lacks_names_the_ones_it_has() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stderr.contains("site.yml:5:7: 'with_inventory_hostnames' is not supported") && r.stderr.contains("sequence"), "{}", r.stderr);
 }
+
+#[test]
+fn ansible_managed_is_ansibles_text_unless_ansible_cfg_says_otherwise() {
+    let files = |cfg: Option<&'static str>| {
+        let mut f = vec![
+            ("hosts.yml", "all:\n  hosts:\n    a: {ansible_connection: local}\n"),
+            ("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - template: {src: t.j2, dest: \"{{ d }}/out\"}\n"),
+            ("templates/t.j2", "# {{ ansible_managed }}\nx\n"),
+        ];
+        if let Some(c) = cfg {
+            f.push(("ansible.cfg", c));
+        }
+        f
+    };
+    for (cfg, want) in [(None, "# Ansible managed\nx\n"), (Some("[defaults]\nansible_managed = Managed by ops: do not edit\n"), "# Managed by ops: do not edit\nx\n")] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(&files(cfg));
+        let dv = format!("d={}", dir.path().display());
+        provision_env(p.path(), &["-i", "hosts.yml", "site.yml", "-e", dv.as_str()], &[]).assert_ok();
+        assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), want);
+    }
+}

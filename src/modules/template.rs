@@ -37,8 +37,22 @@ const PARAMS: &[&str] = &[
     "unsafe_writes",
 ];
 
-/// Default `ansible_managed` string (when the inventory does not define one).
-pub const ANSIBLE_MANAGED: &str = "Managed by provision: changes will be overwritten";
+/// Default `ansible_managed` string (when neither the variables nor `ansible.cfg` define
+/// one): Ansible's own, so a template that prints it comes out the same with either tool
+/// (moving a fleet from Ansible to provision rewrites no file and restarts nothing).
+pub const ANSIBLE_MANAGED: &str = "Ansible managed";
+
+static MANAGED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `ansible_managed` under `[defaults]` in `ansible.cfg`: the string templates get for
+/// `{{ ansible_managed }}` in this run (set once, at start).
+pub fn set_ansible_managed(text: String) {
+    let _ = MANAGED.set(text);
+}
+
+fn ansible_managed() -> &'static str {
+    MANAGED.get().map(String::as_str).unwrap_or(ANSIBLE_MANAGED)
+}
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -146,7 +160,7 @@ impl Module for TemplateModule {
         })?;
         let mut vars = ctx.vars.clone();
         if ctx.templar.var(ctx.vars, "ansible_managed").is_none() {
-            vars.insert("ansible_managed".into(), json!(ANSIBLE_MANAGED));
+            vars.insert("ansible_managed".into(), json!(ansible_managed()));
         }
         let full = std::fs::canonicalize(&path).unwrap_or(path.clone());
         vars.insert("template_path".into(), json!(path.display().to_string()));
