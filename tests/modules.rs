@@ -331,6 +331,16 @@ const FILES_SITE: &str = r##"
       become: true
       become_user: nobody
       changed_when: false
+    - name: a note on the controller (delegated), not on the host
+      copy: {dest: "{{ playbook_dir }}/note-{{ inventory_hostname }}.txt", content: "{{ inventory_hostname }} has {{ root }}\n"}
+      delegate_to: localhost
+    - name: the controller's name, registered on the host's behalf
+      local_action: command cat /etc/hostname
+      register: controller
+      changed_when: false
+      check_mode: false
+    - name: the controller's name, written on the host
+      copy: {dest: "{{ root }}/controller.txt", content: "{{ controller.stdout }}\n"}
     - name: run while the flag exists (removes)
       shell: {cmd: "rm old.flag && echo removed >> removed.log", chdir: /etc/md, removes: /etc/md/old.flag}
     - name: look at the hard link
@@ -372,8 +382,15 @@ fn verify_files(t: &Target) {
          cat /etc/md/app.conf; for b in /etc/md/app.conf.*~; do echo BACKUP $b; cat $b; done; \
          echo INI; cat /etc/md/settings.ini; echo NEW; stat -c %a /etc/md/new.conf; cat /etc/md/new.conf; cat /etc/md/hosts.extra; \
          cat /etc/md/motd; test -f done && echo done-exists; cat /etc/md/removed.log; test -e /etc/md/old.flag || echo flag-gone; \
-         echo VALIDATED; cat /etc/md/validated.conf; echo ENV; cat env.txt",
+         echo VALIDATED; cat /etc/md/validated.conf; echo ENV; cat env.txt; echo CONTROLLER; cat controller.txt; ls /srv/files/note-* 2>&1 | grep -c 'No such'",
     );
+    // delegated tasks ran on the controller: the note is in the playbook's folder, the
+    // controller's /etc/hostname was read there and its text reached the host
+    let host = t.tb.host(t.short);
+    let note = std::fs::read_to_string(t.dir.join(format!("note-{host}.txt"))).unwrap_or_else(|e| panic!("the delegated copy wrote nothing on the controller: {e}"));
+    assert_eq!(note, format!("{host} has /srv/files\n"));
+    let controller = std::fs::read_to_string("/etc/hostname").unwrap();
+    assert!(s.contains(&format!("CONTROLLER\n{}\n1\n", controller.trim())), "{s}");
     assert_has(
         &s,
         &[

@@ -107,6 +107,10 @@ pub struct HostRun {
     host: String,
     conn: Arc<dyn Transport>,
     login_user: String,
+    /// The controller, for tasks delegated to it (`delegate_to: localhost`), made when needed.
+    local: Option<Arc<dyn Transport>>,
+    /// The item running now is delegated to the controller.
+    delegated: bool,
     /// Shared with the run's host record and `hostvars`.
     facts: Arc<Vars>,
     /// set_fact / register results (persist across plays).
@@ -264,6 +268,8 @@ impl HostRun {
             host,
             conn,
             login_user,
+            local: None,
+            delegated: false,
             facts,
             host_vars,
             base_vars: Arc::default(),
@@ -1064,11 +1070,12 @@ impl HostRun {
     /// Wrap a script to run as `user` (become). The wrapped script's failure to start is
     /// explained by [`become_failure`].
     fn wrap(&self, script: &str, user: &str) -> String {
-        if user == self.login_user || user.is_empty() {
+        let login = if self.delegated { local_user() } else { self.login_user.as_str() };
+        if user == login || user.is_empty() {
             return script.to_string();
         }
         let inner = format!("cd ~ 2>/dev/null || cd /\n{script}");
-        if self.login_user == "root" {
+        if login == "root" {
             let u = modules::sh_quote(user);
             format!("cd / && HOME=$(getent passwd {u} | cut -d: -f6) exec runuser -u {u} -- sh -c {}", modules::sh_quote(&inner))
         } else {
@@ -1079,6 +1086,9 @@ impl HostRun {
     /// Probes for a task: from cache, else one batch with the uncached probes of the following
     /// tasks (lookahead), so a converged host needs a handful of round trips per play.
     async fn probe(&mut self, probes: &[Probe], run_as: &str, index: usize) -> Result<Vec<ProbeResult>, ItemError> {
+        if self.delegated {
+            return self.probe_delegated(probes, run_as).await;
+        }
         let missing: Vec<&Probe> = probes.iter().filter(|p| !self.probe_cache.contains_key(&(run_as.to_string(), p.script.clone()))).collect();
         if !missing.is_empty() {
             let mut batch: Vec<(String, Probe)> = missing.iter().map(|p| (run_as.to_string(), (*p).clone())).collect();
@@ -1149,7 +1159,45 @@ impl HostRun {
     /// (errors ignored: they're reported when the task runs), and the prepared tasks
     /// themselves for reuse.
     #[allow(clippy::type_complexity)]
-    fn lookahead(&self, index: usize) -> (Vec<(usize, String, Probe)>, Vec<((usize, usize), Box<dyn ModuleTask>)>) {
+    /// A delegated task's probes, run on the controller in one exec, never cached (the cache
+    /// holds what the host's own probes saw).
+    async fn probe_delegated(&mut self, probes: &[Probe], run_as: &str) -> Result<Vec<ProbeResult>, ItemError> {
+        let group: Vec<&Probe> = probes.iter().collect();
+        let tag = probe::new_tag();
+        let (script, members) = probe::group_script(&tag, &group);
+        let script = self.wrap(&script, run_as);
+        tracing::debug!(host = %self.host, probes = probes.len(), "exec delegated probes on the controller");
+        let out = self.local_conn().exec(&script, Some(&[])).await?;
+        let results = probe::parse_batch(&tag, members.len(), &out.stdout).map_err(|e| ItemError::Task(become_failure(run_as, &e.to_string(), out.exit_code, &out.stderr_str())))?;
+        let mut by_index: Vec<Option<ProbeResult>> = vec![None; probes.len()];
+        for (i, r) in probe::per_probe(&tag, members, results) {
+            by_index[i] = Some(r);
+        }
+        by_index.into_iter().map(|r| r.ok_or_else(|| ItemError::Task("a delegated probe gave no answer".into()))).collect()
+    }
+
+    /// The controller's transport (delegated tasks).
+    fn local_conn(&mut self) -> Arc<dyn Transport> {
+        self.local.get_or_insert_with(|| Arc::new(crate::connection::local::LocalTransport::new())).clone()
+    }
+
+    /// Does this task run on the controller (`delegate_to: localhost`, `127.0.0.1`, or an
+    /// inventory host whose `ansible_connection` is `local`)? Delegation to another host
+    /// over SSH is not supported yet: an error naming it.
+    fn delegation(&self, task: &Task, vars: &Vars) -> Result<bool, String> {
+        let Some(raw) = &task.delegate_to else { return Ok(false) };
+        let to = self.templar.render_str(raw, vars).map_err(|e| format!("{}: delegate_to: {e}", task.location))?;
+        let to = to.trim();
+        if to == self.host {
+            return Ok(false); // delegated to itself: as if not delegated
+        }
+        if matches!(to, "localhost" | "127.0.0.1" | "::1") || self.ctx.inventory.host_vars(to).get("ansible_connection").and_then(|c| c.as_str()) == Some("local") {
+            return Ok(true);
+        }
+        Err(format!("{}: delegate_to: '{to}': provision delegates only to the controller (localhost, or an inventory host with ansible_connection: local) for now", task.location))
+    }
+
+    fn lookahead(&self, index: usize) -> Ahead {
         let play = self.ctx.play();
         let mut out = Vec::new();
         let mut prepared = Vec::new();
@@ -1160,8 +1208,8 @@ impl HostRun {
             if task.run_once && self.ctx.play_hosts.first() != Some(&self.host) {
                 continue;
             }
-            // Rescue sections run only after a failure.
-            if task.blocks.iter().any(|p| p.section == Section::Rescue) {
+            // Rescue sections run only after a failure; delegated tasks probe elsewhere.
+            if task.blocks.iter().any(|p| p.section == Section::Rescue) || task.delegate_to.is_some() {
                 continue;
             }
             let vars = self.task_vars(task);
@@ -1344,7 +1392,25 @@ impl HostRun {
     }
 
     async fn run_item_inner(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
-        let run_as = self.run_as(task, vars).map_err(ItemError::Task)?;
+        self.delegated = self.delegation(task, vars).map_err(ItemError::Task)?;
+        let out = self.run_item_here(task, vars, index, item).await;
+        self.delegated = false;
+        out
+    }
+
+    /// [`Self::run_item_inner`] on the host, or on the controller when delegated: there it
+    /// runs as the user running provision, or its `become_user` if the task itself says
+    /// `become: true`; its probes are its own and its changes leave the host's probe cache be.
+    async fn run_item_here(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
+        let run_as = if self.delegated {
+            if task.r#become == Some(true) {
+                self.run_as(task, vars).map_err(ItemError::Task)?
+            } else {
+                local_user().to_string()
+            }
+        } else {
+            self.run_as(task, vars).map_err(ItemError::Task)?
+        };
         // Reuse the task prepared during lookahead when no variable changed since.
         let mut mtask = match self.prepared.remove(&(index, item)) {
             Some((generation, t)) if generation == self.generation => t,
@@ -1356,7 +1422,7 @@ impl HostRun {
         let mut plan: Plan = mtask.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
         // Packages of later tasks join this task's transaction (see `packages`).
-        if !check && plan.failed.is_none() && plan.skipped.is_none() && !plan.actions.is_empty() {
+        if !check && !self.delegated && plan.failed.is_none() && plan.skipped.is_none() && !plan.actions.is_empty() {
             if let Some((merged, absorbed)) = self.merge_package_tasks(task, vars, index, &run_as).await {
                 let results = self.probe(&merged.probes(), &run_as, index).await?;
                 let merged_plan = merged.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
@@ -1386,10 +1452,17 @@ impl HostRun {
                 let mut failure = None;
                 for action in &plan.actions {
                     let script = self.wrap(&format!("{env}{}", action.script), &run_as);
-                    self.ctx.events.round_trip(&self.host);
-                    tracing::debug!(host = %self.host, action = %action.summary, "exec action");
-                    let out = self.conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
-                    self.invalidate(&action.touches);
+                    let conn = if self.delegated {
+                        self.local_conn()
+                    } else {
+                        self.ctx.events.round_trip(&self.host);
+                        self.conn.clone()
+                    };
+                    tracing::debug!(host = %self.host, action = %action.summary, delegated = self.delegated, "exec action");
+                    let out = conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
+                    if !self.delegated {
+                        self.invalidate(&action.touches);
+                    }
                     let out = out?;
                     let bad = out.exit_code != 0 && !action.may_fail;
                     if bad {
@@ -1541,6 +1614,26 @@ fn short_json(v: &Value) -> String {
     } else {
         s
     }
+}
+
+/// What [`HostRun::lookahead`] finds: probes of later tasks (task index, user, probe), and
+/// the tasks it prepared ((task index, item index), task).
+type Ahead = (Vec<(usize, String, Probe)>, Vec<((usize, usize), Box<dyn ModuleTask>)>);
+
+/// The user running provision (delegated tasks run as it).
+fn local_user() -> &'static str {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|u| !u.is_empty())
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "root".into())
+    })
 }
 
 /// A module that looks only at variables, never at the host.

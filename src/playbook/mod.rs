@@ -78,6 +78,10 @@ pub struct Task {
     pub no_log: bool,
     pub check_mode: Option<bool>,
     pub run_once: bool,
+    /// `delegate_to` (`local_action` is `delegate_to: localhost`): where the task runs
+    /// instead of its host (as written; rendered when the task runs). Only the controller
+    /// (localhost, or an inventory host with `ansible_connection: local`) for now.
+    pub delegate_to: Option<String>,
     /// `until` / `retries` / `delay`: run again until the conditions hold (or, with `retries`
     /// alone, until it doesn't fail), as Ansible does.
     pub retry: Option<Retry>,
@@ -176,7 +180,7 @@ const TASK_KEYWORDS: &[&str] = &[
 const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
 /// Keywords whose presence we refuse rather than silently ignore (they change semantics).
-const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_to", "remote_user", "async", "poll"];
+const UNSUPPORTED_KEYWORDS: &[&str] = &["remote_user", "async", "poll"];
 
 const BLOCK_KEYWORDS: &[&str] =
     &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment"];
@@ -699,6 +703,7 @@ impl Loader<'_> {
     fn task(&mut self, file: &Arc<PathBuf>, node: &Node, m: &IndexMap<String, Node>, inherit: &Inherit, out: &mut Vec<Task>) -> Result<(), PlaybookError> {
         let mut module: Option<(&String, &Node)> = None;
         let mut with_lookup: Option<(&String, &Node)> = None;
+        let mut local_action: Option<&Node> = None;
         for (k, v) in m {
             if let Some(plugin) = k.strip_prefix("with_").filter(|p| !TASK_KEYWORDS.contains(&k.as_str()) && crate::template::Templar::is_lookup_plugin(p)) {
                 if let Some((prev, _)) = with_lookup.or_else(|| ["loop", "with_items", "with_list", "with_dict", "with_fileglob"].iter().find_map(|l| m.get_key_value(*l))) {
@@ -714,7 +719,11 @@ impl Loader<'_> {
                 }
                 continue;
             }
-            if k == "action" || k == "local_action" {
+            if k == "local_action" {
+                local_action = Some(v);
+                continue;
+            }
+            if k == "action" {
                 return Err(err_at(file, v, format!("'{k}:' is not supported; write the module name as the key")));
             }
             if modules::is_module(k) || k == "meta" || k == "ansible.builtin.meta" {
@@ -734,8 +743,31 @@ impl Loader<'_> {
                 return Err(err_at_key(file, k, v, msg));
             }
         }
-        let (module, margs) = module.ok_or_else(|| err_at(file, node, "task has no module"))?;
-        let mut args = margs.to_json();
+        // `local_action: command echo hi` / `local_action: {module: copy, ...}`: the module,
+        // delegated to localhost.
+        let (module, margs, mut args) = match (module, local_action) {
+            (Some((k, _)), Some(la)) => return Err(err_at(file, la, format!("task has both a module ('{k}') and local_action"))),
+            (Some((k, v)), None) => (k.clone(), v, v.to_json()),
+            (None, Some(la)) => {
+                let (name, args) = match la.to_json() {
+                    Value::String(s) => {
+                        let s = s.trim().to_string();
+                        let (name, rest) = s.split_once(char::is_whitespace).unwrap_or((&s, ""));
+                        (name.to_string(), if rest.trim().is_empty() { Value::Null } else { Value::String(rest.trim().to_string()) })
+                    }
+                    Value::Object(mut o) => match o.remove("module") {
+                        Some(Value::String(name)) => (name, Value::Object(o)),
+                        _ => return Err(err_at(file, la, "local_action needs 'module: NAME'")),
+                    },
+                    _ => return Err(err_at(file, la, "local_action must be a string ('command echo hi') or a mapping with 'module'")),
+                };
+                if !modules::is_module(&name) {
+                    return Err(err_at(file, la, format!("local_action: unknown module '{name}'")));
+                }
+                (name, la, args)
+            }
+            (None, None) => return Err(err_at(file, node, "task has no module")),
+        };
         if let Some(extra) = m.get("args") {
             let Value::Object(extra) = extra.to_json() else {
                 return Err(err_at(file, extra, "args must be a mapping"));
@@ -825,6 +857,7 @@ impl Loader<'_> {
             no_log: inh.no_log.unwrap_or(false),
             check_mode: inh.check_mode,
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
+            delegate_to: if local_action.is_some() { Some("localhost".to_string()) } else { string_opt("delegate_to")? },
             retry: (m.contains_key("until") || m.contains_key("retries")).then(|| Retry {
                 until: m.get("until").map(conditions),
                 retries: m.get("retries").map(Node::to_json),
@@ -928,6 +961,30 @@ mod tests {
         // nothing close: the valid names
         let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - zzqx: {}\n");
         assert!(e.contains("site.yml:3:7:") && e.contains("Modules: ") && e.contains("file"), "{e}");
+    }
+
+    #[test]
+    fn delegate_to_and_local_action() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join("site.yml"),
+            "- hosts: all\n  tasks:\n    - command: hostname\n      delegate_to: \"{{ builder }}\"\n    - local_action: command echo hi there\n    - local_action: {module: copy, dest: /tmp/x, content: y}\n    - with_sequence: count=2\n      debug: {msg: \"{{ item }}\"}\n",
+        )
+        .unwrap();
+        let pb = load(&d.path().join("site.yml")).unwrap();
+        let t = &pb.plays[0].tasks;
+        assert_eq!((t[0].module.as_str(), t[0].delegate_to.as_deref()), ("command", Some("{{ builder }}")));
+        assert_eq!((t[1].module.as_str(), t[1].delegate_to.as_deref(), &t[1].args), ("command", Some("localhost"), &Value::String("echo hi there".into())));
+        assert_eq!((t[2].module.as_str(), &t[2].args), ("copy", &serde_json::json!({"dest": "/tmp/x", "content": "y"})));
+        assert_eq!((t[3].loop_control.lookup.as_deref(), &t[3].loop_items), (Some("sequence"), &Some(Value::String("count=2".into()))));
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - local_action: nosuchmodule x\n");
+        assert!(e.contains("site.yml:3:21: local_action: unknown module 'nosuchmodule'"), "{e}");
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - local_action: {dest: /x}\n");
+        assert!(e.contains("local_action needs 'module: NAME'"), "{e}");
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - debug: {msg: x}\n      local_action: command x\n");
+        assert!(e.contains("task has both a module ('debug') and local_action"), "{e}");
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - debug: {msg: x}\n      loop: [1]\n      with_sequence: count=2\n");
+        assert!(e.contains("task has two loops: 'loop' and 'with_sequence'"), "{e}");
     }
 
     #[test]
