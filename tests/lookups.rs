@@ -51,6 +51,12 @@ const SITE: &str = r#"
       copy:
         dest: "{{ d }}/{{ inventory_hostname }}-strings"
         content: "{{ 'foo-bar' | regex_replace('(\\w+)-(\\w+)', '\\2 \\1') }}|{{ app_url | default('no url') }}|{{ dict(['a', 'b'] | zip([1, 2])) | to_json }}|{{ lookup('pipe', 'echo from the controller') }}|{{ lookup('template', 'motd.j2') }}"
+    - name: every controller file of a folder
+      lineinfile:
+        path: "{{ d }}/{{ inventory_hostname }}-globbed"
+        line: "{{ item | basename }}"
+        create: true
+      with_fileglob: ["conf/*.conf", "{{ 'conf' }}/*.none"]
     - name: a generated password, the same for every host and every run
       copy:
         dest: "{{ d }}/{{ inventory_hostname }}-password"
@@ -64,6 +70,9 @@ fn files() -> Vec<(&'static str, &'static str)> {
         ("roles/osvars/tasks/main.yml", ROLE_TASKS),
         ("roles/osvars/vars/Debian.yml", "pkg: apt\nweb_count: 2\n"),
         ("roles/osvars/vars/default.yml", "pkg: unknown\nweb_count: 1\n"),
+        ("files/conf/b.conf", "b"),
+        ("files/conf/a.conf", "a"),
+        ("files/conf/.hidden.conf", "h"),
         ("templates/motd.j2", "{{ inventory_hostname }} has {{ pkg }}{{ '\\t' }}!"),
     ]
 }
@@ -84,6 +93,7 @@ fn ansible_loops_lookups_and_yaml_strings() {
     assert!(!dir.path().join("b-web02").exists());
     assert_eq!(read("a-pairs"), "x-1\nx-2\ny-1\ny-2\n");
     assert_eq!(read("b-keys"), "alice k1\nalice k2\nbob k3\n");
+    assert_eq!(read("a-globbed"), "a.conf\nb.conf\n");
     // backreferences from a double-quoted YAML string; a variable reading an undefined name
     // takes its default; dict(zip); pipe; the template lookup keeps Jinja's escapes
     assert_eq!(read("a-strings"), "bar foo|no url|{\"a\": 1, \"b\": 2}|from the controller|a has apt\t!");

@@ -170,7 +170,7 @@ pub struct Playbook {
 
 /// Keywords a task may carry besides its module.
 const TASK_KEYWORDS: &[&str] = &[
-    "name", "when", "loop", "with_items", "with_list", "with_dict", "with_fileglob", "loop_control", "register", "notify", "listen",
+    "name", "when", "loop", "with_items", "with_list", "with_dict", "loop_control", "register", "notify", "listen",
     "become", "become_user", "become_method", "tags", "vars", "args", "changed_when", "failed_when", "ignore_errors", "no_log",
     "check_mode", "diff", "environment", "delegate_to", "run_once", "retries", "delay", "until", "any_errors_fatal", "throttle",
     "timeout", "remote_user", "debugger", "collections", "module_defaults", "async", "poll",
@@ -247,28 +247,6 @@ fn err_at_key(file: &Arc<PathBuf>, key: &str, value: &Node, message: impl Into<S
     PlaybookError::At { location, message: message.into() }
 }
 
-/// Template text as one Jinja expression: `a{{ x }}b` -> `"a" ~ (x) ~ "b"`. `None` for
-/// statements or comments (`{% %}`, `{# #}`) or an unclosed `{{`.
-fn text_as_expression(text: &str) -> Option<String> {
-    if text.contains("{%") || text.contains("{#") {
-        return None;
-    }
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        if start > 0 {
-            parts.push(quote(&rest[..start]));
-        }
-        let end = rest[start..].find("}}")? + start;
-        parts.push(format!("({})", rest[start + 2..end].trim().trim_start_matches('-').trim_end_matches('-').trim()));
-        rest = &rest[end + 2..];
-    }
-    if !rest.is_empty() || parts.is_empty() {
-        parts.push(quote(rest));
-    }
-    Some(parts.join(" ~ "))
-}
 
 /// The module or task keyword `word` is most likely a misspelling of, if one is close.
 fn closest_name(word: &str) -> Option<String> {
@@ -706,7 +684,7 @@ impl Loader<'_> {
         let mut local_action: Option<&Node> = None;
         for (k, v) in m {
             if let Some(plugin) = k.strip_prefix("with_").filter(|p| !TASK_KEYWORDS.contains(&k.as_str()) && crate::template::Templar::is_lookup_plugin(p)) {
-                if let Some((prev, _)) = with_lookup.or_else(|| ["loop", "with_items", "with_list", "with_dict", "with_fileglob"].iter().find_map(|l| m.get_key_value(*l))) {
+                if let Some((prev, _)) = with_lookup.or_else(|| ["loop", "with_items", "with_list", "with_dict"].iter().find_map(|l| m.get_key_value(*l))) {
                     return Err(err_at(file, v, format!("task has two loops: '{prev}' and '{k}'")));
                 }
                 with_lookup = Some((k, v));
@@ -733,7 +711,7 @@ impl Loader<'_> {
                 module = Some((k, v));
             } else {
                 let msg = if k.starts_with("with_") {
-                    format!("'{k}' is not supported; use 'loop' (with_items, with_list, with_dict, with_fileglob, and with_<lookup> for the lookups {} are)", crate::template::Templar::lookup_plugins().join(", "))
+                    format!("'{k}' is not supported; use 'loop' (with_items, with_list, with_dict, and with_<lookup> for the lookups {} are)", crate::template::Templar::lookup_plugins().join(", "))
                 } else if let Some(close) = closest_name(k) {
                     format!("unknown module or task keyword '{k}'; did you mean '{close}'?")
                 } else {
@@ -791,16 +769,6 @@ impl Loader<'_> {
         // with_items flattens one level when the task runs (`LoopControl::flatten`).
         let loop_items = if let Some(l) = m.get("loop").or_else(|| m.get("with_items")).or_else(|| m.get("with_list")) {
             Some(l.to_json())
-        } else if let Some(g) = m.get("with_fileglob") {
-            // Ansible's `with_fileglob: [patterns]` is `loop: "{{ query('fileglob', ...) }}"`.
-            let patterns = match g.to_json() {
-                Value::String(s) => vec![s],
-                Value::Array(a) => a.into_iter().map(|p| p.as_str().map(str::to_string).ok_or_else(|| err_at(file, g, "with_fileglob: patterns must be strings"))).collect::<Result<_, _>>()?,
-                _ => return Err(err_at(file, g, "with_fileglob needs a pattern or a list of patterns")),
-            };
-            // A templated pattern (`{{ role_path }}/x/*`) becomes the expression it renders.
-            let args = patterns.iter().map(|p| text_as_expression(p).ok_or_else(|| err_at(file, g, format!("with_fileglob: cannot use '{p}' (only {{{{ }}}} expressions)")))).collect::<Result<Vec<_>, _>>()?;
-            Some(Value::String(format!("{{{{ query('fileglob', {}) }}}}", args.join(", "))))
         } else if let Some(d) = m.get("with_dict") {
             let v = d.to_json();
             Some(match v {
@@ -993,12 +961,10 @@ mod tests {
         fs::write(d.path().join("site.yml"), "- hosts: all\n  tasks:\n    - copy: {src: \"{{ item }}\", dest: /etc/app/}\n      with_fileglob: [\"conf/*.conf\", \"{{ extra_dir }}/*.conf\"]\n    - debug: {msg: x}\n      with_fileglob: \"a\\\"b/*\"\n").unwrap();
         let pb = load(&d.path().join("site.yml")).unwrap();
         let tasks = &pb.plays[0].tasks;
-        assert_eq!(tasks[0].loop_items, Some(Value::String("{{ query('fileglob', \"conf/*.conf\", (extra_dir) ~ \"/*.conf\") }}".into())));
-        assert_eq!(tasks[1].loop_items, Some(Value::String("{{ query('fileglob', \"a\\\"b/*\") }}".into())));
-        assert_eq!(text_as_expression("{{ a }}{{b}}-x"), Some("(a) ~ (b) ~ \"-x\"".into()));
-        assert_eq!(text_as_expression("{% if x %}y{% endif %}"), None);
-        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - debug: {msg: x}\n      with_fileglob: {a: 1}\n");
-        assert!(e.contains("site.yml:4:22: with_fileglob needs a pattern or a list of patterns"), "{e}");
+        // the generic `with_<lookup>` loop: the value rendered, then the lookup's answer
+        assert_eq!(tasks[0].loop_control.lookup.as_deref(), Some("fileglob"));
+        assert_eq!(tasks[0].loop_items, Some(serde_json::json!(["conf/*.conf", "{{ extra_dir }}/*.conf"])));
+        assert_eq!(tasks[1].loop_items, Some(Value::String("a\"b/*".into())));
     }
 
     #[test]
