@@ -1155,10 +1155,6 @@ impl HostRun {
             .collect()
     }
 
-    /// Probes of the next tasks that can be prepared now, as (task index, user, probe)
-    /// (errors ignored: they're reported when the task runs), and the prepared tasks
-    /// themselves for reuse.
-    #[allow(clippy::type_complexity)]
     /// A delegated task's probes, run on the controller in one exec, never cached (the cache
     /// holds what the host's own probes saw).
     async fn probe_delegated(&mut self, probes: &[Probe], run_as: &str) -> Result<Vec<ProbeResult>, ItemError> {
@@ -1197,7 +1193,11 @@ impl HostRun {
         Err(format!("{}: delegate_to: '{to}': provision delegates only to the controller (localhost, or an inventory host with ansible_connection: local) for now", task.location))
     }
 
-    fn lookahead(&self, index: usize) -> Ahead {
+    /// Probes of the next tasks that can be prepared now, as (task index, user, probe)
+    /// (errors ignored: they're reported when the task runs), and the prepared tasks
+    /// themselves for reuse.
+    #[allow(clippy::type_complexity)]
+    fn lookahead(&self, index: usize) -> (Vec<(usize, String, Probe)>, Vec<((usize, usize), Box<dyn ModuleTask>)>) {
         let play = self.ctx.play();
         let mut out = Vec::new();
         let mut prepared = Vec::new();
@@ -1209,7 +1209,7 @@ impl HostRun {
                 continue;
             }
             // Rescue sections run only after a failure; delegated tasks probe elsewhere.
-            if task.blocks.iter().any(|p| p.section == Section::Rescue) || task.delegate_to.is_some() {
+            if task.in_rescue() || task.delegate_to.is_some() {
                 continue;
             }
             let vars = self.task_vars(task);
@@ -1402,15 +1402,7 @@ impl HostRun {
     /// runs as the user running provision, or its `become_user` if the task itself says
     /// `become: true`; its probes are its own and its changes leave the host's probe cache be.
     async fn run_item_here(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
-        let run_as = if self.delegated {
-            if task.r#become == Some(true) {
-                self.run_as(task, vars).map_err(ItemError::Task)?
-            } else {
-                local_user().to_string()
-            }
-        } else {
-            self.run_as(task, vars).map_err(ItemError::Task)?
-        };
+        let run_as = if self.delegated && task.r#become != Some(true) { local_user().to_string() } else { self.run_as(task, vars).map_err(ItemError::Task)? };
         // Reuse the task prepared during lookahead when no variable changed since.
         let mut mtask = match self.prepared.remove(&(index, item)) {
             Some((generation, t)) if generation == self.generation => t,
@@ -1615,10 +1607,6 @@ fn short_json(v: &Value) -> String {
         s
     }
 }
-
-/// What [`HostRun::lookahead`] finds: probes of later tasks (task index, user, probe), and
-/// the tasks it prepared ((task index, item index), task).
-type Ahead = (Vec<(usize, String, Probe)>, Vec<((usize, usize), Box<dyn ModuleTask>)>);
 
 /// The user running provision (delegated tasks run as it).
 fn local_user() -> &'static str {

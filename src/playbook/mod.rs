@@ -129,6 +129,11 @@ pub struct Retry {
 }
 
 impl Task {
+    /// Is the task in a block's `rescue` section (it runs only after a failure)?
+    pub fn in_rescue(&self) -> bool {
+        self.blocks.iter().any(|p| p.section == Section::Rescue)
+    }
+
     /// `role : name` as Ansible shows it.
     pub fn display_name(&self) -> String {
         let base = self.name.clone().unwrap_or_else(|| self.module.clone());
@@ -683,12 +688,11 @@ impl Loader<'_> {
         let mut with_lookup: Option<(&String, &Node)> = None;
         let mut local_action: Option<&Node> = None;
         for (k, v) in m {
-            if let Some(plugin) = k.strip_prefix("with_").filter(|p| !TASK_KEYWORDS.contains(&k.as_str()) && crate::template::Templar::is_lookup_plugin(p)) {
+            if !TASK_KEYWORDS.contains(&k.as_str()) && k.strip_prefix("with_").is_some_and(crate::template::Templar::is_lookup_plugin) {
                 if let Some((prev, _)) = with_lookup.or_else(|| ["loop", "with_items", "with_list", "with_dict"].iter().find_map(|l| m.get_key_value(*l))) {
                     return Err(err_at(file, v, format!("task has two loops: '{prev}' and '{k}'")));
                 }
                 with_lookup = Some((k, v));
-                let _ = plugin;
                 continue;
             }
             if TASK_KEYWORDS.contains(&k.as_str()) {

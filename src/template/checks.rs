@@ -10,10 +10,6 @@ use minijinja::{Environment, Error, Value};
 use super::filters::err;
 
 pub(crate) fn register(env: &mut Environment<'static>) {
-    // Ansible: a variable whose value reads an undefined name is itself undefined here
-    // (`x: "{{ nope }}/a"` then `x is defined` is false), not an error.
-    env.add_test("defined", |v: &Value| !undefined_like(v));
-    env.add_test("undefined", |v: &Value| undefined_like(v));
     env.add_test("succeeded", succeeded);
     env.add_test("success", succeeded);
     env.add_test("successful", succeeded);
@@ -82,12 +78,6 @@ fn field_true(v: &Value) -> bool {
 
 fn failed(v: &Value) -> Result<bool, Error> {
     Ok(field_true(&result_field(v, "failed", "failed")?))
-}
-
-/// Undefined, or a lazily rendered variable whose value failed to render because a name it
-/// reads is undefined (an invalid value carrying an undefined error).
-pub(crate) fn undefined_like(v: &Value) -> bool {
-    v.is_undefined() || (v.kind() == ValueKind::Invalid && matches!(super::validate(v.clone()), Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError))
 }
 
 fn succeeded(v: &Value) -> Result<bool, Error> {

@@ -1107,8 +1107,9 @@ fn to_uuid(s: String, namespace: Option<String>) -> String {
 // ---------------------------------------------------------------- defaults, paths, urls, dates
 
 /// Ansible's `default(value='', boolean=False)` (also `d`): the value when `v` is undefined,
-/// or (with `boolean`) false-ish. A variable whose own value reads an undefined name counts
-/// as undefined, as in Ansible (`x: "{{ nope }}/a"`, then `x | default('b')` is `b`).
+/// or (with `boolean`) false-ish; as keywords too (`default_value=`, `boolean=`), which
+/// minijinja's own `default` takes for positional values. (A variable whose own value reads
+/// an undefined name is undefined already: see the lazy variables.)
 fn default(v: &Value, other: Option<Value>, boolean: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let other = match other {
         Some(o) => o,
@@ -1118,7 +1119,7 @@ fn default(v: &Value, other: Option<Value>, boolean: Option<Value>, kwargs: Kwar
         Some(b) => b.is_true(),
         None => kwargs.get::<Option<bool>>("boolean")?.unwrap_or(false),
     };
-    if super::checks::undefined_like(v) || (boolean && !v.is_true()) {
+    if v.is_undefined() || (boolean && !v.is_true()) {
         return Ok(other);
     }
     Ok(v.clone())

@@ -66,9 +66,7 @@ impl<'a> Scope<'a> {
             _vars: std::marker::PhantomData,
         }
     }
-}
 
-impl Scope<'_> {
     /// Record `ctx` as this render's context until the scope ends ([`current_root`]).
     pub(crate) fn set_root(&self, ctx: &Value) {
         ROOTS.with(|r| r.borrow_mut().push((self.id, ctx.clone())));

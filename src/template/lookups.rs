@@ -79,7 +79,7 @@ fn lookup_values(state: &State, plugin: &str, positional: &[Value], kwargs: &Kwa
             let default = kwargs.get::<Option<Value>>("default")?;
             for t in terms {
                 let name = t.as_str().ok_or_else(|| err("lookup('vars'): names must be strings"))?;
-                match state.lookup(name).filter(|v| !super::checks::undefined_like(v)) {
+                match state.lookup(name).filter(|v| !v.is_undefined()) {
                     Some(v) => out.push(super::validate(v)?),
                     None => match &default {
                         Some(d) => out.push(d.clone()),
@@ -90,11 +90,7 @@ fn lookup_values(state: &State, plugin: &str, positional: &[Value], kwargs: &Kwa
         }
         "items" | "list" | "flattened" => {
             for t in terms {
-                if t.kind() == ValueKind::Seq {
-                    out.extend(iter_values(t)?);
-                } else {
-                    out.push(t.clone());
-                }
+                out.extend(listify(t)?);
             }
         }
         "dict" => {
@@ -325,23 +321,9 @@ fn first_found(state: &State, terms: &[Value], kwargs: &Kwargs, subdir: Option<&
             }
         }
     }
-    let role = var_path(state, "role_path");
-    let playbook = var_path(state, "playbook_dir");
     for c in &candidates {
-        let p = Path::new(c);
-        let found = if p.is_absolute() {
-            p.exists().then(|| p.to_path_buf())
-        } else {
-            let mut dirs: Vec<PathBuf> = Vec::new();
-            for base in [role.as_deref(), playbook.as_deref()].into_iter().flatten() {
-                if let Some(sub) = subdir {
-                    dirs.push(base.join(sub));
-                }
-                dirs.push(base.to_path_buf());
-            }
-            dirs.into_iter().map(|d| d.join(p)).find(|x| x.exists())
-        };
-        if let Some(f) = found {
+        // Without a subfolder (a lookup, not a loop), `<base>//name` is `<base>/name`.
+        if let Some(f) = find_in_search_path(state, subdir.unwrap_or(""), c) {
             return Ok(Some(std::fs::canonicalize(&f).unwrap_or(f)));
         }
     }
@@ -725,20 +707,10 @@ fn query(state: &State, plugin: String, terms: Rest<Value>, kwargs: Kwargs) -> R
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{ev, vars};
     use super::super::{Templar, Vars};
     use super::py_format_int;
     use serde_json::{json, Value as Json};
-
-    fn vars(v: Json) -> Vars {
-        match v {
-            Json::Object(m) => m,
-            _ => panic!("vars must be a map"),
-        }
-    }
-
-    fn ev(expr: &str, v: &Vars) -> Json {
-        Templar::new().eval_expr(expr, v).unwrap_or_else(|e| panic!("{expr}: {e}"))
-    }
 
     fn everr(expr: &str, v: &Vars) -> String {
         match Templar::new().eval_expr(expr, v) {

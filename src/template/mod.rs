@@ -427,9 +427,9 @@ fn yaml_text_escapes(src: &str) -> Cow<'_, str> {
         out.push_str(&rest[..start]);
         let tail = &rest[start..];
         if let Some(body) = tail.strip_prefix("{{") {
-            let (expr, after) = split_expression(body);
+            let (expr, after) = escape_literals(body);
             out.push_str("{{");
-            out.push_str(&escape_literals(expr));
+            out.push_str(&expr);
             rest = after;
         } else {
             let close = if tail.starts_with("{%") { "%}" } else { "#}" };
@@ -457,56 +457,27 @@ fn yaml_text_escapes(src: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The body of a `{{ ... }}` (up to its `}}` outside string literals) and what follows it
-/// (starting with `}}`, or empty when unterminated).
-fn split_expression(s: &str) -> (&str, &str) {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut quote: Option<u8> = None;
-    while i < b.len() {
-        match quote {
-            Some(q) => {
-                if b[i] == b'\\' {
-                    i += 1;
-                } else if b[i] == q {
-                    quote = None;
-                }
-            }
-            None => {
-                if b[i] == b'\'' || b[i] == b'"' {
-                    quote = Some(b[i]);
-                } else if b[i..].starts_with(b"}}") {
-                    return (&s[..i], &s[i..]);
-                }
-            }
-        }
-        i += 1;
-    }
-    (s, "")
-}
-
-/// An expression with every backslash inside its string literals doubled.
-fn escape_literals(expr: &str) -> Cow<'_, str> {
-    if !expr.contains('\\') {
-        return Cow::Borrowed(expr);
-    }
-    let mut out = String::with_capacity(expr.len() + 8);
+/// The expression at the start of `s` (up to its `}}` outside string literals) with every
+/// backslash inside its string literals doubled, and what follows it (from `}}`, or empty
+/// when there is none).
+fn escape_literals(s: &str) -> (String, &str) {
+    let mut out = String::with_capacity(s.len() + 8);
     let mut quote: Option<char> = None;
-    let mut chars = expr.chars();
-    while let Some(c) = chars.next() {
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
         match quote {
             Some(q) => {
                 if c == '\\' {
                     out.push_str("\\\\");
                     match chars.next() {
-                        Some('\\') => out.push_str("\\\\"),
+                        Some((_, '\\')) => out.push_str("\\\\"),
                         // `\'` in the literal: a backslash, then the quote (escaped, or
                         // minijinja would end the string there)
-                        Some(n) if n == q => {
+                        Some((_, n)) if n == q => {
                             out.push('\\');
                             out.push(n);
                         }
-                        Some(n) => out.push(n),
+                        Some((_, n)) => out.push(n),
                         None => {}
                     }
                     continue;
@@ -514,23 +485,21 @@ fn escape_literals(expr: &str) -> Cow<'_, str> {
                 if c == q {
                     quote = None;
                 }
-                out.push(c);
             }
-            None => {
-                if c == '\'' || c == '"' {
-                    quote = Some(c);
-                }
-                out.push(c);
-            }
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if s[i..].starts_with("}}") => return (out, &s[i..]),
+            None => {}
         }
+        out.push(c);
     }
-    Cow::Owned(out)
+    (out, "")
 }
 
 /// [`escape_literals`] for an expression from YAML (`yaml`), else as it is.
 fn yaml_escapes(expr: &str, yaml: bool) -> Cow<'_, str> {
-    if yaml {
-        escape_literals(expr)
+    if yaml && expr.contains('\\') {
+        // a lone expression holds no `}}` (see `single_expression`): all of it
+        Cow::Owned(escape_literals(expr).0)
     } else {
         Cow::Borrowed(expr)
     }
@@ -799,7 +768,6 @@ fn rewrite_safe_paths_expr(expr: &str) -> Cow<'_, str> {
     Cow::Owned(out.into_owned())
 }
 
-/// Apply [`rewrite_safe_paths_expr`] inside `{{ }}` and `{% %}` blocks of a template.
 /// Find a file on the controller the way Ansible does: `role/<kind>/name`, `role/name`,
 /// `playbook_dir/<kind>/name`, `playbook_dir/name`; an absolute name as is. Modules' `src`
 /// (`files/`, `templates/`) and the `file`/`fileglob` lookups search alike.
@@ -835,6 +803,7 @@ fn strip_fqcn(src: &str) -> Cow<'_, str> {
     re.replace_all(src, "$1")
 }
 
+/// Apply [`rewrite_safe_paths_expr`] inside `{{ }}` and `{% %}` blocks of a template.
 fn rewrite_safe_paths(src: &str) -> Cow<'_, str> {
     if !(src.contains("default")
         || src.contains("|")

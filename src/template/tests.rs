@@ -1,7 +1,7 @@
 use super::*;
 use serde_json::json;
 
-fn vars(v: Json) -> Vars {
+pub(super) fn vars(v: Json) -> Vars {
     match v {
         Json::Object(m) => m,
         _ => panic!("vars must be a map"),
@@ -21,7 +21,7 @@ fn rerr(src: &str, v: &Vars) -> TemplateError {
     }
 }
 
-fn ev(expr: &str, v: &Vars) -> Json {
+pub(super) fn ev(expr: &str, v: &Vars) -> Json {
     Templar::new()
         .eval_expr(expr, v)
         .unwrap_or_else(|e| panic!("{expr}: {e}"))

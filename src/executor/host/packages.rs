@@ -66,7 +66,7 @@ impl HostRun {
                 continue; // won't run
             }
             let Some(module) = modules::lookup(&later.module) else { break };
-            if later.blocks.iter().any(|p| p.section == crate::playbook::Section::Rescue) || later.register.is_some() || later.run_once || later.check_mode.is_some() || later.delegate_to.is_some() || modules::sets_vars(&later.module) {
+            if later.in_rescue() || later.register.is_some() || later.run_once || later.check_mode.is_some() || later.delegate_to.is_some() || modules::sets_vars(&later.module) {
                 break;
             }
             let lvars = self.task_vars(later);
