@@ -354,6 +354,30 @@ fn meta_end_play_ends_the_play_for_every_host_and_the_run_goes_on() {
 }
 
 #[test]
+fn meta_end_play_is_where_every_host_stops_however_far_behind_or_ahead_it_was() {
+    // As in Ansible's linear strategy: b is still sleeping in the first task when a reaches
+    // the end. Whichever host's condition ends the play, b still runs the task before the
+    // end, and neither runs the task after it (a, which answers first, may not run ahead
+    // while b's answer is pending).
+    for ender in ["a", "b"] {
+        let (r, dir) = run3(
+            &format!(
+                "- name: p\n  hosts: a:b\n  gather_facts: false\n  tasks:\n\
+                 \x20   - shell: sleep {{{{ 1 if inventory_hostname == 'b' else 0 }}}}\n\
+                 \x20   - file: {{path: '{{{{ d }}}}/{{{{ inventory_hostname }}}}-before', state: touch}}\n\
+                 \x20   - meta: end_play\n      when: inventory_hostname == '{ender}'\n\
+                 \x20   - file: {{path: '{{{{ d }}}}/{{{{ inventory_hostname }}}}-after', state: touch}}\n"
+            ),
+            &[],
+        );
+        r.assert_ok();
+        assert!(exists(&dir, "a-before") && exists(&dir, "b-before"), "{ender} ended the play: {}", r.stdout);
+        assert!(!exists(&dir, "a-after") && !exists(&dir, "b-after"), "{ender} ended the play: {}", r.stdout);
+        assert!(r.stdout.lines().any(|l| l.starts_with("b ") && l.contains(": ok=2    changed=2 ")), "{}", r.stdout);
+    }
+}
+
+#[test]
 fn meta_end_batch_ends_only_the_current_batch() {
     let (r, dir) = run3(
         "- name: rolling\n  hosts: all\n  gather_facts: false\n  serial: 1\n  tasks:\n    - meta: end_batch\n      when: inventory_hostname == 'a'\n\

@@ -66,15 +66,16 @@ pub struct Batch {
     max_fail_percentage: Option<f64>,
     lost: AtomicUsize,
     stop: AtomicBool,
-    /// `meta: end_batch` / `end_play`: no further task in this batch, but no failure.
-    ended: AtomicBool,
+    /// `meta: end_batch` / `end_play` ran at this task index (`usize::MAX`: not ended): no
+    /// host of the batch runs it or a later task, but no host fails.
+    ended_at: AtomicUsize,
     /// `meta: end_play`: the play's later batches don't run either.
     play_ended: AtomicBool,
 }
 
 impl Batch {
     pub fn new(size: usize, max_fail_percentage: Option<f64>) -> Batch {
-        Batch { size, max_fail_percentage, lost: AtomicUsize::new(0), stop: AtomicBool::new(false), ended: AtomicBool::new(false), play_ended: AtomicBool::new(false) }
+        Batch { size, max_fail_percentage, lost: AtomicUsize::new(0), stop: AtomicBool::new(false), ended_at: AtomicUsize::new(usize::MAX), play_ended: AtomicBool::new(false) }
     }
 
     /// A host of the batch failed or became unreachable; `fatal` when the failing task has
@@ -88,16 +89,25 @@ impl Batch {
         }
     }
 
-    /// `meta: end_batch` (or `end_play`, which also skips the play's later batches): the
-    /// batch ends for every host without failing any.
-    pub fn end(&self, play: bool) {
+    /// `meta: end_batch` (or `end_play`, which also skips the play's later batches) at task
+    /// `index`: the batch ends there for every host without failing any. As in Ansible's
+    /// linear strategy, where every host has done the tasks before it, hosts still behind run
+    /// their tasks up to `index`.
+    pub fn end(&self, play: bool, index: usize) {
         self.play_ended.fetch_or(play, Ordering::AcqRel);
-        self.ended.store(true, Ordering::Release);
+        self.ended_at.fetch_min(index, Ordering::AcqRel);
     }
 
-    /// The batch is being stopped: hosts finish the task they are in and run no other.
+    /// A failure stops the batch (`any_errors_fatal`, `max_fail_percentage`): hosts finish the
+    /// task they are in and run no other.
     pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Acquire) || self.ended.load(Ordering::Acquire)
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Whether a host of the batch may not run task `index`: the batch is stopping, or it
+    /// ended at that task or before.
+    pub fn stops_before(&self, index: usize) -> bool {
+        self.stopping() || self.ended_at.load(Ordering::Acquire) <= index
     }
 
     /// `meta: end_play` ran: the play's later batches don't run.
@@ -170,11 +180,17 @@ mod tests {
     #[test]
     fn end_batch_and_end_play_stop_without_ending_the_run() {
         let b = Batch::new(2, Some(0.0));
-        b.end(false);
-        assert!(b.stopping() && !b.play_ended() && !b.ends_run());
+        b.end(false, 5);
+        assert!(!b.stopping() && !b.play_ended() && !b.ends_run());
+        // Hosts behind run the tasks before the one that ended the batch.
+        assert!(!b.stops_before(4) && b.stops_before(5) && b.stops_before(6));
+        b.end(false, 3);
+        assert!(!b.stops_before(2) && b.stops_before(3), "the earliest end counts");
+        b.end(false, 9);
+        assert!(b.stops_before(3));
         let b = Batch::new(2, None);
-        b.end(true);
-        assert!(b.stopping() && b.play_ended() && !b.ends_run());
+        b.end(true, 0);
+        assert!(b.stops_before(0) && b.play_ended() && !b.ends_run());
     }
 
     #[test]

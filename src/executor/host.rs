@@ -3,7 +3,7 @@
 
 mod packages;
 
-use super::probe;
+use super::{probe, schedule};
 use super::{Events, RunOptions};
 use crate::connection::{ConnectionError, ExecOutput, Transport};
 use crate::inventory::Inventory;
@@ -560,19 +560,24 @@ impl HostRun {
             if i < flow.skip_until || task.blocks.iter().any(|p| p.section == Section::Rescue && !flow.rescuing.contains(&p.id)) {
                 continue;
             }
-            if ctx.batch.stopping() {
-                // Another host's failure was fatal, or it ended the batch or play: run no
-                // further task (handlers still run).
+            if ctx.batch.stops_before(i) {
+                // Another host's failure was fatal, or it ended the batch or play at this task
+                // or an earlier one: run no further task (handlers still run).
                 break;
             }
             if !self.selected(task) {
                 continue;
             }
-            let meta = modules::lookup(&task.module).is_none() && task.module.ends_with("meta");
+            let meta = schedule::meta_action(task).is_some();
             let mut runs_once = false;
             match &ctx.sync {
                 Some(sync) if ctx.meets.get(i) == Some(&true) => {
                     self.meet(sync, i).await;
+                    if ctx.batch.stops_before(i) {
+                        // Ended while this host waited (a `meta: end_play` under a condition
+                        // just before this task).
+                        break;
+                    }
                     if task.run_once && !meta {
                         let runner = sync.runner(i).unwrap_or_default();
                         if runner != self.host {
@@ -601,7 +606,7 @@ impl HostRun {
             if meta {
                 // meta: flush_handlers, end_host / end_batch / end_play (others are no-ops
                 // here), under the task's `when`.
-                let action = task.args.as_str().unwrap_or("").trim().to_string();
+                let action = schedule::meta_action(task).unwrap_or_default().to_string();
                 let when = if task.when.is_empty() { Ok(true) } else { self.eval_when(task, &self.task_vars(task)) };
                 let error = match when {
                     Ok(false) => {
@@ -632,7 +637,7 @@ impl HostRun {
                 } else if action == "end_batch" || action == "end_play" {
                     // For every host of the batch (and, for end_play, the batches after it):
                     // the others stop after the task they are in.
-                    ctx.batch.end(action == "end_play");
+                    ctx.batch.end(action == "end_play", i);
                     break;
                 }
                 self.passed(key);

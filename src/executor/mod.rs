@@ -313,7 +313,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
     }
     let texts = play_texts(&playbook, &inventory, &opts, &play_hosts);
     let deps = play_dependencies(&playbook, &play_hosts, &texts, opts.overlap_plays);
-    let barrier: Vec<bool> = texts.iter().map(|t| schedule::needs_barrier(t)).collect();
+    let barrier: Vec<bool> = texts.iter().zip(&playbook.plays).map(|(t, p)| schedule::needs_barrier(t, p)).collect();
     let reads_hostvars: Vec<bool> = texts.iter().map(|t| schedule::mentions(t, "hostvars")).collect();
     let mut last_play = HashMap::new();
     for (i, hosts) in play_hosts.iter().enumerate() {
@@ -698,16 +698,18 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
     globals.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
     globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
     globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
-    // The batch's hosts meet before `run_once` tasks and, in a play that reads `hostvars`,
-    // before any task that follows one registering or setting a variable.
+    // The batch's hosts meet before `run_once` tasks, after a `meta: end_play` or `end_batch`
+    // under a condition and, in a play that reads `hostvars`, before any task that follows
+    // one registering or setting a variable.
     let reads_hostvars = shared.reads_hostvars[play_idx];
-    let mut sets_before = false;
+    let (mut sets_before, mut may_end_before) = (false, false);
     let meets: Vec<bool> = play
         .tasks
         .iter()
         .map(|t| {
-            let meet = t.run_once || (reads_hostvars && sets_before);
+            let meet = t.run_once || may_end_before || (reads_hostvars && sets_before);
             sets_before |= t.register.is_some() || crate::modules::sets_vars(&t.module);
+            may_end_before = schedule::ends_batch_on_condition(t);
             meet
         })
         .collect();

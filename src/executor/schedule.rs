@@ -132,9 +132,22 @@ pub fn gates_later_plays(play: &Play) -> bool {
 }
 
 /// Whether a play's hosts must all have gathered facts before any of them runs a task: the
-/// play reads `hostvars` (other hosts' facts) or runs tasks once for all its hosts.
-pub fn needs_barrier(text: &str) -> bool {
-    mentions(text, "hostvars") || mentions(text, "run_once")
+/// play reads `hostvars` (other hosts' facts), runs tasks once for all its hosts, or may end
+/// the batch on one host's condition (see [`ends_batch_on_condition`]).
+pub fn needs_barrier(text: &str, play: &Play) -> bool {
+    mentions(text, "hostvars") || mentions(text, "run_once") || play.tasks.iter().any(ends_batch_on_condition)
+}
+
+/// The action of a `meta` task (`end_play`, `flush_handlers`...); None for any other task.
+pub fn meta_action(task: &Task) -> Option<&str> {
+    (crate::modules::lookup(&task.module).is_none() && task.module.ends_with("meta")).then(|| task.args.as_str().unwrap_or("").trim())
+}
+
+/// `meta: end_play` or `end_batch` under a `when`: one host's answer ends the batch for all,
+/// so no host may run the task after it before every host has answered (Ansible's linear
+/// strategy runs the task after it only then). The hosts meet after it.
+pub fn ends_batch_on_condition(task: &Task) -> bool {
+    !task.when.is_empty() && matches!(meta_action(task), Some("end_play" | "end_batch"))
 }
 
 /// For every play, the earlier plays it must wait for (finish), given each play's hosts, the
@@ -174,10 +187,23 @@ mod tests {
 
     #[test]
     fn barrier_only_for_hostvars_or_run_once() {
-        assert!(needs_barrier("{{ hostvars[h].ansible_host }}"));
-        assert!(needs_barrier("- command: x\n  run_once: true"));
-        assert!(needs_barrier(EVERYTHING));
-        assert!(!needs_barrier("{{ my_hostvars_copy }} {{ groups.web }}"));
+        let plays = load("- hosts: all\n  tasks:\n    - meta: end_play\n    - meta: end_batch\n      when: x\n    - debug: msg=end_play\n      when: x\n- hosts: all\n  tasks:\n    - meta: end_play\n    - meta: end_host\n      when: x\n");
+        let play = &plays.plays[1];
+        assert!(needs_barrier("{{ hostvars[h].ansible_host }}", play));
+        assert!(needs_barrier("- command: x\n  run_once: true", play));
+        assert!(needs_barrier(EVERYTHING, play));
+        assert!(!needs_barrier("{{ my_hostvars_copy }} {{ groups.web }}", play), "ending the play on every host or one host's end needs no meeting");
+        assert!(needs_barrier("", &plays.plays[0]));
+        let ends: Vec<bool> = plays.plays[0].tasks.iter().map(ends_batch_on_condition).collect();
+        assert_eq!(ends, [false, true, false]);
+        assert_eq!(meta_action(&plays.plays[0].tasks[1]), Some("end_batch"));
+        assert_eq!(meta_action(&plays.plays[0].tasks[2]), None);
+    }
+
+    fn load(text: &str) -> crate::playbook::Playbook {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("pb.yml"), text).unwrap();
+        crate::playbook::load(&d.path().join("pb.yml")).unwrap()
     }
 
     #[test]
