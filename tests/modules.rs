@@ -161,6 +161,11 @@ fn system_site() -> String {
           WantedBy=multi-user.target
     - name: unit running and enabled
       systemd: {{name: md-hello, state: started, enabled: true, daemon_reload: true}}
+    - name: sshd answers
+      wait_for: {{port: 22, search_regex: 'OpenSSH_(\d+)', timeout: 20}}
+      register: sshd_banner
+    - name: sshd major version noted
+      copy: {{content: "{{{{ sshd_banner.match_groups[0] }}}}\n", dest: /etc/md-sshd-major}}
     - name: a unit stopped and disabled
       systemd: {{name: md-idle.service, state: stopped, enabled: false}}
     - name: a SysV-only service running and enabled
@@ -206,7 +211,7 @@ fn verify_system(t: &Target) {
          echo sysv=$(systemctl is-active md-sysv)/$(systemctl is-enabled md-sysv 2>/dev/null); \
          crontab -l -u deploy; cat /etc/cron.d/md-backup; echo ROOTCRON; crontab -l; echo END; \
          echo fwd=$(sysctl -n net.ipv4.ip_forward); cat /etc/sysctl.d/60-md.conf; \
-         echo host=$(hostname) file=$(cat /etc/hostname)",
+         echo host=$(hostname) file=$(cat /etc/hostname); echo sshd-major=$(cat /etc/md-sshd-major)",
     );
     assert_has(
         &s,
@@ -243,6 +248,7 @@ fn verify_system(t: &Target) {
     assert!(uid < 1000, "appsvc is not a system user: {appsvc}");
     let root_cron = s.split("ROOTCRON").nth(1).unwrap().split("END").next().unwrap();
     assert!(!root_cron.contains("stale") && !root_cron.contains("/bin/false"), "stale cron job kept:\n{root_cron}");
+    assert!(s.lines().any(|l| l.strip_prefix("sshd-major=").is_some_and(|v| v.parse::<u32>().is_ok_and(|v| v >= 8))), "wait_for's match groups:\n{s}");
     let somaxconn = t.ssh("grep -E '^net.core.somaxconn *= *1024$' /etc/sysctl.d/60-md.conf");
     assert!(!somaxconn.is_empty());
 }

@@ -1439,7 +1439,7 @@ impl HostRun {
         if plan.failed.is_none() && skipped_reason.is_none() && !plan.actions.is_empty() {
             if check {
                 if mtask.check_support() == CheckSupport::SkipIfActions {
-                    skipped_reason = Some("skipped in check mode: the command would run".into());
+                    skipped_reason = Some(mtask.check_skip_reason().into());
                     action_summaries.clear();
                     // Later tasks may depend on what it would have done or registered.
                     self.predicted_change = true;

@@ -66,6 +66,7 @@ pub mod cron;
 pub mod sysctl;
 pub mod hostname;
 pub mod include_vars;
+pub mod wait_for;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -302,6 +303,10 @@ pub trait ModuleTask: Send + Sync {
     fn check_support(&self) -> CheckSupport {
         CheckSupport::Full
     }
+    /// Why a [`CheckSupport::SkipIfActions`] task is skipped in check mode.
+    fn check_skip_reason(&self) -> &'static str {
+        "skipped in check mode: the command would run"
+    }
 }
 
 /// A module: validates arguments (already templated by the executor) into a task.
@@ -370,6 +375,7 @@ fn all() -> &'static [&'static dyn Module] {
         &cron::CronModule,
         &sysctl::SysctlModule,
         &hostname::HostnameModule,
+        &wait_for::WaitForModule,
         // MODULES-END
     ]
 }
