@@ -149,14 +149,17 @@ fn ansible_managed_is_ansibles_text_unless_ansible_cfg_says_otherwise() {
 }
 
 #[test]
-fn delegation_is_to_the_controller_only_and_says_so() {
-    let inv = "all:\n  hosts:\n    a: {ansible_connection: local}\n    builder: {ansible_connection: local}\n    far: {ansible_host: 192.0.2.1}\n";
-    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n    - command: echo local\n      delegate_to: builder\n      register: r\n    - copy: {dest: \"{{ d }}/r\", content: \"{{ r.stdout }}\"}\n    - command: echo far\n      delegate_to: \"{{ 'far' }}\"\n";
+fn delegation_to_a_local_inventory_host_runs_here_and_an_unreachable_delegate_says_so() {
+    // `builder` is the controller; `far` is an SSH host nobody answers for (port 1).
+    let inv = "all:\n  hosts:\n    a: {ansible_connection: local}\n    builder: {ansible_connection: local}\n    far: {ansible_host: 127.0.0.1, ansible_port: 1}\n";
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n    - command: echo local\n      delegate_to: builder\n      register: r\n    - copy: {dest: \"{{ d }}/r\", content: \"{{ r.stdout }}\"}\n    - command: echo far\n      delegate_to: \"{{ 'far' }}\"\n    - copy: {dest: \"{{ d }}/after\", content: x}\n";
     let dir = tempfile::tempdir().unwrap();
     let p = project(&[("hosts.yml", inv), ("site.yml", site)]);
     let dv = format!("d={}", dir.path().display());
     let r = provision_env(p.path(), &["-i", "hosts.yml", "site.yml", "-e", dv.as_str()], &[]);
-    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(std::fs::read_to_string(dir.path().join("r")).unwrap(), "local");
-    assert!(r.stdout.contains("site.yml:8:7: delegate_to: 'far': provision delegates only to the controller"), "{}", r.stdout);
+    assert!(r.stdout.contains("fatal: [a]: UNREACHABLE! => delegate_to far: "), "{}", r.stdout);
+    assert!(!dir.path().join("after").exists(), "the host went on after its delegate was unreachable");
+    assert_eq!(r.recap()["a"].unreachable, 1, "{}", r.stdout);
 }

@@ -463,6 +463,66 @@ fn files_lines_blocks_and_commands_over_russh() {
     files_cycle("search1", "russh");
 }
 
+// ------------------------------------------------------------------------ delegation over SSH
+
+const DELEGATION_SITE: &str = r##"
+- name: delegation
+  hosts: all
+  vars:
+    peer: "{{ groups['all'] | difference([inventory_hostname]) | first }}"
+  tasks:
+    - name: a mark on the other host
+      copy: {dest: "/var/tmp/md-from-{{ inventory_hostname }}", content: "{{ inventory_hostname }} was here\n", mode: "0640"}
+      delegate_to: "{{ peer }}"
+    - name: the other host's name, read there
+      command: cat /etc/hostname
+      delegate_to: "{{ peer }}"
+      register: peer_name
+      changed_when: false
+      check_mode: false
+    - name: who a task becomes there
+      command: id -un
+      delegate_to: "{{ peer }}"
+      become: true
+      become_user: nobody
+      register: peer_user
+      changed_when: false
+      check_mode: false
+    - name: what was read there, written here
+      copy: {dest: "/var/tmp/md-peer-of-{{ inventory_hostname }}", content: "{{ peer_name.stdout }} {{ peer_user.stdout }}\n"}
+"##;
+
+#[test]
+fn delegation_to_another_host_over_ssh() {
+    // Each host in turn (one per transport, limited to it) delegates to the other one: the
+    // delegated copy lands there and not here, commands read there, become applies there.
+    let tb = bed();
+    let _a = lock("web1");
+    let _b = lock("search1");
+    let p = project(&[("site.yml", DELEGATION_SITE)]);
+    for (short, peer, transport) in [("web1", "search1", "openssh"), ("search1", "web1", "russh")] {
+        let (from, to) = (tb.host(short), tb.host(peer));
+        for h in [short, peer] {
+            tb.ssh_ok(h, "rm -f /var/tmp/md-from-* /var/tmp/md-peer-of-*");
+        }
+        let t = Target { tb, short, dir: p.path(), transport };
+        let check = t.run(&["--check", "--diff"]);
+        check.assert_ok();
+        assert_eq!(t.changed(&check), ["a mark on the other host", "what was read there, written here"], "{}", check.stdout);
+        assert_eq!(tb.ssh_ok(peer, "ls /var/tmp | grep -c '^md-' || true").trim(), "0", "--check wrote on the delegate");
+
+        let first = t.run(&[]);
+        first.assert_ok();
+        assert_eq!(t.changed(&first), ["a mark on the other host", "what was read there, written here"], "{}", first.stdout);
+        assert_eq!(tb.ssh_ok(peer, &format!("stat -c '%a %U' /var/tmp/md-from-{from}; cat /var/tmp/md-from-{from}")), format!("640 root\n{from} was here\n"));
+        assert_eq!(t.ssh(&format!("test -e /var/tmp/md-from-{from} && echo here || echo not-here")).trim(), "not-here");
+        let peer_hostname = tb.ssh_ok(peer, "cat /etc/hostname");
+        assert_eq!(t.ssh(&format!("cat /var/tmp/md-peer-of-{from}")), format!("{} nobody\n", peer_hostname.trim()), "{to}");
+        t.run(&[]).assert_no_changes();
+        t.run(&["--check", "--diff"]).assert_no_changes();
+    }
+}
+
 // ------------------------------------------------------------------------ c) app modules
 
 const KEY: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----

@@ -44,6 +44,8 @@ pub struct PlayContext {
     pub reads_hostvars: bool,
     /// The run's fork slots: a host gives its slot up while it waits for the others.
     pub forks: Arc<tokio::sync::Semaphore>,
+    /// The run's connections to hosts tasks are delegated to.
+    pub delegates: Arc<super::delegate::DelegatePool>,
 }
 
 impl PlayContext {
@@ -109,8 +111,8 @@ pub struct HostRun {
     login_user: String,
     /// The controller, for tasks delegated to it (`delegate_to: localhost`), made when needed.
     local: Option<Arc<dyn Transport>>,
-    /// The item running now is delegated to the controller.
-    delegated: bool,
+    /// Where the item running now is delegated to (see [`super::delegate`]).
+    delegate: Option<super::delegate::Delegate>,
     /// Shared with the run's host record and `hostvars`.
     facts: Arc<Vars>,
     /// set_fact / register results (persist across plays).
@@ -269,7 +271,7 @@ impl HostRun {
             conn,
             login_user,
             local: None,
-            delegated: false,
+            delegate: None,
             facts,
             host_vars,
             base_vars: Arc::default(),
@@ -954,7 +956,7 @@ impl HostRun {
         let do_become = task.r#become.or(play.r#become).unwrap_or(self.ctx.opts.r#become)
             || self.templar.var(vars, "ansible_become").and_then(modules::args::truthy).unwrap_or(false);
         if !do_become {
-            return Ok(self.login_user.clone());
+            return Ok(self.login().to_string());
         }
         let user = match task.become_user.clone().or(play.become_user.clone()).or_else(|| self.templar.var(vars, "ansible_become_user").and_then(|v| v.as_str()).map(str::to_string)) {
             Some(u) => self.templar.render_str(&u, vars).map_err(|e| format!("{}: become_user: {e}", task.location))?,
@@ -1075,7 +1077,7 @@ impl HostRun {
     /// Wrap a script to run as `user` (become). The wrapped script's failure to start is
     /// explained by [`become_failure`].
     fn wrap(&self, script: &str, user: &str) -> String {
-        let login = if self.delegated { local_user() } else { self.login_user.as_str() };
+        let login = self.login();
         if user == login || user.is_empty() {
             return script.to_string();
         }
@@ -1091,8 +1093,8 @@ impl HostRun {
     /// Probes for a task: from cache, else one batch with the uncached probes of the following
     /// tasks (lookahead), so a converged host needs a handful of round trips per play.
     async fn probe(&mut self, probes: &[Probe], run_as: &str, index: usize) -> Result<Vec<ProbeResult>, ItemError> {
-        if self.delegated {
-            return self.probe_delegated(probes, run_as).await;
+        if let Some(d) = self.delegate.clone() {
+            return self.probe_delegated(&d, probes, run_as).await;
         }
         let missing: Vec<&Probe> = probes.iter().filter(|p| !self.probe_cache.contains_key(&(run_as.to_string(), p.script.clone()))).collect();
         if !missing.is_empty() {
@@ -1160,15 +1162,15 @@ impl HostRun {
             .collect()
     }
 
-    /// A delegated task's probes, run on the controller in one exec, never cached (the cache
-    /// holds what the host's own probes saw).
-    async fn probe_delegated(&mut self, probes: &[Probe], run_as: &str) -> Result<Vec<ProbeResult>, ItemError> {
+    /// A delegated task's probes, run where it is delegated in one exec, never cached (the
+    /// cache holds what the host's own probes saw).
+    async fn probe_delegated(&mut self, to: &super::delegate::Delegate, probes: &[Probe], run_as: &str) -> Result<Vec<ProbeResult>, ItemError> {
         let group: Vec<&Probe> = probes.iter().collect();
         let tag = probe::new_tag();
         let (script, members) = probe::group_script(&tag, &group);
         let script = self.wrap(&script, run_as);
-        tracing::debug!(host = %self.host, probes = probes.len(), "exec delegated probes on the controller");
-        let out = self.local_conn().exec(&script, Some(&[])).await?;
+        tracing::debug!(host = %self.host, to = %to.name, probes = probes.len(), "exec delegated probes");
+        let out = to.conn.exec(&script, Some(&[])).await?;
         let results = probe::parse_batch(&tag, members.len(), &out.stdout).map_err(|e| ItemError::Task(become_failure(run_as, &e.to_string(), out.exit_code, &out.stderr_str())))?;
         let mut by_index: Vec<Option<ProbeResult>> = vec![None; probes.len()];
         for (i, r) in probe::per_probe(&tag, members, results) {
@@ -1182,20 +1184,29 @@ impl HostRun {
         self.local.get_or_insert_with(|| Arc::new(crate::connection::local::LocalTransport::new())).clone()
     }
 
-    /// Does this task run on the controller (`delegate_to: localhost`, `127.0.0.1`, or an
-    /// inventory host whose `ansible_connection` is `local`)? Delegation to another host
-    /// over SSH is not supported yet: an error naming it.
-    fn delegation(&self, task: &Task, vars: &Vars) -> Result<bool, String> {
-        let Some(raw) = &task.delegate_to else { return Ok(false) };
-        let to = self.templar.render_str(raw, vars).map_err(|e| format!("{}: delegate_to: {e}", task.location))?;
+    /// The user the item running now logs in as: the host's, or its delegate's.
+    fn login(&self) -> &str {
+        self.delegate.as_ref().map_or(self.login_user.as_str(), |d| d.login.as_str())
+    }
+
+    /// Where this task runs, when it is delegated: the controller (`localhost`, `127.0.0.1`,
+    /// `::1`, or an inventory host whose `ansible_connection` is `local`), or another host over
+    /// SSH (see [`super::delegate`]). Delegating to the host itself is no delegation.
+    async fn delegation(&mut self, task: &Task, vars: &Vars) -> Result<Option<super::delegate::Delegate>, ItemError> {
+        let Some(raw) = &task.delegate_to else { return Ok(None) };
+        let to = self.templar.render_str(raw, vars).map_err(|e| ItemError::Task(format!("{}: delegate_to: {e}", task.location)))?;
         let to = to.trim();
         if to == self.host {
-            return Ok(false); // delegated to itself: as if not delegated
+            return Ok(None);
+        }
+        if to.is_empty() {
+            return Err(ItemError::Task(format!("{}: delegate_to: empty host name", task.location)));
         }
         if matches!(to, "localhost" | "127.0.0.1" | "::1") || self.ctx.inventory.host_vars(to).get("ansible_connection").and_then(|c| c.as_str()) == Some("local") {
-            return Ok(true);
+            return Ok(Some(super::delegate::Delegate { name: to.to_string(), conn: self.local_conn(), login: local_user().to_string(), controller: true }));
         }
-        Err(format!("{}: delegate_to: '{to}': provision delegates only to the controller (localhost, or an inventory host with ansible_connection: local) for now", task.location))
+        let ctx = self.ctx.clone();
+        ctx.delegates.get(to, &ctx.inventory, &ctx.templar, &ctx.opts).await.map(Some).map_err(ItemError::Unreachable)
     }
 
     /// Probes of the next tasks that can be prepared now, as (task index, user, probe)
@@ -1397,17 +1408,19 @@ impl HostRun {
     }
 
     async fn run_item_inner(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
-        self.delegated = self.delegation(task, vars).map_err(ItemError::Task)?;
+        self.delegate = self.delegation(task, vars).await?;
         let out = self.run_item_here(task, vars, index, item).await;
-        self.delegated = false;
+        self.delegate = None;
         out
     }
 
-    /// [`Self::run_item_inner`] on the host, or on the controller when delegated: there it
+    /// [`Self::run_item_inner`] on the host, or where it is delegated: on the controller it
     /// runs as the user running provision, or its `become_user` if the task itself says
-    /// `become: true`; its probes are its own and its changes leave the host's probe cache be.
+    /// `become: true`; on another host, as the login there or the task's become user. A
+    /// delegated task's probes are its own and its changes leave the host's probe cache be.
     async fn run_item_here(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
-        let run_as = if self.delegated && task.r#become != Some(true) { local_user().to_string() } else { self.run_as(task, vars).map_err(ItemError::Task)? };
+        let delegated = self.delegate.is_some();
+        let run_as = if self.delegate.as_ref().is_some_and(|d| d.controller) && task.r#become != Some(true) { local_user().to_string() } else { self.run_as(task, vars).map_err(ItemError::Task)? };
         // Reuse the task prepared during lookahead when no variable changed since.
         let mut mtask = match self.prepared.remove(&(index, item)) {
             Some((generation, t)) if generation == self.generation => t,
@@ -1419,7 +1432,7 @@ impl HostRun {
         let mut plan: Plan = mtask.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
         // Packages of later tasks join this task's transaction (see `packages`).
-        if !check && !self.delegated && plan.failed.is_none() && plan.skipped.is_none() && !plan.actions.is_empty() {
+        if !check && !delegated && plan.failed.is_none() && plan.skipped.is_none() && !plan.actions.is_empty() {
             if let Some((merged, absorbed)) = self.merge_package_tasks(task, vars, index, &run_as).await {
                 let results = self.probe(&merged.probes(), &run_as, index).await?;
                 let merged_plan = merged.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
@@ -1449,15 +1462,15 @@ impl HostRun {
                 let mut failure = None;
                 for action in &plan.actions {
                     let script = self.wrap(&format!("{env}{}", action.script), &run_as);
-                    let conn = if self.delegated {
-                        self.local_conn()
+                    let conn = if let Some(d) = &self.delegate {
+                        d.conn.clone()
                     } else {
                         self.ctx.events.round_trip(&self.host);
                         self.conn.clone()
                     };
-                    tracing::debug!(host = %self.host, action = %action.summary, delegated = self.delegated, "exec action");
+                    tracing::debug!(host = %self.host, action = %action.summary, delegated = delegated, "exec action");
                     let out = conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
-                    if !self.delegated {
+                    if !delegated {
                         self.invalidate(&action.touches);
                     }
                     let out = out?;

@@ -3,6 +3,7 @@
 //! emitting events the reporter orders. See `host.rs` for the per-host loop.
 
 mod batch;
+mod delegate;
 mod facts;
 mod host;
 pub mod probe;
@@ -284,6 +285,8 @@ struct RunShared {
     reads_hostvars: Vec<bool>,
     /// A play ended the run (see [`batch::Batch::ends_run`]): plays not started yet don't.
     ended: std::sync::atomic::AtomicBool,
+    /// Connections to the hosts tasks are delegated to (see [`delegate`]).
+    delegates: Arc<delegate::DelegatePool>,
 }
 
 impl RunShared {
@@ -334,6 +337,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         barrier,
         reads_hostvars,
         ended: std::sync::atomic::AtomicBool::new(false),
+        delegates: Arc::default(),
     });
 
     let (phases, watchers): (Vec<_>, Vec<_>) = (0..playbook.plays.len()).map(|_| tokio::sync::watch::channel(PlayPhase::Waiting)).unzip();
@@ -373,6 +377,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
             c.close().await;
         }
     }
+    shared.delegates.close().await;
     let stats = events.stats();
     events.emit(Event::Recap { stats: stats.clone() });
     events.finish();
@@ -727,6 +732,7 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
         meets,
         reads_hostvars,
         forks: shared.forks.clone(),
+        delegates: shared.delegates.clone(),
     })
 }
 

@@ -178,14 +178,14 @@ const TASK_KEYWORDS: &[&str] = &[
     "name", "when", "loop", "with_items", "with_list", "with_dict", "loop_control", "register", "notify", "listen",
     "become", "become_user", "become_method", "tags", "vars", "args", "changed_when", "failed_when", "ignore_errors", "no_log",
     "check_mode", "diff", "environment", "delegate_to", "run_once", "retries", "delay", "until", "any_errors_fatal", "throttle",
-    "timeout", "remote_user", "debugger", "collections", "module_defaults", "async", "poll",
+    "timeout", "remote_user", "debugger", "collections", "module_defaults", "async", "poll", "delegate_facts",
 ];
 
 /// Keywords accepted but not implemented: loading warns once instead of failing.
 const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
 /// Keywords whose presence we refuse rather than silently ignore (they change semantics).
-const UNSUPPORTED_KEYWORDS: &[&str] = &["remote_user", "async", "poll"];
+const UNSUPPORTED_KEYWORDS: &[&str] = &["remote_user", "async", "poll", "delegate_facts"];
 
 const BLOCK_KEYWORDS: &[&str] =
     &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment"];

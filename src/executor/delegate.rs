@@ -1,0 +1,77 @@
+//! Where a delegated task runs (`delegate_to`): the controller, or another host over SSH.
+//!
+//! A host delegated to is reached with its own inventory variables (`ansible_host`,
+//! `ansible_port`, `ansible_user`, keys, SSH arguments; a name the inventory doesn't know is
+//! an address with the run's defaults), as in Ansible. Its connection is opened the first time
+//! a task needs it and shared by every host's delegated tasks for the rest of the run (one
+//! connection per delegated host, whatever the number of hosts delegating to it); it is closed
+//! when the run ends. A host that can't be reached makes the delegating host's task
+//! unreachable, as Ansible reports it; the failure is remembered, not retried per task.
+
+use super::{connection_spec, RunOptions};
+use crate::connection::{self, Transport};
+use crate::inventory::Inventory;
+use crate::template::Templar;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the item running now goes.
+#[derive(Clone)]
+pub struct Delegate {
+    /// The name given in `delegate_to` (`localhost` for the controller).
+    pub name: String,
+    pub conn: Arc<dyn Transport>,
+    /// Who the connection logs in as (a task without `become` runs as it).
+    pub login: String,
+    /// The controller: no SSH, and the task runs as the user running provision unless it
+    /// says `become: true` itself.
+    pub controller: bool,
+}
+
+type Connected = Result<(Arc<dyn Transport>, String), String>;
+
+/// The run's connections to hosts tasks are delegated to.
+#[derive(Default)]
+pub struct DelegatePool {
+    conns: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Connected>>>>,
+}
+
+impl DelegatePool {
+    /// The connection to `host`, opened on first use (one attempt per run).
+    pub async fn get(&self, host: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Result<Delegate, String> {
+        let cell = self.conns.lock().await.entry(host.to_string()).or_default().clone();
+        let (conn, login) = cell.get_or_init(|| connect(host, inventory, templar, opts)).await.clone()?;
+        Ok(Delegate { name: host.to_string(), conn, login, controller: false })
+    }
+
+    pub async fn close(&self) {
+        let cells: Vec<_> = self.conns.lock().await.values().cloned().collect();
+        for cell in cells {
+            if let Some(Ok((conn, _))) = cell.get() {
+                tracing::debug!("closing a delegation connection");
+                conn.close().await;
+            }
+        }
+    }
+}
+
+async fn connect(host: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Connected {
+    let vars = inventory.host_vars(host);
+    let spec = connection_spec(host, &vars, templar, opts).map_err(|e| format!("delegate_to {host}: bad connection variables: {e}"))?;
+    tracing::debug!(host = %host, address = %spec.address, port = spec.port, "connecting to a host tasks are delegated to");
+    let conn: Arc<dyn Transport> = match tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await {
+        Ok(Ok(c)) => Arc::from(c),
+        Ok(Err(e)) => return Err(format!("delegate_to {host}: {e}")),
+        Err(_) => return Err(format!("delegate_to {host}: timed out connecting to {}:{}", spec.address, spec.port)),
+    };
+    let login = match spec.user {
+        Some(u) => u,
+        // The login user may come from ~/.ssh/config.
+        None => {
+            let out = conn.exec("id -un", None).await.map_err(|e| format!("delegate_to {host}: {e}"))?;
+            out.stdout_str().trim().to_string()
+        }
+    };
+    Ok((conn, login))
+}
