@@ -547,6 +547,12 @@ fn app_site(head_sha256: &str) -> String {
   vars:
     app: /srv/app
     dbpw: "{DB_PW}"
+    django_env:
+      DJANGO_ENV_FILE: "{{{{ app }}}}/env"
+      DEBUG: "false"
+      ALLOWED_HOSTS: localhost
+      DATABASE_URL: "postgres://appuser:{{{{ dbpw }}}}@127.0.0.1/appdb"
+      STATIC_ROOT: "{{{{ app }}}}/static"
   tasks:
     - name: deb822 source for the local repo
       deb822_repository: {{name: md-local, types: deb, uris: "file:/srv/localrepo/", suites: "./", trusted: true}}
@@ -593,6 +599,19 @@ fn app_site(head_sha256: &str) -> String {
       postgresql_db: {{name: appdb, owner: appuser, encoding: UTF8, template: template0}}
     - name: reporter may connect
       postgresql_privs: {{database: appdb, roles: reporter, privs: CONNECT, type: database}}
+    - name: schema migrated
+      django_manage: {{command: migrate, project_path: "{{{{ app }}}}/src", virtualenv: "{{{{ app }}}}/venv"}}
+      environment: "{{{{ django_env }}}}"
+    - name: static files collected
+      django_manage: {{command: collectstatic, app_path: "{{{{ app }}}}/src", virtualenv: "{{{{ app }}}}/venv"}}
+      environment: "{{{{ django_env }}}}"
+    - name: deployment checks
+      community.general.django_manage: {{command: "check --database default", project_path: "{{{{ app }}}}/src", virtualenv: "{{{{ app }}}}/venv"}}
+      environment: "{{{{ django_env }}}}"
+      register: django_check
+    - name: what the checks said
+      assert: {{that: "'no issues' in django_check.out"}}
+      when: not ansible_check_mode
     - name: download (file URL)
       get_url: {{url: "file:///srv/sample-app.git/HEAD", dest: "{{{{ app }}}}/HEAD.txt", mode: "0644"}}
     - name: download with checksum into a directory
@@ -704,6 +723,10 @@ fn verify_app(t: &Target, branch: &str) {
     assert_eq!(psql(t, "SELECT rolname, rolcanlogin, left(rolpassword, 14) FROM pg_authid WHERE rolname IN ('appuser', 'reporter') ORDER BY 1"), "appuser|t|SCRAM-SHA-256$\nreporter|t|\n");
     let acl = psql(t, "SELECT datacl FROM pg_database WHERE datname = 'appdb'");
     assert!(acl.contains("reporter=c/"), "CONNECT not granted: {acl}");
+    // Django: the schema is in the database (as the app's user), the static files collected.
+    let tables = t.ssh("cd / && runuser -u postgres -- psql -d appdb -XAtc \"SELECT (SELECT count(*) > 0 FROM django_migrations WHERE app = 'series'), pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'django_migrations'\"");
+    assert_eq!(tables, "t|appuser\n");
+    assert!(t.ssh("find /srv/app/static -type f | wc -l").trim().parse::<u32>().unwrap() > 0, "collectstatic copied nothing");
     // The secret is in the env file.
     let secret = t.ssh("cat /srv/app/secret_key");
     assert_eq!(t.ssh("cat /srv/app/env"), format!("SECRET_KEY={secret}\n"));
@@ -743,6 +766,8 @@ fn app_git_pip_postgresql_secret_downloads_archives_repos_firewall() {
     let first = t.run(&["--diff", "-vv"]);
     first.assert_ok();
     verify_app(&t, "main");
+    let changed = t.changed(&first);
+    assert!(changed.contains(&"schema migrated".to_string()) && changed.contains(&"static files collected".to_string()) && !changed.contains(&"deployment checks".to_string()), "{changed:?}");
     let secret = t.ssh("cat /srv/app/secret_key");
     assert!(pg_login(&t, DB_PW) == 0, "cannot log in with the password");
 

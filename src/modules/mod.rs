@@ -67,6 +67,7 @@ pub mod sysctl;
 pub mod hostname;
 pub mod include_vars;
 pub mod wait_for;
+pub mod django_manage;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -376,6 +377,7 @@ fn all() -> &'static [&'static dyn Module] {
         &sysctl::SysctlModule,
         &hostname::HostnameModule,
         &wait_for::WaitForModule,
+        &django_manage::DjangoManageModule,
         // MODULES-END
     ]
 }
