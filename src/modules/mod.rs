@@ -68,6 +68,7 @@ pub mod hostname;
 pub mod include_vars;
 pub mod wait_for;
 pub mod django_manage;
+pub mod uri;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -378,6 +379,7 @@ fn all() -> &'static [&'static dyn Module] {
         &hostname::HostnameModule,
         &wait_for::WaitForModule,
         &django_manage::DjangoManageModule,
+        &uri::UriModule,
         // MODULES-END
     ]
 }

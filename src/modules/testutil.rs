@@ -95,7 +95,7 @@ pub(crate) fn apply(t: &dyn ModuleTask) -> Plan {
 /// Run a task's probes, plan, actions and a second plan against a real test host
 /// (`MS_TESTHOST=<port>`, `MS_KNOWN_HOSTS=<file>`, see testbed/README.md). Tests using it are
 /// `#[ignore]`d so `cargo test` alone never needs a host; `scripts/test` boots one, installs
-/// what they drive (git, python3-venv, iptables, postgresql, ufw) and runs them.
+/// what they drive (git, python3-venv, iptables, postgresql, ufw, curl) and runs them.
 pub(crate) mod testhost {
     use super::super::{sh_quote, ActionOutput, ModuleTask, Plan, ProbeResult};
     use std::io::Write;
