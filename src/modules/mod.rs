@@ -58,6 +58,7 @@ pub mod service;
 pub mod user;
 pub mod group;
 pub mod lineinfile;
+pub mod replace;
 pub mod blockinfile;
 pub mod deb822_repository;
 pub mod apt_repository;
@@ -370,6 +371,7 @@ fn all() -> &'static [&'static dyn Module] {
         &user::UserModule,
         &group::GroupModule,
         &lineinfile::LineinfileModule,
+        &replace::ReplaceModule,
         &blockinfile::BlockinfileModule,
         &deb822_repository::Deb822RepositoryModule,
         &apt_repository::AptRepositoryModule,
