@@ -66,6 +66,7 @@ pub mod cron;
 pub mod sysctl;
 pub mod hostname;
 pub mod include_vars;
+pub mod authorized_key;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -370,6 +371,7 @@ fn all() -> &'static [&'static dyn Module] {
         &cron::CronModule,
         &sysctl::SysctlModule,
         &hostname::HostnameModule,
+        &authorized_key::AuthorizedKeyModule,
         // MODULES-END
     ]
 }
