@@ -70,6 +70,7 @@ pub mod include_vars;
 pub mod wait_for;
 pub mod django_manage;
 pub mod uri;
+pub mod authorized_key;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -342,7 +343,7 @@ const PREFIXES: &[&str] = &[
 /// Every module. Add new modules here (one line each).
 fn all() -> &'static [&'static dyn Module] {
     &[
-        // MODULES-START (keep one per line, sorted)
+        // MODULES-START (keep one per line)
         &fail::FailModule,
         &assert::AssertModule,
         &set_fact::SetFactModule,
@@ -382,6 +383,7 @@ fn all() -> &'static [&'static dyn Module] {
         &wait_for::WaitForModule,
         &django_manage::DjangoManageModule,
         &uri::UriModule,
+        &authorized_key::AuthorizedKeyModule,
         // MODULES-END
     ]
 }
