@@ -323,6 +323,10 @@ const FILES_SITE: &str = r##"
         block: |
           a = 1
           b = 2
+    - name: host names qualified (replace, with a backreference)
+      replace: {path: /etc/md/settings.ini, regexp: '^host = (\w+)$', replace: 'host = \1.internal'}
+    - name: a login key for mdkey
+      authorized_key: {user: mdkey, key: "{{ lookup('file', '/var/cache/provision-testbed/id_ed25519.pub') }}", key_options: no-pty}
     - name: block at the top of a new file
       blockinfile: {path: /etc/md/hosts.extra, create: true, insertbefore: BOF, block: "10.0.0.1 db"}
     - name: template from the playbook dir
@@ -379,7 +383,7 @@ const VALIDATE_SITE: &str = r##"
 
 const FILES_SETUP: &str = "set -e; mkdir -p /etc/md/obsolete.d; echo old > /etc/md/obsolete.conf; echo x > /etc/md/obsolete.d/x; \
     echo 'version 1' > /etc/md/app.conf; printf '[server]\\nport = 80\\ndebug = true\\nhost = a\\n' > /etc/md/settings.ini; \
-    touch /etc/md/old.flag; printf 'keep = me\\n' > /etc/md/validated.conf";
+    touch /etc/md/old.flag; printf 'keep = me\\n' > /etc/md/validated.conf; id mdkey >/dev/null 2>&1 || useradd -m mdkey";
 
 fn verify_files(t: &Target) {
     let s = t.ssh(
@@ -388,7 +392,7 @@ fn verify_files(t: &Target) {
          cat /etc/md/app.conf; for b in /etc/md/app.conf.*~; do echo BACKUP $b; cat $b; done; \
          echo INI; cat /etc/md/settings.ini; echo NEW; stat -c %a /etc/md/new.conf; cat /etc/md/new.conf; cat /etc/md/hosts.extra; \
          cat /etc/md/motd; test -f done && echo done-exists; cat /etc/md/removed.log; test -e /etc/md/old.flag || echo flag-gone; \
-         echo VALIDATED; cat /etc/md/validated.conf; echo ENV; cat env.txt; echo CONTROLLER; cat controller.txt; ls /srv/files/note-* 2>&1 | grep -c 'No such'",
+         echo VALIDATED; cat /etc/md/validated.conf; echo KEYS; stat -c '%U %a' /home/mdkey/.ssh /home/mdkey/.ssh/authorized_keys; cut -d' ' -f1,2 /home/mdkey/.ssh/authorized_keys; echo ENV; cat env.txt; echo CONTROLLER; cat controller.txt; ls /srv/files/note-* 2>&1 | grep -c 'No such'",
     );
     // delegated tasks ran on the controller: the note is in the playbook's folder, the
     // controller's /etc/hostname was read there and its text reached the host
@@ -410,12 +414,13 @@ fn verify_files(t: &Target) {
             "gone2",
             "version 2\nBACKUP /etc/md/app.conf.",
             "~\nversion 1\n",
-            "INI\n[server]\nworkers = 4\nport = 8080\nhost = a\n# BEGIN MD BLOCK\na = 1\nb = 2\n# END MD BLOCK\nNEW\n600\ncreated = yes\n",
+            "INI\n[server]\nworkers = 4\nport = 8080\nhost = a.internal\n# BEGIN MD BLOCK\na = 1\nb = 2\n# END MD BLOCK\nNEW\n600\ncreated = yes\n",
             "# BEGIN ANSIBLE MANAGED BLOCK\n10.0.0.1 db\n# END ANSIBLE MANAGED BLOCK\n",
             "welcome to ",
             "done-exists",
             "flag-gone",
             "VALIDATED\nkeep = me\n",
+            "KEYS\nmdkey 700\nmdkey 600\nno-pty ssh-ed25519\n",
             "ENV\nhello ",
             " inner 3\n",
         ],
