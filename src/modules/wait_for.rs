@@ -116,10 +116,7 @@ fn ss_state(s: &str) -> Result<&'static str, ModuleError> {
         "SYN_RECV" => "syn-recv",
         "SYN_SENT" => "syn-sent",
         "TIME_WAIT" => "time-wait",
-        "CLOSE_WAIT" => "close-wait",
-        "LAST_ACK" => "last-ack",
-        "CLOSING" => "closing",
-        other => return Err(ModuleError::Args(format!("wait_for: unknown connection state '{other}' in active_connection_states"))),
+        other => return Err(ModuleError::Args(format!("wait_for: unknown active_connection_state ({other}) defined"))),
     })
 }
 
@@ -142,6 +139,12 @@ fn build(args: &Map<String, Value>) -> Result<WaitTask, ModuleError> {
         (None, Some(path)) => Target::Path(path),
         (None, None) => Target::Time,
     };
+    if matches!(target, Target::Path(_)) && state_name == "stopped" {
+        return Err(ModuleError::Args("wait_for: state=stopped should only be used for checking a port".into()));
+    }
+    if a.exclude_hosts.is_some() && state != State::Drained {
+        return Err(ModuleError::Args("wait_for: exclude_hosts should only be with state=drained".into()));
+    }
     match (&target, state) {
         (Target::Path(_), State::Drained) => return Err(ModuleError::Args("wait_for: state=drained should only be used for checking a port".into())),
         (Target::Time, State::Drained) => return Err(ModuleError::Args("wait_for: state=drained needs a port".into())),
@@ -397,6 +400,9 @@ mod tests {
         assert!(err(json!({"port": 80, "timeout": "soon"})).contains("number of seconds"));
         assert!(err(json!({"port": 80, "state": "up"})).contains("state must be"));
         assert!(err(json!({"port": 80, "bogus": 1})).contains("bogus"));
+        assert!(err(json!({"path": "/x", "state": "stopped"})).contains("state=stopped should only be used for checking a port"));
+        assert!(err(json!({"port": 80, "exclude_hosts": ["a"]})).contains("exclude_hosts should only be with state=drained"));
+        assert!(err(json!({"port": 80, "state": "drained", "active_connection_states": ["CLOSE_WAIT"]})).contains("unknown active_connection_state (CLOSE_WAIT)"));
     }
 
     #[test]
@@ -404,6 +410,7 @@ mod tests {
         for v in [
             json!({"port": 22}),
             json!({"port": 22, "host": "db 1", "state": "stopped", "delay": 2}),
+            json!({"port": 22, "host": "db 1", "state": "absent"}),
             json!({"port": 22, "search_regex": "OpenSSH"}),
             json!({"port": 22, "state": "drained", "exclude_hosts": "10.0.0.1,::1"}),
             json!({"path": "/tmp/x"}),
