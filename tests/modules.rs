@@ -351,6 +351,11 @@ const FILES_SITE: &str = r##"
       check_mode: false
     - name: the controller's name, written on the host
       copy: {dest: "{{ root }}/controller.txt", content: "{{ controller.stdout }}\n"}
+    - name: a job within its time limit (async, over the connection)
+      command: sleep 1
+      async: 30
+      poll: 5
+      changed_when: false
     - name: run while the flag exists (removes)
       shell: {cmd: "rm old.flag && echo removed >> removed.log", chdir: /etc/md, removes: /etc/md/old.flag}
     - name: look at the hard link

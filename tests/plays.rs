@@ -378,6 +378,28 @@ fn meta_end_play_is_where_every_host_stops_however_far_behind_or_ahead_it_was() 
 }
 
 #[test]
+fn async_with_poll_runs_the_task_within_its_time_limit() {
+    // The first job finishes in time; the second is stopped at its limit (its `touch` never
+    // runs), fails with Ansible's message and the host goes on (ignore_errors).
+    let (r, dir) = run3(
+        "- hosts: a\n  gather_facts: false\n  tasks:\n\
+         \x20   - shell: sleep 1; touch {{ d }}/in-time\n      async: 20\n      poll: 5\n\
+         \x20   - shell: sleep 4; touch {{ d }}/late\n      async: 1\n      poll: 1\n      ignore_errors: true\n      register: late\n\
+         \x20   - copy: {dest: '{{ d }}/msg', content: '{{ late.msg }}'}\n",
+        &[],
+    );
+    r.assert_ok();
+    assert!(exists(&dir, "in-time"), "{}", r.stdout);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(!exists(&dir, "late"), "the job went on past its limit");
+    assert_eq!(std::fs::read_to_string(dir.path().join("msg")).unwrap(), "async task did not complete within the requested time - 1s");
+    // Fire and forget (poll: 0) is refused where it is written.
+    let (r, _) = run3("- hosts: a\n  gather_facts: false\n  tasks:\n    - command: sleep 1\n      async: 10\n      poll: 0\n", &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("site.yml:6:13: poll: 0") || r.stdout.contains("site.yml:6:13: poll: 0"), "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
 fn meta_end_batch_ends_only_the_current_batch() {
     let (r, dir) = run3(
         "- name: rolling\n  hosts: all\n  gather_facts: false\n  serial: 1\n  tasks:\n    - meta: end_batch\n      when: inventory_hostname == 'a'\n\

@@ -1460,8 +1460,19 @@ impl HostRun {
             } else {
                 let mut outputs: Vec<ExecOutput> = Vec::new();
                 let mut failure = None;
+                let mut timed_out = None;
+                let limit = match &task.async_limit {
+                    Some(v) => Some(self.retry_number(Some(v), vars, 0, "async").map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?),
+                    None => None,
+                };
                 for action in &plan.actions {
-                    let script = self.wrap(&format!("{env}{}", action.script), &run_as);
+                    let script = format!("{env}{}", action.script);
+                    // `async`: the action stops at the time limit (TERM, then KILL 5 s later).
+                    let script = match limit {
+                        Some(n) if n > 0 => format!("timeout -k 5 {n} sh -c {}", modules::sh_quote(&script)),
+                        _ => script,
+                    };
+                    let script = self.wrap(&script, &run_as);
                     let conn = if let Some(d) = &self.delegate {
                         d.conn.clone()
                     } else {
@@ -1474,6 +1485,11 @@ impl HostRun {
                         self.invalidate(&action.touches);
                     }
                     let out = out?;
+                    if let Some(n) = limit.filter(|&n| n > 0 && (out.exit_code == 124 || out.exit_code == 137)) {
+                        timed_out = Some(format!("async task did not complete within the requested time - {n}s"));
+                        outputs.push(out);
+                        break;
+                    }
                     let bad = out.exit_code != 0 && !action.may_fail;
                     if bad {
                         let err = out.stderr_str();
@@ -1489,6 +1505,9 @@ impl HostRun {
                 plan = mtask.finish(plan, &outputs).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
                 if let Some(f) = failure {
                     plan.failed.get_or_insert(f);
+                }
+                if timed_out.is_some() {
+                    plan.failed = timed_out;
                 }
             }
         }

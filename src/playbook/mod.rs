@@ -79,9 +79,13 @@ pub struct Task {
     pub check_mode: Option<bool>,
     pub run_once: bool,
     /// `delegate_to` (`local_action` is `delegate_to: localhost`): where the task runs
-    /// instead of its host (as written; rendered when the task runs). Only the controller
-    /// (localhost, or an inventory host with `ansible_connection: local`) for now.
+    /// instead of its host (as written; rendered when the task runs): the controller or
+    /// another host over SSH.
     pub delegate_to: Option<String>,
+    /// `async` with a `poll` other than 0: the seconds the task's actions may take (as
+    /// written). They run in the foreground, as the task waits for them anyway; past the
+    /// limit they are stopped and the task fails, as Ansible's async job would.
+    pub async_limit: Option<Value>,
     /// `until` / `retries` / `delay`: run again until the conditions hold (or, with `retries`
     /// alone, until it doesn't fail), as Ansible does.
     pub retry: Option<Retry>,
@@ -185,7 +189,7 @@ const TASK_KEYWORDS: &[&str] = &[
 const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
 /// Keywords whose presence we refuse rather than silently ignore (they change semantics).
-const UNSUPPORTED_KEYWORDS: &[&str] = &["remote_user", "async", "poll", "delegate_facts"];
+const UNSUPPORTED_KEYWORDS: &[&str] = &["remote_user", "delegate_facts"];
 
 const BLOCK_KEYWORDS: &[&str] =
     &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment"];
@@ -830,6 +834,13 @@ impl Loader<'_> {
             check_mode: inh.check_mode,
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
             delegate_to: if local_action.is_some() { Some("localhost".to_string()) } else { string_opt("delegate_to")? },
+            async_limit: match (m.get("async"), m.get("poll")) {
+                (Some(_), Some(p)) if matches!(p.to_json(), Value::Number(ref n) if n.as_u64() == Some(0)) || p.to_json() == Value::String("0".into()) => {
+                    return Err(err_at(file, p, "poll: 0 (start the task and check it later with async_status) is not supported by provision yet; a poll interval above 0 is (the task then runs within its async time limit)"));
+                }
+                (Some(a), _) => Some(a.to_json()),
+                (None, _) => None,
+            },
             retry: (m.contains_key("until") || m.contains_key("retries")).then(|| Retry {
                 until: m.get("until").map(conditions),
                 retries: m.get("retries").map(Node::to_json),
