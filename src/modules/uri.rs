@@ -115,7 +115,6 @@ struct UriTask {
     return_content: bool,
     creates: Option<String>,
     removes: Option<String>,
-    timeout: u64,
 }
 
 module_impl!(UriModule, "uri");
@@ -278,7 +277,7 @@ fn build(args: &Map<String, Value>) -> Result<UriTask, ModuleError> {
     let _ = a.force_basic_auth; // curl sends Basic credentials with the first request anyway
     let mut config = c.join("\n");
     config.push('\n');
-    Ok(UriTask { url: a.url, method, config, status_code, return_content: a.return_content.unwrap_or(false), creates: a.creates, removes: a.removes, timeout })
+    Ok(UriTask { url: a.url, method, config, status_code, return_content: a.return_content.unwrap_or(false), creates: a.creates, removes: a.removes })
 }
 
 /// Markers between the parts of the action's output.
@@ -293,10 +292,10 @@ impl UriTask {
     fn script(&self) -> String {
         let mut s = String::new();
         if let Some(c) = &self.creates {
-            s.push_str(&format!("if [ -e {q} ]; then echo {SKIP}; echo \"skipped, since {c} exists\"; exit 0; fi\n", q = sh_quote(c), c = c.replace(['"', '$', '`', '\\'], "")));
+            s.push_str(&format!("if [ -e {q} ]; then echo {SKIP}; printf \"skipped, since '%s' exists\\n\" {q}; exit 0; fi\n", q = sh_quote(c)));
         }
         if let Some(r) = &self.removes {
-            s.push_str(&format!("if [ ! -e {q} ]; then echo {SKIP}; echo \"skipped, since {r} does not exist\"; exit 0; fi\n", q = sh_quote(r), r = r.replace(['"', '$', '`', '\\'], "")));
+            s.push_str(&format!("if [ ! -e {q} ]; then echo {SKIP}; printf \"skipped, since '%s' does not exist\\n\" {q}; exit 0; fi\n", q = sh_quote(r)));
         }
         let limit = if self.return_content { "cat" } else { &format!("head -c {BODY_LIMIT}") };
         s.push_str(&format!(
@@ -431,7 +430,6 @@ impl ModuleTask for UriTask {
             r.insert("msg".into(), json!(msg));
         }
         plan.result.extend(r);
-        let _ = self.timeout;
         Ok(plan)
     }
 
@@ -569,7 +567,7 @@ mod tests {
         // creates: no request at all.
         let p = apply(&task(json!({"url": format!("http://127.0.0.1:{closed}/"), "creates": "/"})));
         assert!(p.failed.is_none());
-        assert_eq!(p.result["stdout"], "skipped, since / exists");
+        assert_eq!(p.result["stdout"], "skipped, since '/' exists");
     }
 }
 
