@@ -638,7 +638,7 @@ impl HostRun {
                     break;
                 } else if action == "end_batch" || action == "end_play" {
                     // For every host of the batch (and, for end_play, the batches after it):
-                    // the others stop after the task they are in.
+                    // the others stop when they reach this task (see `Batch::end`).
                     ctx.batch.end(action == "end_play", i);
                     break;
                 }
@@ -1358,7 +1358,7 @@ impl HostRun {
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
         }
-        .ok_or_else(|| format!("{what}: expected a whole number of {}, got {v}", if what == "delay" { "seconds" } else { "retries" }))
+        .ok_or_else(|| format!("{what}: expected a whole number of {}, got {v}", if what == "retries" { "retries" } else { "seconds" }))
     }
 
     /// One attempt of one item: prepare, probe, plan, (apply), register.
