@@ -8,13 +8,12 @@
 //! when the run ends. A host that can't be reached makes the delegating host's task
 //! unreachable, as Ansible reports it; the failure is remembered, not retried per task.
 
-use super::{connection_spec, RunOptions};
-use crate::connection::{self, Transport};
+use super::{open_connection, ConnectFailure, RunOptions};
+use crate::connection::Transport;
 use crate::inventory::Inventory;
 use crate::template::Templar;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Where the item running now goes.
 #[derive(Clone)]
@@ -57,15 +56,12 @@ impl DelegatePool {
 }
 
 async fn connect(host: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Connected {
-    let vars = inventory.host_vars(host);
-    let spec = connection_spec(host, &vars, templar, opts).map_err(|e| format!("delegate_to {host}: bad connection variables: {e}"))?;
-    tracing::debug!(host = %host, address = %spec.address, port = spec.port, "connecting to a host tasks are delegated to");
-    let conn: Arc<dyn Transport> = match tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await {
-        Ok(Ok(c)) => Arc::from(c),
-        Ok(Err(e)) => return Err(format!("delegate_to {host}: {e}")),
-        Err(_) => return Err(format!("delegate_to {host}: timed out connecting to {}:{}", spec.address, spec.port)),
-    };
-    let login = match spec.user {
+    tracing::debug!(host = %host, "connecting to a host tasks are delegated to");
+    let (conn, user) = open_connection(host, inventory, templar, opts).await.map_err(|e| match e {
+        ConnectFailure::BadVars(e) => format!("delegate_to {host}: bad connection variables: {e}"),
+        ConnectFailure::Unreachable(e) => format!("delegate_to {host}: {e}"),
+    })?;
+    let login = match user {
         Some(u) => u,
         // The login user may come from ~/.ssh/config.
         None => {

@@ -600,34 +600,45 @@ async fn connect_and_gather(shared: &RunShared, play_idx: usize, h: &str, rec: &
     ok
 }
 
+/// Why a connection to a host could not be opened.
+enum ConnectFailure {
+    /// Its connection variables don't make sense (the host fails).
+    BadVars(String),
+    /// Nobody answered, or not in time (the host is unreachable).
+    Unreachable(String),
+}
+
+/// Open a connection to inventory host `h` (or an address the inventory lacks) with its
+/// connection variables, within its connect timeout; with the user it logs in as, when the
+/// variables say which.
+async fn open_connection(h: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Result<(Arc<dyn Transport>, Option<String>), ConnectFailure> {
+    let vars = inventory.host_vars(h);
+    let spec = connection_spec(h, &vars, templar, opts).map_err(ConnectFailure::BadVars)?;
+    match tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await {
+        Ok(Ok(c)) => Ok((Arc::from(c), spec.user)),
+        Ok(Err(e)) => Err(ConnectFailure::Unreachable(e.to_string())),
+        Err(_) => Err(ConnectFailure::Unreachable(format!("timed out connecting to {}:{}", spec.address, spec.port))),
+    }
+}
+
 async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostRecord) -> bool {
     let RunShared { inventory, opts, events, templar, playbook, .. } = shared;
     let gather = playbook.plays[play_idx].gather_facts;
     let result = |status, msg: Option<String>| TaskResult::new(h, status, msg);
     if rec.conn.is_none() {
-        let vars = inventory.host_vars(h);
-        let spec = match connection_spec(h, &vars, templar, opts) {
-            Ok(s) => s,
-            Err(e) => {
+        match open_connection(h, inventory, templar, opts).await {
+            Ok((conn, user)) => {
+                rec.conn = Some(conn);
+                rec.login_user = user.unwrap_or_default();
+            }
+            Err(ConnectFailure::BadVars(e)) => {
                 rec.failed = true;
                 events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Failed, Some(format!("bad connection variables: {e}"))) });
                 return false;
             }
-        };
-        let connected = tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await;
-        match connected {
-            Ok(Ok(c)) => {
-                rec.conn = Some(Arc::from(c));
-                rec.login_user = spec.user.clone().unwrap_or_default();
-            }
-            Ok(Err(e)) => {
+            Err(ConnectFailure::Unreachable(e)) => {
                 rec.unreachable = true;
-                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Unreachable, Some(e.to_string())) });
-                return false;
-            }
-            Err(_) => {
-                rec.unreachable = true;
-                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Unreachable, Some(format!("timed out connecting to {}:{}", spec.address, spec.port))) });
+                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Unreachable, Some(e)) });
                 return false;
             }
         }
