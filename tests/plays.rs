@@ -481,6 +481,23 @@ fn loops_handlers_and_notify_as_ansible_has_them() {
 }
 
 #[test]
+fn an_ignored_failure_counts_as_ansible_counts_it() {
+    // Ansible's recap: an ignored failure is ok and ignored, and changed too when its result
+    // says so (a failing command always does); a loop with an ignored failing item is one
+    // ignored result, changed if any item changed. changed_when: false keeps it unchanged.
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - command: 'false'\n      ignore_errors: true\n\
+                \x20   - shell: exit 3\n      ignore_errors: true\n      changed_when: false\n\
+                \x20   - shell: test {{ item }} = ok\n      loop: [ok, bad]\n      ignore_errors: true\n\
+                \x20   - file: {path: '{{ d }}/after', state: touch}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    assert!(exists(&dir, "after"));
+    let a = &r.recap()["a"];
+    assert_eq!((a.ok, a.changed, a.ignored, a.failed), (4, 3, 3, 0), "{}", r.stdout);
+}
+
+#[test]
 fn run_once_runs_on_the_first_live_host_after_the_others_and_gives_them_its_result() {
     // a fails first; c is slow at the first task. The run_once task waits for c (it checks
     // c's mark), runs once, on b (the first host still in the play), and b and c both get its

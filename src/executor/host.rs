@@ -232,6 +232,11 @@ fn rescued(task: &Task) -> bool {
     task.blocks.iter().any(|p| p.section == Section::Body && p.rescue.is_some())
 }
 
+/// Does a registered result say `changed: true`?
+fn changed_result(registered: &Value) -> bool {
+    registered.get("changed").and_then(Value::as_bool) == Some(true)
+}
+
 /// Probes with the task's `environment` exported first (kept apart from other tasks' probes:
 /// the script, and so the cache key, differs; no merging into a shared session).
 fn with_env(probes: Vec<Probe>, env: &str) -> Vec<Probe> {
@@ -526,6 +531,7 @@ impl HostRun {
             },
             actions: if hidden { vec![] } else { out.actions.iter().map(|a| self.scrub(a)).collect() },
             ignored: out.ignored,
+            changed: out.status == Status::Failed && out.ignored && changed_result(&out.registered),
             rescued: out.status == Status::Failed && !out.ignored && rescued(task),
             // The whole result with -vv; a failure's always (what failed: exit code, output).
             result: if hidden { json!({"censored": censored}) } else if self.ctx.opts.verbosity >= 2 || out.status == Status::Failed { self.scrub_value(&out.registered) } else { Value::Null },
@@ -901,9 +907,12 @@ impl HostRun {
             for (label, o) in &outcomes {
                 self.emit_result(key, task, label.clone(), o, false);
             }
+            // Ansible's loop result: failed if an item failed (ignored or not), changed if an
+            // item changed, even one whose failure was ignored.
+            let ignored_failure = outcomes.iter().any(|(_, o)| o.status == Status::Failed && o.ignored);
             let status = if any_unreachable {
                 Status::Unreachable
-            } else if any_failed {
+            } else if any_failed || ignored_failure {
                 Status::Failed
             } else if any_changed {
                 Status::Changed
@@ -912,10 +921,10 @@ impl HostRun {
             } else {
                 Status::Ok
             };
-            let ignored = outcomes.iter().any(|(_, o)| o.ignored);
-            let summary = ItemOutcome { status, msg: None, diffs: vec![], actions: vec![], registered: Value::Null, facts: Map::new(), ignored, secrets: vec![] };
+            let ignored = !any_failed && ignored_failure;
+            let changed = any_changed || outcomes.iter().any(|(_, o)| o.status == Status::Failed && o.ignored && changed_result(&o.registered));
             // The summary only counts in the recap; the item lines are the display.
-            let result = TaskResult { ignored, rescued: any_failed && rescued(task), ..TaskResult::new(&self.host, summary.status, None) };
+            let result = TaskResult { ignored, changed: ignored && changed, rescued: any_failed && rescued(task), ..TaskResult::new(&self.host, status, None) };
             self.ctx.events.emit_count_only(result);
         } else {
             let (label, o) = &outcomes[0];

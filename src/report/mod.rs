@@ -61,6 +61,10 @@ pub struct TaskResult {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<String>,
     pub ignored: bool,
+    /// An ignored failure whose result says it changed something (a failing `command`):
+    /// Ansible counts it `changed` as well as `ignored`.
+    #[serde(skip)]
+    pub changed: bool,
     /// A failure a block's `rescue` takes over (counted `rescued`, not `failed`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rescued: bool,
@@ -75,7 +79,7 @@ pub struct TaskResult {
 impl TaskResult {
     /// A result with only a status and a message (connection, facts, play-level failures).
     pub fn new(host: &str, status: Status, msg: Option<String>) -> TaskResult {
-        TaskResult { host: host.to_string(), status, item: None, msg, diffs: vec![], actions: vec![], ignored: false, rescued: false, result: Value::Null, counts: true }
+        TaskResult { host: host.to_string(), status, item: None, msg, diffs: vec![], actions: vec![], ignored: false, changed: false, rescued: false, result: Value::Null, counts: true }
     }
 }
 
@@ -130,7 +134,8 @@ impl HostStats {
             Status::Skipped => self.skipped += 1,
             Status::Failed if r.ignored => {
                 self.ignored += 1;
-                self.ok += 1
+                self.ok += 1;
+                self.changed += u32::from(r.changed)
             }
             Status::Failed if r.rescued => self.rescued += 1,
             Status::Failed => self.failed += 1,

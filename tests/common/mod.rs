@@ -136,6 +136,7 @@ pub struct Recap {
     pub unreachable: u32,
     pub failed: u32,
     pub skipped: u32,
+    pub ignored: u32,
     /// SSH commands the host was sent (printed with `-v`).
     pub round_trips: Option<u32>,
 }
@@ -164,6 +165,7 @@ impl Run {
                         "unreachable" => r.unreachable = v,
                         "failed" => r.failed = v,
                         "skipped" => r.skipped = v,
+                        "ignored" => r.ignored = v,
                         "round_trips" => r.round_trips = Some(v),
                         _ => {}
                     }
