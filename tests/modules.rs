@@ -356,6 +356,23 @@ const FILES_SITE: &str = r##"
       async: 30
       poll: 5
       changed_when: false
+    - name: a job in the background (async, poll 0), over the connection
+      shell: {cmd: 'sleep 1; cat; echo "as $(id -un) in $(pwd)"', chdir: /etc/md, stdin: from the controller}
+      async: 60
+      poll: 0
+      register: job
+      changed_when: false
+    - name: wait for the job
+      async_status: {jid: "{{ job.ansible_job_id }}"}
+      register: job_done
+      until: job_done is finished
+      retries: 30
+      delay: 1
+      changed_when: false
+    - name: the job's files go
+      async_status: {jid: "{{ job.ansible_job_id }}", mode: cleanup}
+    - name: what the job printed
+      copy: {dest: /etc/md/job.txt, content: "{{ job_done.stdout }} rc={{ job_done.rc }} {{ job.results_file | dirname }}\n"}
     - name: run while the flag exists (removes)
       shell: {cmd: "rm old.flag && echo removed >> removed.log", chdir: /etc/md, removes: /etc/md/old.flag}
     - name: look at the hard link
@@ -397,7 +414,7 @@ fn verify_files(t: &Target) {
          cat /etc/md/app.conf; for b in /etc/md/app.conf.*~; do echo BACKUP $b; cat $b; done; \
          echo INI; cat /etc/md/settings.ini; echo NEW; stat -c %a /etc/md/new.conf; cat /etc/md/new.conf; cat /etc/md/hosts.extra; \
          cat /etc/md/motd; test -f done && echo done-exists; cat /etc/md/removed.log; test -e /etc/md/old.flag || echo flag-gone; \
-         echo VALIDATED; cat /etc/md/validated.conf; echo KEYS; stat -c '%U %a' /home/mdkey/.ssh /home/mdkey/.ssh/authorized_keys; cut -d' ' -f1,2 /home/mdkey/.ssh/authorized_keys; echo ENV; cat env.txt; echo CONTROLLER; cat controller.txt; ls /srv/files/note-* 2>&1 | grep -c 'No such'",
+         echo VALIDATED; cat /etc/md/validated.conf; echo KEYS; stat -c '%U %a' /home/mdkey/.ssh /home/mdkey/.ssh/authorized_keys; cut -d' ' -f1,2 /home/mdkey/.ssh/authorized_keys; echo ENV; cat env.txt; echo CONTROLLER; cat controller.txt; ls /srv/files/note-* 2>&1 | grep -c 'No such'; echo JOB; cat /etc/md/job.txt; ls -A /root/.ansible_async | wc -l",
     );
     // delegated tasks ran on the controller: the note is in the playbook's folder, the
     // controller's /etc/hostname was read there and its text reached the host
@@ -428,6 +445,7 @@ fn verify_files(t: &Target) {
             "KEYS\nmdkey 700\nmdkey 600\nno-pty ssh-ed25519\n",
             "ENV\nhello ",
             " inner 3\n",
+            "JOB\nfrom the controller\nas root in /etc/md rc=0 /root/.ansible_async\n0\n",
         ],
     );
     assert!(!s.contains("debug"), "{s}");

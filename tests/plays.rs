@@ -393,10 +393,44 @@ fn async_with_poll_runs_the_task_within_its_time_limit() {
     std::thread::sleep(std::time::Duration::from_secs(4));
     assert!(!exists(&dir, "late"), "the job went on past its limit");
     assert_eq!(std::fs::read_to_string(dir.path().join("msg")).unwrap(), "async task did not complete within the requested time - 1s");
-    // Fire and forget (poll: 0) is refused where it is written.
-    let (r, _) = run3("- hosts: a\n  gather_facts: false\n  tasks:\n    - command: sleep 1\n      async: 10\n      poll: 0\n", &[]);
-    assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("site.yml:6:13: poll: 0") || r.stdout.contains("site.yml:6:13: poll: 0"), "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn async_with_poll_0_starts_a_job_that_async_status_reads_later() {
+    // The job waits for a flag a later task makes: so it is still running when it is first
+    // asked about, and the host went on without it. Then: its result once finished (a failed
+    // command, ignored), a job stopped by its time limit, a task with nothing to run
+    // (`creates`), cleanup, and a job id that is gone.
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - shell: while [ ! -e {{ d }}/go ]; do sleep 0.1; done; cat; echo err >&2; exit 3\n      args: {stdin: hello}\n      async: 30\n      poll: 0\n      register: job\n\
+                \x20   - async_status: {jid: '{{ job.ansible_job_id }}'}\n      register: early\n\
+                \x20   - file: {path: '{{ d }}/go', state: touch}\n\
+                \x20   - async_status: {jid: '{{ job.ansible_job_id }}'}\n      register: done\n      until: done is finished\n      retries: 50\n      delay: 1\n      ignore_errors: true\n\
+                \x20   - copy: {dest: '{{ d }}/result', content: \"{{ job.changed }} {{ job.finished }} {{ early.finished }} {{ done.finished }} {{ done.rc }} {{ done.stdout }} {{ done.stderr }} {{ done.failed }} {{ done.msg }}\\n\"}\n\
+                \x20   - command: sleep 30\n      async: 1\n      poll: 0\n      register: slow\n\
+                \x20   - async_status: {jid: '{{ slow.ansible_job_id }}'}\n      register: slow_done\n      until: slow_done is finished\n      retries: 20\n      delay: 1\n      ignore_errors: true\n\
+                \x20   - command: {cmd: 'true', creates: '{{ d }}'}\n      async: 10\n      poll: 0\n      register: nothing\n\
+                \x20   - async_status: {jid: '{{ nothing.ansible_job_id }}'}\n      register: nothing_done\n\
+                \x20   - async_status: {jid: '{{ item }}', mode: cleanup}\n      loop: ['{{ job.ansible_job_id }}', '{{ slow.ansible_job_id }}', '{{ nothing.ansible_job_id }}']\n      register: erased\n\
+                \x20   - async_status: {jid: '{{ job.ansible_job_id }}'}\n      register: gone\n      ignore_errors: true\n\
+                \x20   - copy: {dest: '{{ d }}/more', content: \"{{ slow_done.msg }}|{{ nothing_done.finished }} {{ nothing_done.stdout }} {{ nothing_done.changed }}|{{ erased.results[0].erased == job.results_file }}|{{ gone.msg }}\\n\"}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}\n{}", r.stdout));
+    assert_eq!(read("result"), "True False False True 3 hello err True non-zero return code\n", "{}", r.stdout);
+    assert_eq!(read("more"), format!("Timeout exceeded|True skipped, since {} exists False|True|could not find job\n", dir.path().display()), "{}", r.stdout);
+    // Started jobs count as changes, as in Ansible; the finished failing command is ignored
+    // and changed; the missing job's failure is ignored too.
+    let a = &r.recap()["a"];
+    assert_eq!((a.failed, a.ignored), (0, 3), "{}", r.stdout);
+    // Only command and shell tasks run in the background; check mode starts nothing.
+    let (r, _) = run3("- hosts: a\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/x', state: touch}\n      async: 10\n      poll: 0\n", &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stdout.contains("site.yml:4:7: async with poll: 0 starts command and shell tasks in the background; file can only run with a poll interval above 0"), "{}", r.stdout);
+    let (r, dir) = run3("- hosts: a\n  gather_facts: false\n  tasks:\n    - shell: touch {{ d }}/ran\n      async: 10\n      poll: 0\n      register: j\n    - async_status: {jid: '{{ j.ansible_job_id }}'}\n", &["--check"]);
+    r.assert_ok();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!exists(&dir, "ran"), "{}", r.stdout);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use super::{probe, schedule};
 use super::{Events, RunOptions};
 use crate::connection::{ConnectionError, ExecOutput, Transport};
 use crate::inventory::Inventory;
-use crate::modules::{self, CheckSupport, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope, REDACTED};
+use crate::modules::{self, async_status, CheckSupport, Diff, Module, ModuleError, ModuleTask, Plan, PrepareContext, Probe, ProbeResult, Scope, REDACTED};
 use crate::playbook::{Play, Playbook, Section, Task};
 use crate::report::{DiffOut, Event, SlotKey, Status, TaskResult};
 use crate::template::{Templar, Vars};
@@ -1402,6 +1402,50 @@ impl HostRun {
         check && self.predicted_change && (!reads_only_vars(task) || self.mentions_uncertain(task))
     }
 
+    /// `async` with `poll: 0`: start the task's command as a background job on the host (or
+    /// record the result of a task that had nothing to run), and register the job's id for
+    /// `async_status` (see `modules::async_status`). The job may change anything on the host
+    /// at any time from now: every cached probe is dropped.
+    async fn start_job(&mut self, task: &Task, plan: &mut Plan, mtask: &dyn ModuleTask, env: &str, run_as: &str, limit: u64) -> Result<(), ItemError> {
+        let jid = async_status::new_jid();
+        let script = if plan.actions.is_empty() {
+            let mut result = plan.result.clone();
+            result.insert("changed".into(), json!(plan.changed()));
+            if let Some(m) = &plan.msg {
+                result.entry("msg").or_insert(json!(m));
+            }
+            async_status::finished_script(&jid, &result)
+        } else {
+            let spec = mtask.background_spec().filter(|_| plan.actions.len() == 1).ok_or_else(|| {
+                ItemError::Task(format!("{}: async with poll: 0 starts command and shell tasks in the background; {} can only run with a poll interval above 0", task.location, task.module))
+            })?;
+            let action = &plan.actions[0];
+            async_status::launch_script(&jid, limit, &format!("{env}{}", action.script), &spec, action.stdin.is_some())
+        };
+        let stdin = plan.actions.first().and_then(|a| a.stdin.clone()).unwrap_or_default();
+        let script = self.wrap(&script, run_as);
+        let conn = match &self.delegate {
+            Some(d) => d.conn.clone(),
+            None => {
+                self.ctx.events.round_trip(&self.host);
+                self.conn.clone()
+            }
+        };
+        tracing::debug!(host = %self.host, jid = %jid, "start async job");
+        let out = conn.exec(&script, Some(&stdin)).await;
+        if self.delegate.is_none() {
+            self.invalidate(&Scope::Host);
+        }
+        let out = out?;
+        if out.exit_code != 0 {
+            return Err(ItemError::Task(format!("could not start the async job (exit {}): {}", out.exit_code, out.stderr_str().trim())));
+        }
+        plan.result = async_status::started_result(&jid, out.stdout_str().trim());
+        plan.msg = None;
+        plan.changed = Some(true);
+        Ok(())
+    }
+
     fn task_error(&self, task: &Task, e: String) -> ItemOutcome {
         if self.unpredictable(task) {
             // In check mode, an error after a predicted change is most likely a consequence of
@@ -1458,7 +1502,15 @@ impl HostRun {
         let absorbed = if plan.actions.is_empty() && plan.failed.is_none() { self.absorbed.remove(&index) } else { None };
         let mut skipped_reason = plan.skipped.clone();
         let mut action_summaries: Vec<String> = plan.actions.iter().map(|a| a.summary.clone()).collect();
-        if plan.failed.is_none() && skipped_reason.is_none() && !plan.actions.is_empty() {
+        // `async` with `poll: 0`: the task starts a job on the host and goes on.
+        let background = match &task.async_limit {
+            Some(v) if task.background && !check => Some(self.retry_number(Some(v), vars, 0, "async").map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?).filter(|&n| n > 0),
+            _ => None,
+        };
+        if let Some(limit) = background.filter(|_| plan.failed.is_none() && skipped_reason.is_none()) {
+            self.start_job(task, &mut plan, mtask.as_ref(), &env, &run_as, limit).await?;
+            action_summaries = plan.actions.iter().map(|a| format!("{} (async job {})", a.summary, plan.result["ansible_job_id"].as_str().unwrap_or(""))).collect();
+        } else if plan.failed.is_none() && skipped_reason.is_none() && !plan.actions.is_empty() {
             if check {
                 if mtask.check_support() == CheckSupport::SkipIfActions {
                     skipped_reason = Some(mtask.check_skip_reason().into());

@@ -310,6 +310,35 @@ fn pattern_scope(p: &str) -> String {
     }
 }
 
+/// A run's exit code and output in the result, as Ansible's command module returns them.
+fn fill_result(plan: &mut Plan, strip_empty_ends: bool, rc: i32, stdout: &str, stderr: &str) {
+    let clean = |s: &str| if strip_empty_ends { s.trim_end_matches(['\r', '\n']).to_string() } else { s.to_string() };
+    let (stdout, stderr) = (clean(stdout), clean(stderr));
+    plan.result.insert("rc".into(), json!(rc));
+    plan.result.insert("stdout_lines".into(), json!(stdout.lines().collect::<Vec<_>>()));
+    plan.result.insert("stderr_lines".into(), json!(stderr.lines().collect::<Vec<_>>()));
+    plan.result.insert("stdout".into(), json!(stdout));
+    plan.result.insert("stderr".into(), json!(stderr));
+    if rc != 0 {
+        plan.failed = Some("non-zero return code".into());
+    } else {
+        plan.result.insert("msg".into(), json!(""));
+    }
+}
+
+/// The result of a command or shell task that ran as a background job (`async` with
+/// `poll: 0`), from its [`ModuleTask::background_spec`] and how the job ended.
+pub fn job_result(spec: &Value, rc: i32, stdout: &str, stderr: &str) -> Plan {
+    let mut plan = Plan::ok();
+    if let Some(cmd) = spec.get("cmd") {
+        plan.result.insert("cmd".into(), cmd.clone());
+    }
+    let strip = spec.get("strip_empty_ends").and_then(Value::as_bool).unwrap_or(true);
+    fill_result(&mut plan, strip, rc, stdout, stderr);
+    plan.changed = Some(true);
+    plan
+}
+
 impl ModuleTask for CommandTask {
     fn probes(&self) -> Vec<Probe> {
         let mut s = String::new();
@@ -386,35 +415,14 @@ impl ModuleTask for CommandTask {
     }
 
     fn finish(&self, mut plan: Plan, outputs: &[ActionOutput]) -> Result<Plan, ModuleError> {
-        let Some(o) = outputs.first() else {
-            return Ok(plan);
-        };
-        let clean = |s: String| {
-            if self.strip_empty_ends {
-                s.trim_end_matches(['\r', '\n']).to_string()
-            } else {
-                s
-            }
-        };
-        let stdout = clean(o.stdout_str());
-        let stderr = clean(o.stderr_str());
-        plan.result.insert("rc".into(), json!(o.exit_code));
-        plan.result.insert(
-            "stdout_lines".into(),
-            json!(stdout.lines().collect::<Vec<_>>()),
-        );
-        plan.result.insert(
-            "stderr_lines".into(),
-            json!(stderr.lines().collect::<Vec<_>>()),
-        );
-        plan.result.insert("stdout".into(), json!(stdout));
-        plan.result.insert("stderr".into(), json!(stderr));
-        if o.exit_code != 0 {
-            plan.failed = Some("non-zero return code".into());
-        } else {
-            plan.result.insert("msg".into(), json!(""));
+        if let Some(o) = outputs.first() {
+            fill_result(&mut plan, self.strip_empty_ends, o.exit_code, &o.stdout_str(), &o.stderr_str());
         }
         Ok(plan)
+    }
+
+    fn background_spec(&self) -> Option<Value> {
+        Some(json!({"cmd": self.cmd, "strip_empty_ends": self.strip_empty_ends}))
     }
 
     fn check_support(&self) -> CheckSupport {

@@ -71,6 +71,7 @@ pub mod wait_for;
 pub mod django_manage;
 pub mod uri;
 pub mod authorized_key;
+pub mod async_status;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -311,6 +312,12 @@ pub trait ModuleTask: Send + Sync {
     fn check_skip_reason(&self) -> &'static str {
         "skipped in check mode: the command would run"
     }
+    /// `async` with `poll: 0`: what `async_status` needs, kept with the job on the host, to
+    /// make the task's result from the job's exit code and output. None: the module can't
+    /// run as a background job.
+    fn background_spec(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// A module: validates arguments (already templated by the executor) into a task.
@@ -384,6 +391,7 @@ fn all() -> &'static [&'static dyn Module] {
         &django_manage::DjangoManageModule,
         &uri::UriModule,
         &authorized_key::AuthorizedKeyModule,
+        &async_status::AsyncStatusModule,
         // MODULES-END
     ]
 }

@@ -82,10 +82,13 @@ pub struct Task {
     /// instead of its host (as written; rendered when the task runs): the controller or
     /// another host over SSH.
     pub delegate_to: Option<String>,
-    /// `async` with a `poll` other than 0: the seconds the task's actions may take (as
-    /// written). They run in the foreground, as the task waits for them anyway; past the
-    /// limit they are stopped and the task fails, as Ansible's async job would.
+    /// `async`: the seconds the task's actions may take (as written). With a `poll` other
+    /// than 0 they run in the foreground, as the task waits for them anyway; past the limit
+    /// they are stopped and the task fails, as Ansible's async job would.
     pub async_limit: Option<Value>,
+    /// `poll: 0` with `async`: the task starts its job on the host and goes on; the job's
+    /// result is read later with `async_status` (command and shell tasks).
+    pub background: bool,
     /// `until` / `retries` / `delay`: run again until the conditions hold (or, with `retries`
     /// alone, until it doesn't fail), as Ansible does.
     pub retry: Option<Retry>,
@@ -834,13 +837,8 @@ impl Loader<'_> {
             check_mode: inh.check_mode,
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
             delegate_to: if local_action.is_some() { Some("localhost".to_string()) } else { string_opt("delegate_to")? },
-            async_limit: match (m.get("async"), m.get("poll")) {
-                (Some(_), Some(p)) if matches!(p.to_json(), Value::Number(ref n) if n.as_u64() == Some(0)) || p.to_json() == Value::String("0".into()) => {
-                    return Err(err_at(file, p, "poll: 0 (start the task and check it later with async_status) is not supported by provision yet; a poll interval above 0 is (the task then runs within its async time limit)"));
-                }
-                (Some(a), _) => Some(a.to_json()),
-                (None, _) => None,
-            },
+            async_limit: m.get("async").map(Node::to_json),
+            background: m.contains_key("async") && m.get("poll").is_some_and(|p| matches!(p.to_json(), Value::Number(ref n) if n.as_u64() == Some(0)) || p.to_json() == Value::String("0".into())),
             retry: (m.contains_key("until") || m.contains_key("retries")).then(|| Retry {
                 until: m.get("until").map(conditions),
                 retries: m.get("retries").map(Node::to_json),

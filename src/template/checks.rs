@@ -19,6 +19,8 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_test("change", changed);
     env.add_test("skipped", skipped);
     env.add_test("skip", skipped);
+    env.add_test("finished", |v: &Value| async_state(v, "finished"));
+    env.add_test("started", |v: &Value| async_state(v, "started"));
     env.add_test("match", |v: String, pattern: String, kwargs: Kwargs| {
         regex_test(v, pattern, kwargs, "match")
     });
@@ -90,6 +92,13 @@ fn changed(v: &Value) -> Result<bool, Error> {
 
 fn skipped(v: &Value) -> Result<bool, Error> {
     Ok(field_true(&result_field(v, "skipped", "skipped")?))
+}
+
+/// `is finished` / `is started` of an `async` task's result; true for a result without the
+/// field (a task that wasn't async), as in Ansible.
+fn async_state(v: &Value, field: &str) -> Result<bool, Error> {
+    let f = result_field(v, field, field)?;
+    Ok(f.is_undefined() || f.is_true())
 }
 
 fn regex_test(v: String, pattern: String, kwargs: Kwargs, match_type: &str) -> Result<bool, Error> {

@@ -157,6 +157,10 @@ fn conditions() {
     assert!(cond("result is changed", &v));
     assert!(!cond("result is failed", &v));
     assert!(!cond("result is skipped", &v));
+    let v = vars(json!({"running": {"started": true, "finished": false}, "done": {"started": 1, "finished": 1}, "plain": {"rc": 0}}));
+    assert!(cond("running is started and running is not finished", &v));
+    assert!(cond("done is finished and done is started", &v));
+    assert!(cond("plain is finished and plain is started", &v), "a result without the field");
     let e = Templar::new()
         .eval_condition("result.rc = 0", &v)
         .unwrap_err();
