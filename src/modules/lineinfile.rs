@@ -327,62 +327,13 @@ pub(crate) fn record_backup(plan: &mut Plan, outputs: &[ActionOutput]) {
     }
 }
 
-/// Python `match.expand` for `\1`, `\g<1>`, `\g<name>` and the usual escapes.
-fn expand(caps: &regex::Captures, template: &str) -> String {
+/// Python's `match.expand(template)` (`\1`, `\g<1>`, `\g<name>`, escapes; an unknown group
+/// is an error, as in Python), through `replace`'s translation of Python templates.
+fn expand(caps: &regex::Captures, re: &regex::Regex, template: &str) -> Result<String, ModuleError> {
+    let t = super::replace::py_template(template, re).map_err(|e| ModuleError::Failed(format!("lineinfile: backrefs: {e}")))?;
     let mut out = String::new();
-    let b = template.as_bytes();
-    let mut i = 0;
-    while i < template.len() {
-        let c = template[i..].chars().next().unwrap();
-        if c != '\\' || i + 1 >= template.len() {
-            out.push(c);
-            i += c.len_utf8();
-            continue;
-        }
-        let n = b[i + 1];
-        match n {
-            b'0'..=b'9' => {
-                let mut j = i + 1;
-                while j < template.len() && j < i + 3 && b[j].is_ascii_digit() {
-                    j += 1;
-                }
-                let idx: usize = template[i + 1..j].parse().unwrap_or(0);
-                out.push_str(caps.get(idx).map(|m| m.as_str()).unwrap_or(""));
-                i = j;
-            }
-            b'g' if template[i + 2..].starts_with('<') => {
-                if let Some(end) = template[i + 3..].find('>') {
-                    let name = &template[i + 3..i + 3 + end];
-                    let m = match name.parse::<usize>() {
-                        Ok(k) => caps.get(k),
-                        Err(_) => caps.name(name),
-                    };
-                    out.push_str(m.map(|m| m.as_str()).unwrap_or(""));
-                    i = i + 3 + end + 1;
-                } else {
-                    out.push_str("\\g");
-                    i += 2;
-                }
-            }
-            b'n' => {
-                out.push('\n');
-                i += 2;
-            }
-            b't' => {
-                out.push('\t');
-                i += 2;
-            }
-            b'\\' => {
-                out.push('\\');
-                i += 2;
-            }
-            _ => {
-                out.push('\\');
-                i += 1;
-            }
-        }
-    }
-    out
+    caps.expand(&t, &mut out);
+    Ok(out)
 }
 
 /// Split keeping line endings (Python `splitlines(True)` for `\n`).
@@ -401,7 +352,7 @@ fn body(l: &str) -> &str {
 
 impl LineTask {
     /// Ansible's `present`: new lines, or None when nothing changes.
-    fn present(&self, mut lines: Vec<String>) -> (Option<Vec<String>>, &'static str) {
+    fn present(&self, mut lines: Vec<String>) -> Result<(Option<Vec<String>>, &'static str), ModuleError> {
         let line = self.line.as_deref().unwrap_or("");
         let mut index = [-1isize, -1isize];
         let mut matched: Option<Option<regex::Captures>> = None;
@@ -446,8 +397,8 @@ impl LineTask {
         let nl = |s: &str| format!("{s}\n");
         let ends_nl = |l: &String| l.ends_with('\n') || l.ends_with('\r');
         if index[0] != -1 {
-            let new_line = match (&matched, self.backrefs) {
-                (Some(Some(c)), true) => expand(c, line),
+            let new_line = match (&matched, &self.regexp, self.backrefs) {
+                (Some(Some(c)), Some(re), true) => expand(c, re, line)?,
                 _ => line.to_string(),
             };
             let new_line = if new_line.ends_with('\n') { new_line } else { nl(&new_line) };
@@ -455,17 +406,17 @@ impl LineTask {
             let i = index[0] as usize;
             if lines[i] != new_line {
                 lines[i] = new_line;
-                return (Some(lines), "line replaced");
+                return Ok((Some(lines), "line replaced"));
             }
-            return (None, "");
+            return Ok((None, ""));
         }
         if self.backrefs {
             // Not safe to build the line without a match to fill the backrefs.
-            return (None, "");
+            return Ok((None, ""));
         }
         if self.insert == Insert::Bof {
             lines.insert(0, nl(line));
-            return (Some(lines), "line added");
+            return Ok((Some(lines), "line added"));
         }
         if self.insert == Insert::Eof || index[1] == -1 {
             if let Some(last) = lines.last_mut() {
@@ -474,7 +425,7 @@ impl LineTask {
                 }
             }
             lines.push(nl(line));
-            return (Some(lines), "line added");
+            return Ok((Some(lines), "line added"));
         }
         let at = index[1] as usize;
         if self.insert == Insert::After {
@@ -484,17 +435,17 @@ impl LineTask {
                         lines[at - 1].push('\n');
                     }
                     lines.push(nl(line));
-                    return (Some(lines), "line added");
+                    return Ok((Some(lines), "line added"));
                 }
-                return (None, "");
+                return Ok((None, ""));
             } else if chomp(&lines[at]) != line {
                 lines.insert(at, nl(line));
-                return (Some(lines), "line added");
+                return Ok((Some(lines), "line added"));
             }
-            return (None, "");
+            return Ok((None, ""));
         }
         lines.insert(at, nl(line));
-        (Some(lines), "line added")
+        Ok((Some(lines), "line added"))
     }
 
     fn absent(&self, lines: Vec<String>) -> (Option<Vec<String>>, usize) {
@@ -536,7 +487,7 @@ impl ModuleTask for LineTask {
                 None if self.create => Vec::new(),
                 None => return Err(ModuleError::Failed(format!("Destination {} does not exist !", self.path))),
             };
-            let (new, msg) = self.present(lines);
+            let (new, msg) = self.present(lines)?;
             plan.msg = (!msg.is_empty()).then(|| msg.to_string());
             new.map(|l| l.concat())
         } else {
@@ -650,6 +601,15 @@ pub(crate) mod tests {
             "listen_addresses = '*'\n"
         );
         assert_eq!(run(json!({"regexp": "^nomatch(.*)", "line": "\\1", "backrefs": true}), c), None);
+        // Python's template rules (checked with Python 3.11's `re`): named groups, `$` as
+        // text, escaped backslashes, an unmatched optional group as nothing.
+        let line = "\\g<key> = $HOME\\\\\\2\\t\\g<1>\\3";
+        assert_eq!(
+            run(json!({"regexp": "^(?P<key>listen_addresses)( =)? (x)?", "line": line, "backrefs": true}), c).unwrap(),
+            "listen_addresses = $HOME\\ =\tlisten_addresses\n"
+        );
+        let bad = t(json!({"regexp": "^(listen)", "line": "\\2", "backrefs": true})).plan(&[file(c)]).unwrap_err();
+        assert!(bad.to_string().contains("invalid group reference 2"), "{bad}");
         assert_eq!(run(json!({"regexp": "^listen", "state": "absent"}), c).unwrap(), "");
         assert_eq!(run(json!({"line": "nope", "state": "absent"}), c), None);
         assert_eq!(run(json!({"search_string": "localhost", "line": "x"}), c).unwrap(), "x\n");
