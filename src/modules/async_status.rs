@@ -327,31 +327,26 @@ mod tests {
             let o = run(&plan.actions[0].script, b"");
             t.finish(plan, &[o]).unwrap()
         };
+        // Asked again until it has finished (10 s at most), as `until: r is finished` does.
+        let finished = |t: &AsyncStatusTask| {
+            for _ in 0..200 {
+                let p = status(t);
+                if p.result["finished"] == json!(true) {
+                    return p;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            panic!("the job never finished");
+        };
         assert_eq!(status(&t).result["finished"], json!(false), "still waiting for its flag");
         std::fs::write(&flag, "").unwrap();
-        let mut done = status(&t);
-        for _ in 0..200 {
-            if done.result["finished"] == json!(true) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            done = status(&t);
-        }
-        assert_eq!(done.result["finished"], json!(true));
+        let done = finished(&t);
         assert_eq!((done.result["rc"].clone(), done.result["stdout"].clone(), done.result["stderr"].clone()), (json!(2), json!("from stdin"), json!("oops")));
         assert_eq!(done.failed.as_deref(), Some("non-zero return code"));
 
         let slow = run(&launch_script("j2.1", 1, "sleep 20", &json!({"cmd": "sleep 20"}), false), b"");
         assert_eq!(slow.exit_code, 0);
-        let t2 = task(json!({"jid": "j2.1"}));
-        let mut late = status(&t2);
-        for _ in 0..200 {
-            if late.result["finished"] == json!(true) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            late = status(&t2);
-        }
+        let late = finished(&task(json!({"jid": "j2.1"})));
         assert_eq!(late.failed.as_deref(), Some("Timeout exceeded"));
 
         let c = task(json!({"jid": "j1.1", "mode": "cleanup"}));
