@@ -99,6 +99,14 @@ struct ItemOutcome {
     secrets: Vec<String>,
 }
 
+impl ItemOutcome {
+    /// A failure ignored by `ignore_errors` whose result says it changed something (a failing
+    /// `command`): Ansible counts it `changed` as well as `ignored`.
+    fn ignored_change(&self) -> bool {
+        self.status == Status::Failed && self.ignored && self.registered.get("changed").and_then(Value::as_bool) == Some(true)
+    }
+}
+
 struct CachedProbe {
     result: ProbeResult,
     reads: Scope,
@@ -230,11 +238,6 @@ fn result_vars(task: &Task, vars: &Vars, reg: &Map<String, Value>) -> Vars {
 /// Will a failure of `task` end in a rescue section?
 fn rescued(task: &Task) -> bool {
     task.blocks.iter().any(|p| p.section == Section::Body && p.rescue.is_some())
-}
-
-/// Does a registered result say `changed: true`?
-fn changed_result(registered: &Value) -> bool {
-    registered.get("changed").and_then(Value::as_bool) == Some(true)
 }
 
 /// Probes with the task's `environment` exported first (kept apart from other tasks' probes:
@@ -531,7 +534,7 @@ impl HostRun {
             },
             actions: if hidden { vec![] } else { out.actions.iter().map(|a| self.scrub(a)).collect() },
             ignored: out.ignored,
-            changed: out.status == Status::Failed && out.ignored && changed_result(&out.registered),
+            changed: out.ignored_change(),
             rescued: out.status == Status::Failed && !out.ignored && rescued(task),
             // The whole result with -vv; a failure's always (what failed: exit code, output).
             result: if hidden { json!({"censored": censored}) } else if self.ctx.opts.verbosity >= 2 || out.status == Status::Failed { self.scrub_value(&out.registered) } else { Value::Null },
@@ -833,6 +836,9 @@ impl HostRun {
         let mut any_failed = false;
         let mut any_unreachable = false;
         let mut all_skipped = true;
+        // Failures ignored by `ignore_errors`, and whether one of them changed something.
+        let mut ignored_failure = false;
+        let mut ignored_change = false;
         for (_, o) in &outcomes {
             for s in &o.secrets {
                 if !self.secrets.contains(s) {
@@ -843,6 +849,8 @@ impl HostRun {
             any_failed |= o.status == Status::Failed && !o.ignored;
             any_unreachable |= o.status == Status::Unreachable;
             all_skipped &= o.status == Status::Skipped;
+            ignored_failure |= o.status == Status::Failed && o.ignored;
+            ignored_change |= o.ignored_change();
             for (k, v) in &o.facts {
                 self.host_vars.insert(k.clone(), v.clone());
             }
@@ -909,7 +917,6 @@ impl HostRun {
             }
             // Ansible's loop result: failed if an item failed (ignored or not), changed if an
             // item changed, even one whose failure was ignored.
-            let ignored_failure = outcomes.iter().any(|(_, o)| o.status == Status::Failed && o.ignored);
             let status = if any_unreachable {
                 Status::Unreachable
             } else if any_failed || ignored_failure {
@@ -922,7 +929,7 @@ impl HostRun {
                 Status::Ok
             };
             let ignored = !any_failed && ignored_failure;
-            let changed = any_changed || outcomes.iter().any(|(_, o)| o.status == Status::Failed && o.ignored && changed_result(&o.registered));
+            let changed = any_changed || ignored_change;
             // The summary only counts in the recap; the item lines are the display.
             let result = TaskResult { ignored, changed: ignored && changed, rescued: any_failed && rescued(task), ..TaskResult::new(&self.host, status, None) };
             self.ctx.events.emit_count_only(result);
@@ -1402,6 +1409,17 @@ impl HostRun {
         check && self.predicted_change && (!reads_only_vars(task) || self.mentions_uncertain(task))
     }
 
+    /// Where a task's actions run: the delegate's connection, or the host's (a round trip).
+    fn action_conn(&self) -> Arc<dyn Transport> {
+        match &self.delegate {
+            Some(d) => d.conn.clone(),
+            None => {
+                self.ctx.events.round_trip(&self.host);
+                self.conn.clone()
+            }
+        }
+    }
+
     /// `async` with `poll: 0`: start the task's command as a background job on the host (or
     /// record the result of a task that had nothing to run), and register the job's id for
     /// `async_status` (see `modules::async_status`). The job may change anything on the host
@@ -1424,13 +1442,7 @@ impl HostRun {
         };
         let stdin = plan.actions.first().and_then(|a| a.stdin.clone()).unwrap_or_default();
         let script = self.wrap(&script, run_as);
-        let conn = match &self.delegate {
-            Some(d) => d.conn.clone(),
-            None => {
-                self.ctx.events.round_trip(&self.host);
-                self.conn.clone()
-            }
-        };
+        let conn = self.action_conn();
         tracing::debug!(host = %self.host, jid = %jid, "start async job");
         let out = conn.exec(&script, Some(&stdin)).await;
         if self.delegate.is_none() {
@@ -1502,15 +1514,17 @@ impl HostRun {
         let absorbed = if plan.actions.is_empty() && plan.failed.is_none() { self.absorbed.remove(&index) } else { None };
         let mut skipped_reason = plan.skipped.clone();
         let mut action_summaries: Vec<String> = plan.actions.iter().map(|a| a.summary.clone()).collect();
-        // `async` with `poll: 0`: the task starts a job on the host and goes on.
-        let background = match &task.async_limit {
-            Some(v) if task.background && !check => Some(self.retry_number(Some(v), vars, 0, "async").map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?).filter(|&n| n > 0),
-            _ => None,
+        let runs = plan.failed.is_none() && skipped_reason.is_none();
+        // `async`: the seconds the task's actions may take (0: no limit).
+        let limit = match &task.async_limit {
+            Some(v) if !check && (task.background || (runs && !plan.actions.is_empty())) => self.retry_number(Some(v), vars, 0, "async").map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?,
+            _ => 0,
         };
-        if let Some(limit) = background.filter(|_| plan.failed.is_none() && skipped_reason.is_none()) {
+        if runs && task.background && limit > 0 {
+            // `poll: 0`: the task starts a job on the host and goes on.
             self.start_job(task, &mut plan, mtask.as_ref(), &env, &run_as, limit).await?;
             action_summaries = plan.actions.iter().map(|a| format!("{} (async job {})", a.summary, plan.result["ansible_job_id"].as_str().unwrap_or(""))).collect();
-        } else if plan.failed.is_none() && skipped_reason.is_none() && !plan.actions.is_empty() {
+        } else if runs && !plan.actions.is_empty() {
             if check {
                 if mtask.check_support() == CheckSupport::SkipIfActions {
                     skipped_reason = Some(mtask.check_skip_reason().into());
@@ -1522,32 +1536,20 @@ impl HostRun {
                 let mut outputs: Vec<ExecOutput> = Vec::new();
                 let mut failure = None;
                 let mut timed_out = None;
-                let limit = match &task.async_limit {
-                    Some(v) => Some(self.retry_number(Some(v), vars, 0, "async").map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?),
-                    None => None,
-                };
                 for action in &plan.actions {
                     let script = format!("{env}{}", action.script);
                     // `async`: the action stops at the time limit (TERM, then KILL 5 s later).
-                    let script = match limit {
-                        Some(n) if n > 0 => format!("timeout -k 5 {n} sh -c {}", modules::sh_quote(&script)),
-                        _ => script,
-                    };
+                    let script = if limit > 0 { format!("timeout -k 5 {limit} sh -c {}", modules::sh_quote(&script)) } else { script };
                     let script = self.wrap(&script, &run_as);
-                    let conn = if let Some(d) = &self.delegate {
-                        d.conn.clone()
-                    } else {
-                        self.ctx.events.round_trip(&self.host);
-                        self.conn.clone()
-                    };
+                    let conn = self.action_conn();
                     tracing::debug!(host = %self.host, action = %action.summary, delegated = delegated, "exec action");
                     let out = conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
                     if !delegated {
                         self.invalidate(&action.touches);
                     }
                     let out = out?;
-                    if let Some(n) = limit.filter(|&n| n > 0 && (out.exit_code == 124 || out.exit_code == 137)) {
-                        timed_out = Some(format!("async task did not complete within the requested time - {n}s"));
+                    if limit > 0 && (out.exit_code == 124 || out.exit_code == 137) {
+                        timed_out = Some(format!("async task did not complete within the requested time - {limit}s"));
                         outputs.push(out);
                         break;
                     }

@@ -73,12 +73,16 @@ fn job_dir(jid: &str) -> String {
     format!("d=\"$HOME/.ansible_async/\"{}\n", sh_quote(jid))
 }
 
+/// [`job_dir`], created readable by the job's user only.
+fn new_job_dir(jid: &str) -> String {
+    job_dir(jid) + "(umask 077; mkdir -p \"$d\") || exit 1\n"
+}
+
 /// The script that starts `job` (a task's action script) as background job `jid`, limited to
 /// `limit` seconds, with `spec` kept for [`AsyncStatusTask`]; the action's stdin, if
 /// `has_stdin`, comes on the script's own stdin. It prints the job's directory.
 pub fn launch_script(jid: &str, limit: u64, job: &str, spec: &Value, has_stdin: bool) -> String {
-    let mut s = job_dir(jid);
-    s.push_str("(umask 077; mkdir -p \"$d\") || exit 1\n");
+    let mut s = new_job_dir(jid);
     s.push_str(&format!("printf '%s' {} > \"$d/spec.json\" || exit 1\n", sh_quote(&spec.to_string())));
     s.push_str(&format!("printf '%s\\n' {} > \"$d/job\" || exit 1\n", sh_quote(job)));
     s.push_str(if has_stdin { "cat > \"$d/stdin\" || exit 1\n" } else { ": > \"$d/stdin\" || exit 1\n" });
@@ -95,8 +99,7 @@ pub fn launch_script(jid: &str, limit: u64, job: &str, spec: &Value, has_stdin: 
 /// The script that records `result` as job `jid`'s final result, for a task with nothing to
 /// run in the background (`creates` satisfied). It prints the job's directory.
 pub fn finished_script(jid: &str, result: &Map<String, Value>) -> String {
-    let mut s = job_dir(jid);
-    s.push_str("(umask 077; mkdir -p \"$d\") || exit 1\n");
+    let mut s = new_job_dir(jid);
     s.push_str(&format!("printf '%s' {} > \"$d/result.json\" || exit 1\n", sh_quote(&Value::Object(result.clone()).to_string())));
     s.push_str("printf '%s\\n' \"$d\"\n");
     s
@@ -153,7 +156,6 @@ impl ModuleTask for AsyncStatusTask {
         };
         let mut r = Map::new();
         r.insert("ansible_job_id".into(), json!(self.jid));
-        plan.changed = Some(false);
         if let Some(dir) = field("missing") {
             r.insert("started".into(), json!(true));
             r.insert("finished".into(), json!(true));
