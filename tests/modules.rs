@@ -551,6 +551,131 @@ fn delegation_to_another_host_over_ssh() {
     }
 }
 
+// ------------------------------------------------------------------------ remote_user over SSH
+
+const REMOTE_USER_SITE: &str = r##"
+- name: a second login, then tasks as it
+  hosts: all
+  tasks:
+    - name: deployer account
+      user: {name: mddeploy, shell: /bin/sh}
+    - name: deployer key
+      authorized_key: {user: mddeploy, key: "{{ lookup('file', '/var/cache/provision-testbed/id_ed25519.pub') }}"}
+    - name: deployer may sudo
+      copy: {dest: /etc/sudoers.d/mddeploy, content: "mddeploy ALL=(ALL) NOPASSWD: ALL\n", mode: "0440"}
+    - name: no mark yet
+      stat: {path: /home/mddeploy/mark}
+      register: before
+    - name: a mark written as the deployer
+      copy: {dest: /home/mddeploy/mark, content: "deployed\n"}
+      remote_user: mddeploy
+    - name: the mark, seen as the play's user
+      stat: {path: /home/mddeploy/mark}
+      register: after
+    - name: seen, though the same probe said "absent" before the deployer's copy on a first run
+      assert: {that: [after.stat.exists, "after.stat.pw_name == 'mddeploy'"]}
+    - name: a block as the deployer
+      remote_user: mddeploy
+      block:
+        - name: its login
+          command: id -un
+          register: login
+          changed_when: false
+        - name: whom it becomes
+          command: id -un
+          become: true
+          register: became
+          changed_when: false
+    - name: the play's login
+      command: id -un
+      register: plain
+      changed_when: false
+    - name: what the first play saw
+      copy:
+        dest: /var/tmp/md-ru-1
+        content: "{{ before.stat.exists }}/{{ after.stat.exists }} {{ login.stdout }} {{ became.stdout }} {{ plain.stdout }}\n"
+
+- name: a play as the deployer
+  hosts: all
+  remote_user: "{{ deploy_user }}"
+  vars:
+    deploy_user: mddeploy
+  tasks:
+    - name: its login
+      command: id -un
+      register: p2
+      changed_when: false
+    - name: one task as root
+      command: id -un
+      remote_user: root
+      register: p2root
+      changed_when: false
+    - name: a file of the deployer's
+      copy: {dest: /home/mddeploy/md-ru-2, content: "{{ p2.stdout }} {{ p2root.stdout }}\n"}
+
+- name: back to the run's user
+  hosts: all
+  tasks:
+    - name: its login
+      command: id -un
+      register: p3
+      changed_when: false
+    - name: what it saw
+      copy: {dest: /var/tmp/md-ru-3, content: "{{ p3.stdout }}\n"}
+"##;
+
+const REMOTE_USER_UNKNOWN: &str = r##"
+- name: a login that does not exist
+  hosts: all
+  tasks:
+    - name: as nobody known
+      command: id -un
+      remote_user: md-no-such-user
+    - name: never reached
+      command: id -un
+"##;
+
+#[test]
+fn remote_user_logs_in_as_the_play_or_tasks_user() {
+    // The inventory without its `ansible_user` (which would win over the keyword, as in
+    // Ansible); the run's user is root (`--user`), plays and tasks name others.
+    let tb = bed();
+    let inventory: String = std::fs::read_to_string(tb.inventory()).unwrap().lines().filter(|l| !l.contains("ansible_user:")).map(|l| format!("{l}\n")).collect();
+    let p = project(&[("site.yml", REMOTE_USER_SITE), ("unknown.yml", REMOTE_USER_UNKNOWN), ("hosts.yml", &inventory)]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        let host = tb.host(short);
+        tb.ssh_ok(short, "userdel -r mddeploy 2>/dev/null; rm -f /etc/sudoers.d/mddeploy /var/tmp/md-ru-*; true");
+        let run = |pb: &str, extra: &[&str]| {
+            let mut args = vec!["-i", "hosts.yml", pb, "--limit", &host, "--transport", transport, "--user", "root"];
+            args.extend_from_slice(extra);
+            provision(p.path(), &args)
+        };
+        let first = run("site.yml", &[]);
+        first.assert_ok();
+        // The stat after the deployer's copy probed again: the copy changed the host.
+        assert_eq!(tb.ssh_ok(short, "cat /var/tmp/md-ru-1"), "False/True mddeploy root root\n", "{transport}: {}", first.stdout);
+        assert_eq!(tb.ssh_ok(short, "stat -c %U /home/mddeploy/mark /home/mddeploy/md-ru-2; cat /home/mddeploy/md-ru-2"), "mddeploy\nmddeploy\nmddeploy root\n");
+        assert_eq!(tb.ssh_ok(short, "cat /var/tmp/md-ru-3"), "root\n", "the third play logs in as the run's user again");
+        let changed = first.changed_tasks(&host);
+        assert!(changed.contains(&"a mark written as the deployer".to_string()) && changed.contains(&"a file of the deployer's".to_string()), "{changed:?}");
+        // Again: the mark was there before, so only what the first play saw changes.
+        let second = run("site.yml", &[]);
+        second.assert_ok();
+        assert_eq!(second.changed_tasks(&host), ["what the first play saw"], "{}", second.stdout);
+        assert_eq!(tb.ssh_ok(short, "cat /var/tmp/md-ru-1"), "True/True mddeploy root root\n");
+        run("site.yml", &[]).assert_no_changes();
+        run("site.yml", &["--check", "--diff"]).assert_no_changes();
+
+        // A login that fails makes the task's host unreachable, saying as whom.
+        let bad = run("unknown.yml", &[]);
+        assert_eq!(bad.code, 4, "{}\n{}", bad.stdout, bad.stderr);
+        assert!(bad.stdout.contains(&format!("{host} as remote_user md-no-such-user")), "{}", bad.stdout);
+        let recap = &bad.recap()[&host];
+        assert_eq!((recap.ok, recap.changed, recap.unreachable), (1, 0, 1), "only the facts were gathered: {}", bad.stdout);
+    }
+}
+
 // ------------------------------------------------------------------------ c) app modules
 
 const KEY: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----

@@ -7,6 +7,10 @@
 //! connection per delegated host, whatever the number of hosts delegating to it); it is closed
 //! when the run ends. A host that can't be reached makes the delegating host's task
 //! unreachable, as Ansible reports it; the failure is remembered, not retried per task.
+//!
+//! A task whose `remote_user` differs from its play's logs in as that user on its own host
+//! the same way: one more connection to the host, shared by such tasks for the rest of the run
+//! (a delegate that is the host itself, `same_host`).
 
 use super::{open_connection, ConnectFailure, RunOptions};
 use crate::connection::Transport;
@@ -26,22 +30,31 @@ pub struct Delegate {
     /// The controller: no SSH, and the task runs as the user running provision unless it
     /// says `become: true` itself.
     pub controller: bool,
+    /// The task's own host, logged in to as another user (`remote_user`): its changes are
+    /// the host's and its actions are the host's round trips.
+    pub same_host: bool,
 }
 
 type Connected = Result<(Arc<dyn Transport>, String), String>;
 
+/// A connection opened once, on first use (its result kept, failure included).
+type Slot = Arc<tokio::sync::OnceCell<Connected>>;
+
 /// The run's connections to hosts tasks are delegated to.
 #[derive(Default)]
 pub struct DelegatePool {
-    conns: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Connected>>>>,
+    /// By host and `remote_user` keyword.
+    conns: tokio::sync::Mutex<HashMap<(String, Option<String>), Slot>>,
 }
 
 impl DelegatePool {
-    /// The connection to `host`, opened on first use (one attempt per run).
-    pub async fn get(&self, host: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Result<Delegate, String> {
-        let cell = self.conns.lock().await.entry(host.to_string()).or_default().clone();
-        let (conn, login) = cell.get_or_init(|| connect(host, inventory, templar, opts)).await.clone()?;
-        Ok(Delegate { name: host.to_string(), conn, login, controller: false })
+    /// The connection to `host` with the `remote_user` keyword in force (the host's
+    /// `ansible_user` still wins), opened on first use (one attempt per run).
+    pub async fn get(&self, host: &str, remote_user: Option<&str>, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Result<Delegate, String> {
+        let key = (host.to_string(), remote_user.map(str::to_string));
+        let cell = self.conns.lock().await.entry(key).or_default().clone();
+        let (conn, login) = cell.get_or_init(|| connect(host, remote_user, inventory, templar, opts)).await.clone()?;
+        Ok(Delegate { name: host.to_string(), conn, login, controller: false, same_host: false })
     }
 
     pub async fn close(&self) {
@@ -55,17 +68,21 @@ impl DelegatePool {
     }
 }
 
-async fn connect(host: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Connected {
-    tracing::debug!(host = %host, "connecting to a host tasks are delegated to");
-    let (conn, user) = open_connection(host, inventory, templar, opts).await.map_err(|e| match e {
-        ConnectFailure::BadVars(e) => format!("delegate_to {host}: bad connection variables: {e}"),
-        ConnectFailure::Unreachable(e) => format!("delegate_to {host}: {e}"),
+async fn connect(host: &str, remote_user: Option<&str>, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Connected {
+    tracing::debug!(host = %host, remote_user = ?remote_user, "connecting to a host tasks are delegated to");
+    let to = match remote_user {
+        Some(u) => format!("{host} as remote_user {u}"),
+        None => format!("delegate_to {host}"),
+    };
+    let (conn, user) = open_connection(host, inventory, templar, opts, remote_user).await.map_err(|e| match e {
+        ConnectFailure::BadVars(e) => format!("{to}: bad connection variables: {e}"),
+        ConnectFailure::Unreachable(e) => format!("{to}: {e}"),
     })?;
     let login = match user {
         Some(u) => u,
         // The login user may come from ~/.ssh/config.
         None => {
-            let out = conn.exec("id -un", None).await.map_err(|e| format!("delegate_to {host}: {e}"))?;
+            let out = conn.exec("id -un", None).await.map_err(|e| format!("{to}: {e}"))?;
             out.stdout_str().trim().to_string()
         }
     };

@@ -117,6 +117,9 @@ pub struct HostRun {
     host: String,
     conn: Arc<dyn Transport>,
     login_user: String,
+    /// The play's `remote_user` keyword `conn` logs in with (`None`: the inventory's or the
+    /// run's user); a task asking for another user gets its own connection.
+    keyword_user: Option<String>,
     /// The controller, for tasks delegated to it (`delegate_to: localhost`), made when needed.
     local: Option<Arc<dyn Transport>>,
     /// Where the item running now is delegated to (see [`super::delegate`]).
@@ -278,6 +281,7 @@ impl HostRun {
             host,
             conn,
             login_user,
+            keyword_user: None,
             local: None,
             delegate: None,
             facts,
@@ -329,6 +333,12 @@ impl HostRun {
     }
 
     /// Run under this fork slot (given up while waiting for the other hosts of the batch).
+    /// The `remote_user` keyword the host's connection was opened with.
+    pub fn with_keyword_user(mut self, user: Option<String>) -> Self {
+        self.keyword_user = user;
+        self
+    }
+
     pub fn with_permit(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
         self.permit = Some(permit);
         self
@@ -1186,6 +1196,9 @@ impl HostRun {
         let (script, members) = probe::group_script(&tag, &group);
         let script = self.wrap(&script, run_as);
         tracing::debug!(host = %self.host, to = %to.name, probes = probes.len(), "exec delegated probes");
+        if to.same_host {
+            self.ctx.events.round_trip(&self.host);
+        }
         let out = to.conn.exec(&script, Some(&[])).await?;
         let results = probe::parse_batch(&tag, members.len(), &out.stdout).map_err(|e| ItemError::Task(become_failure(run_as, &e.to_string(), out.exit_code, &out.stderr_str())))?;
         let mut by_index: Vec<Option<ProbeResult>> = vec![None; probes.len()];
@@ -1209,20 +1222,33 @@ impl HostRun {
     /// `::1`, or an inventory host whose `ansible_connection` is `local`), or another host over
     /// SSH (see [`super::delegate`]). Delegating to the host itself is no delegation.
     async fn delegation(&mut self, task: &Task, vars: &Vars) -> Result<Option<super::delegate::Delegate>, ItemError> {
-        let Some(raw) = &task.delegate_to else { return Ok(None) };
-        let to = self.templar.render_str(raw, vars).map_err(|e| ItemError::Task(format!("{}: delegate_to: {e}", task.location)))?;
-        let to = to.trim();
-        if to == self.host {
-            return Ok(None);
-        }
+        let ctx = self.ctx.clone();
+        let remote_user = task.remote_user.as_deref().or(ctx.play().remote_user.as_deref());
+        let keyword = |h: &str| super::keyword_user(remote_user, h, &ctx.inventory, &self.templar, vars).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)));
+        let to = match &task.delegate_to {
+            None => None,
+            Some(raw) => {
+                let to = self.templar.render_str(raw, vars).map_err(|e| ItemError::Task(format!("{}: delegate_to: {e}", task.location)))?;
+                Some(to.trim().to_string()).filter(|to| *to != self.host)
+            }
+        };
+        let Some(to) = to else {
+            // On the host itself, as another user than the play's (`remote_user`)?
+            let user = if task.remote_user.is_some() { keyword(&self.host)? } else { return Ok(None) };
+            if user == self.keyword_user {
+                return Ok(None);
+            }
+            let d = ctx.delegates.get(&self.host, user.as_deref(), &ctx.inventory, &ctx.templar, &ctx.opts).await.map_err(ItemError::Unreachable)?;
+            return Ok(Some(super::delegate::Delegate { same_host: true, ..d }));
+        };
         if to.is_empty() {
             return Err(ItemError::Task(format!("{}: delegate_to: empty host name", task.location)));
         }
-        if matches!(to, "localhost" | "127.0.0.1" | "::1") || self.ctx.inventory.host_vars(to).get("ansible_connection").and_then(|c| c.as_str()) == Some("local") {
-            return Ok(Some(super::delegate::Delegate { name: to.to_string(), conn: self.local_conn(), login: local_user().to_string(), controller: true }));
+        if matches!(to.as_str(), "localhost" | "127.0.0.1" | "::1") || ctx.inventory.host_vars(&to).get("ansible_connection").and_then(|c| c.as_str()) == Some("local") {
+            return Ok(Some(super::delegate::Delegate { name: to, conn: self.local_conn(), login: local_user().to_string(), controller: true, same_host: false }));
         }
-        let ctx = self.ctx.clone();
-        ctx.delegates.get(to, &ctx.inventory, &ctx.templar, &ctx.opts).await.map(Some).map_err(ItemError::Unreachable)
+        let user = keyword(&to)?;
+        ctx.delegates.get(&to, user.as_deref(), &ctx.inventory, &ctx.templar, &ctx.opts).await.map(Some).map_err(ItemError::Unreachable)
     }
 
     /// Probes of the next tasks that can be prepared now, as (task index, user, probe)
@@ -1240,8 +1266,9 @@ impl HostRun {
             if task.run_once && self.ctx.play_hosts.first() != Some(&self.host) {
                 continue;
             }
-            // Rescue sections run only after a failure; delegated tasks probe elsewhere.
-            if task.in_rescue() || task.delegate_to.is_some() {
+            // Rescue sections run only after a failure; delegated tasks probe elsewhere, and
+            // tasks with their own `remote_user` over their own connection.
+            if task.in_rescue() || task.delegate_to.is_some() || task.remote_user.is_some() {
                 continue;
             }
             let vars = self.task_vars(task);
@@ -1412,12 +1439,22 @@ impl HostRun {
     /// Where a task's actions run: the delegate's connection, or the host's (a round trip).
     fn action_conn(&self) -> Arc<dyn Transport> {
         match &self.delegate {
-            Some(d) => d.conn.clone(),
+            Some(d) if !d.same_host => d.conn.clone(),
+            Some(d) => {
+                self.ctx.events.round_trip(&self.host);
+                d.conn.clone()
+            }
             None => {
                 self.ctx.events.round_trip(&self.host);
                 self.conn.clone()
             }
         }
+    }
+
+    /// Whether the item running now changes the host itself (not delegated elsewhere): its
+    /// changes make the host's cached probes stale.
+    fn on_host(&self) -> bool {
+        self.delegate.as_ref().is_none_or(|d| d.same_host)
     }
 
     /// `async` with `poll: 0`: start the task's command as a background job on the host (or
@@ -1445,7 +1482,7 @@ impl HostRun {
         let conn = self.action_conn();
         tracing::debug!(host = %self.host, jid = %jid, "start async job");
         let out = conn.exec(&script, Some(&stdin)).await;
-        if self.delegate.is_none() {
+        if self.on_host() {
             self.invalidate(&Scope::Host);
         }
         let out = out?;
@@ -1482,7 +1519,8 @@ impl HostRun {
     /// [`Self::run_item_inner`] on the host, or where it is delegated: on the controller it
     /// runs as the user running provision, or its `become_user` if the task itself says
     /// `become: true`; on another host, as the login there or the task's become user. A
-    /// delegated task's probes are its own and its changes leave the host's probe cache be.
+    /// delegated task's probes are its own and its changes leave the host's probe cache be
+    /// (unless it is the host itself, logged in to as the task's `remote_user`).
     async fn run_item_here(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
         let delegated = self.delegate.is_some();
         let run_as = if self.delegate.as_ref().is_some_and(|d| d.controller) && task.r#become != Some(true) { local_user().to_string() } else { self.run_as(task, vars).map_err(ItemError::Task)? };
@@ -1544,7 +1582,7 @@ impl HostRun {
                     let conn = self.action_conn();
                     tracing::debug!(host = %self.host, action = %action.summary, delegated = delegated, "exec action");
                     let out = conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
-                    if !delegated {
+                    if self.on_host() {
                         self.invalidate(&action.touches);
                     }
                     let out = out?;

@@ -197,6 +197,12 @@ impl Events {
 struct HostRecord {
     conn: Option<Arc<dyn Transport>>,
     login_user: String,
+    /// The `remote_user` keyword `conn` was opened with (`None`: the inventory's or the
+    /// run's user).
+    keyword_user: Option<String>,
+    /// Connections of earlier plays that logged in as another user (`remote_user`), kept for
+    /// later plays: (keyword user, connection, login user).
+    parked: Vec<(Option<String>, Arc<dyn Transport>, String)>,
     /// Shared with [`Published::facts`]: one copy per host.
     facts: Option<Arc<Vars>>,
     /// set_fact and registered variables.
@@ -205,8 +211,10 @@ struct HostRecord {
     unreachable: bool,
 }
 
-/// Connection spec of a host from its (rendered) inventory variables.
-fn connection_spec(host: &str, vars: &Vars, templar: &Templar, opts: &RunOptions) -> Result<ConnectionSpec, String> {
+/// Connection spec of a host from its (rendered) inventory variables. The login user is, as
+/// in Ansible: the host's `ansible_user`, else the `remote_user` keyword of the task or play
+/// (`remote_user`), else `--user` / ansible.cfg's `remote_user`, else ssh's own choice.
+fn connection_spec(host: &str, vars: &Vars, templar: &Templar, opts: &RunOptions, remote_user: Option<&str>) -> Result<ConnectionSpec, String> {
     let get = |k: &str| -> Result<Option<Value>, String> {
         match vars.get(k) {
             None | Some(Value::Null) => Ok(None),
@@ -221,7 +229,7 @@ fn connection_spec(host: &str, vars: &Vars, templar: &Templar, opts: &RunOptions
         Some(Value::String(p)) => p.trim().parse().map_err(|_| format!("ansible_port '{p}' is not a port"))?,
         Some(other) => return Err(format!("ansible_port {other} is not a port")),
     };
-    let user = s(get("ansible_user")?).or(s(get("ansible_ssh_user")?)).or(opts.user.clone());
+    let user = s(get("ansible_user")?).or(s(get("ansible_ssh_user")?)).or(remote_user.map(str::to_string)).or(opts.user.clone());
     let key = s(get("ansible_ssh_private_key_file")?).or(s(get("ansible_private_key_file")?)).map(|k| connection::expand_tilde(&k)).or(opts.private_key.clone());
     let mut ssh_args = Vec::new();
     for k in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
@@ -373,7 +381,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
     // Close every connection.
     for rec in shared.records.values() {
         let r = rec.lock().await;
-        if let Some(c) = &r.conn {
+        for c in r.conn.iter().chain(r.parked.iter().map(|(_, c, _)| c)) {
             c.close().await;
         }
     }
@@ -600,6 +608,20 @@ async fn connect_and_gather(shared: &RunShared, play_idx: usize, h: &str, rec: &
     ok
 }
 
+/// The `remote_user` keyword `raw` for host `h`, rendered with `vars`: `None` when there is
+/// none, or when the host's own `ansible_user` (`ansible_ssh_user`) overrides it, as
+/// variables override keywords in Ansible.
+pub(super) fn keyword_user(raw: Option<&str>, h: &str, inventory: &Inventory, templar: &Templar, vars: &Vars) -> Result<Option<String>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    let host_vars = inventory.host_vars(h);
+    if ["ansible_user", "ansible_ssh_user"].iter().any(|k| host_vars.get(*k).is_some_and(|v| !v.is_null())) {
+        return Ok(None);
+    }
+    let user = templar.render_str(raw, vars).map_err(|e| format!("remote_user: {e}"))?;
+    let user = user.trim();
+    Ok((!user.is_empty()).then(|| user.to_string()))
+}
+
 /// Why a connection to a host could not be opened.
 enum ConnectFailure {
     /// Its connection variables don't make sense (the host fails).
@@ -609,11 +631,11 @@ enum ConnectFailure {
 }
 
 /// Open a connection to inventory host `h` (or an address the inventory lacks) with its
-/// connection variables, within its connect timeout; with the user it logs in as, when the
-/// variables say which.
-async fn open_connection(h: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Result<(Arc<dyn Transport>, Option<String>), ConnectFailure> {
+/// connection variables and the `remote_user` keyword in force, within its connect timeout;
+/// with the user it logs in as, when the variables say which.
+async fn open_connection(h: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions, remote_user: Option<&str>) -> Result<(Arc<dyn Transport>, Option<String>), ConnectFailure> {
     let vars = inventory.host_vars(h);
-    let spec = connection_spec(h, &vars, templar, opts).map_err(ConnectFailure::BadVars)?;
+    let spec = connection_spec(h, &vars, templar, opts, remote_user).map_err(ConnectFailure::BadVars)?;
     match tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await {
         Ok(Ok(c)) => Ok((Arc::from(c), spec.user)),
         Ok(Err(e)) => Err(ConnectFailure::Unreachable(e.to_string())),
@@ -625,11 +647,38 @@ async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostReco
     let RunShared { inventory, opts, events, templar, playbook, .. } = shared;
     let gather = playbook.plays[play_idx].gather_facts;
     let result = |status, msg: Option<String>| TaskResult::new(h, status, msg);
+    // The play's `remote_user` (unless the host's `ansible_user` overrides it): a play that
+    // logs in as another user than the last one gets its own connection.
+    let play = &playbook.plays[play_idx];
+    let keyword = match &play.remote_user {
+        None => None,
+        Some(raw) => {
+            let mut vars = inventory.host_vars(h);
+            vars.extend(play.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            match keyword_user(Some(raw), h, inventory, templar, &vars) {
+                Ok(k) => k,
+                Err(e) => {
+                    rec.failed = true;
+                    events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Failed, Some(format!("{}: {e}", play.location))) });
+                    return false;
+                }
+            }
+        }
+    };
+    if rec.conn.is_some() && rec.keyword_user != keyword {
+        let current = rec.conn.take().expect("checked");
+        rec.parked.push((rec.keyword_user.take(), current, std::mem::take(&mut rec.login_user)));
+        if let Some(i) = rec.parked.iter().position(|(k, _, _)| *k == keyword) {
+            let (k, conn, login) = rec.parked.swap_remove(i);
+            (rec.keyword_user, rec.conn, rec.login_user) = (k, Some(conn), login);
+        }
+    }
     if rec.conn.is_none() {
-        match open_connection(h, inventory, templar, opts).await {
+        match open_connection(h, inventory, templar, opts, keyword.as_deref()).await {
             Ok((conn, user)) => {
                 rec.conn = Some(conn);
                 rec.login_user = user.unwrap_or_default();
+                rec.keyword_user = keyword;
             }
             Err(ConnectFailure::BadVars(e)) => {
                 rec.failed = true;
@@ -752,7 +801,7 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
 async fn run_host(shared: &RunShared, ctx: &Arc<host::PlayContext>, h: &str, rec: &mut HostRecord, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
     let play_idx = ctx.play_idx;
     let conn = rec.conn.clone().expect("running hosts are connected");
-    let mut run = host::HostRun::new(ctx.clone(), h.to_string(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars));
+    let mut run = host::HostRun::new(ctx.clone(), h.to_string(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars)).with_keyword_user(rec.keyword_user.clone());
     if let Some(p) = permit {
         run = run.with_permit(p);
     }
@@ -771,5 +820,38 @@ async fn run_host(shared: &RunShared, ctx: &Arc<host::PlayContext>, h: &str, rec
             tracing::debug!(host = %h, "closing connection");
             c.close().await;
         }
+        for (_, c, _) in rec.parked.drain(..) {
+            c.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_user_is_the_hosts_ansible_user_then_remote_user_then_the_runs() {
+        let inv = Inventory::from_ini_str("hosts", "fixed ansible_user=admin\nfree\nsuffixed ansible_ssh_user=legacy\n").unwrap();
+        let templar = Templar::new();
+        let opts = RunOptions { user: Some("cli".into()), ..RunOptions::default() };
+        let user = |h: &str, keyword: Option<&str>| {
+            let vars = inv.host_vars(h);
+            let kw = keyword_user(keyword, h, &inv, &templar, &vars).unwrap();
+            connection_spec(h, &vars, &templar, &opts, kw.as_deref()).unwrap().user
+        };
+        // Variables beat keywords, keywords beat --user / ansible.cfg, as in Ansible.
+        assert_eq!(user("fixed", Some("deploy")).as_deref(), Some("admin"));
+        assert_eq!(user("suffixed", Some("deploy")).as_deref(), Some("legacy"));
+        assert_eq!(user("free", Some("deploy")).as_deref(), Some("deploy"));
+        assert_eq!(user("free", None).as_deref(), Some("cli"));
+        // The keyword is a template, rendered with the host's variables; empty means none.
+        let mut vars = inv.host_vars("free");
+        vars.insert("app_user".into(), Value::String("web".into()));
+        assert_eq!(keyword_user(Some("{{ app_user }}"), "free", &inv, &templar, &vars).unwrap().as_deref(), Some("web"));
+        assert_eq!(keyword_user(Some("{{ '' }}"), "free", &inv, &templar, &vars).unwrap(), None);
+        assert_eq!(keyword_user(Some("{{ app_user }}"), "fixed", &inv, &templar, &vars).unwrap(), None);
+        let e = keyword_user(Some("{{ nope }}"), "free", &inv, &templar, &vars).unwrap_err();
+        assert!(e.starts_with("remote_user: ") && e.contains("nope"), "{e}");
     }
 }

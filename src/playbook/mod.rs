@@ -69,6 +69,9 @@ pub struct Task {
     pub listen: Vec<String>,
     pub r#become: Option<bool>,
     pub become_user: Option<String>,
+    /// `remote_user` of the task, or of its block, include or role (the play's is on the
+    /// play): who the task logs in as, unless the host's `ansible_user` says otherwise.
+    pub remote_user: Option<String>,
     pub tags: Vec<String>,
     /// Block and task vars (block first, task wins).
     pub vars: Vars,
@@ -192,10 +195,10 @@ const TASK_KEYWORDS: &[&str] = &[
 const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
 /// Keywords whose presence we refuse rather than silently ignore (they change semantics).
-const UNSUPPORTED_KEYWORDS: &[&str] = &["remote_user", "delegate_facts"];
+const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_facts"];
 
 const BLOCK_KEYWORDS: &[&str] =
-    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment"];
+    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment"];
 
 /// Inherited keywords passed down from blocks, includes and roles.
 #[derive(Debug, Clone, Default)]
@@ -204,6 +207,7 @@ struct Inherit {
     tags: Vec<String>,
     r#become: Option<bool>,
     become_user: Option<String>,
+    remote_user: Option<String>,
     vars: Vars,
     ignore_errors: Option<bool>,
     no_log: Option<bool>,
@@ -474,6 +478,7 @@ impl Loader<'_> {
                         "when" => inh.when.extend(conditions(v)),
                         "become" => inh.r#become = Some(bool_of(file, v, "become")?),
                         "become_user" => inh.become_user = v.as_str().map(str::to_string),
+                        "remote_user" => inh.remote_user = v.as_str().map(str::to_string),
                         "environment" => inh.environment.push(v.to_json()),
                         "vars" => params.extend(vars_of(file, v, "role vars")?),
                         _ => {
@@ -582,6 +587,9 @@ impl Loader<'_> {
         if let Some(u) = m.get("become_user") {
             inh.become_user = Some(u.as_str().ok_or_else(|| err_at(file, u, "become_user must be a string"))?.to_string());
         }
+        if let Some(u) = m.get("remote_user") {
+            inh.remote_user = Some(u.as_str().ok_or_else(|| err_at(file, u, "remote_user must be a string"))?.to_string());
+        }
         if let Some(v) = m.get("vars") {
             inh.vars.extend(vars_of(file, v, "vars")?);
         }
@@ -657,7 +665,7 @@ impl Loader<'_> {
                     _ => return Err(err_at(file, target, "include needs a file name")),
                 };
                 for k in m.keys() {
-                    if !["name", "when", "tags", "become", "become_user", "vars", "no_log", "ignore_errors", "check_mode", key].contains(&k.as_str()) {
+                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "check_mode", key].contains(&k.as_str()) {
                         return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
                     }
                 }
@@ -828,6 +836,7 @@ impl Loader<'_> {
             listen: m.get("listen").map(|n| str_list(file, n, "listen")).transpose()?.unwrap_or_default(),
             r#become: inh.r#become,
             become_user: inh.become_user.clone(),
+            remote_user: inh.remote_user.clone(),
             tags: inh.tags.clone(),
             vars: inh.vars.clone(),
             changed_when: m.get("changed_when").map(conditions),
@@ -942,6 +951,35 @@ mod tests {
         // nothing close: the valid names
         let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - zzqx: {}\n");
         assert!(e.contains("site.yml:3:7:") && e.contains("Modules: ") && e.contains("file"), "{e}");
+    }
+
+    #[test]
+    fn remote_user_comes_from_the_task_its_block_include_or_role() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "site.yml",
+            "- hosts: all\n  remote_user: ops\n  roles:\n    - {role: r, remote_user: deploy}\n  tasks:\n    - name: plain\n      command: id\n    - name: own\n      command: id\n      remote_user: root\n    - remote_user: blockuser\n      block:\n        - name: in block\n          command: id\n        - name: in block, own\n          command: id\n          remote_user: inner\n    - import_tasks: more.yml\n      remote_user: incl\n",
+        );
+        write(d.path(), "roles/r/tasks/main.yml", "- name: role task\n  command: id\n");
+        write(d.path(), "more.yml", "- name: included\n  command: id\n");
+        let pb = load(&d.path().join("site.yml")).unwrap();
+        let play = &pb.plays[0];
+        assert_eq!(play.remote_user.as_deref(), Some("ops"));
+        let users: Vec<(String, Option<&str>)> = play.tasks.iter().map(|t| (t.display_name(), t.remote_user.as_deref())).collect();
+        assert_eq!(
+            users,
+            [
+                ("r : role task".to_string(), Some("deploy")),
+                ("plain".into(), None),
+                ("own".into(), Some("root")),
+                ("in block".into(), Some("blockuser")),
+                ("in block, own".into(), Some("inner")),
+                ("included".into(), Some("incl")),
+            ]
+        );
+        let e = site_error(d.path(), "- hosts: all\n  tasks:\n    - command: id\n      remote_user: [a]\n");
+        assert!(e.contains("site.yml:4:20") && e.contains("remote_user must be a string"), "{e}");
     }
 
     #[test]
