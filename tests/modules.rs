@@ -676,6 +676,62 @@ fn remote_user_logs_in_as_the_play_or_tasks_user() {
     }
 }
 
+// ------------------------------------------------------------------------ setup (facts on demand)
+
+const SETUP_SITE: &str = r##"
+- name: facts gathered by a task
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: none yet
+      assert: {that: [ansible_distribution is not defined, ansible_facts.distribution is not defined]}
+    - name: the distribution's facts only
+      setup: {filter: "ansible_distribution*"}
+      register: got
+    - name: they are the host's facts now, and registered by name
+      assert:
+        that:
+          - ansible_distribution == 'Debian'
+          - ansible_facts.distribution_major_version == '12'
+          - ansible_hostname is not defined
+          - got.ansible_facts.ansible_distribution == 'Debian'
+          - got.ansible_facts.ansible_facts is not defined
+          - got is not changed
+    - name: all of them
+      ansible.builtin.setup:
+    - name: what the host said
+      copy:
+        dest: /var/tmp/md-setup
+        content: "{{ ansible_facts.distribution }} {{ ansible_distribution_major_version }} {{ ansible_hostname == ansible_facts.hostname }} {{ ansible_user_id }}\n"
+
+- name: a subset gathered again joins the facts the play gathered
+  hosts: all
+  tasks:
+    - name: the distribution's facts again
+      setup: {filter: [ansible_distribution, ansible_os_family]}
+    - name: the others are still there
+      assert: {that: [ansible_facts.hostname is defined, ansible_facts.distribution == 'Debian', ansible_facts.kernel == ansible_kernel]}
+"##;
+
+#[test]
+fn setup_gathers_the_hosts_facts_when_a_task_asks() {
+    let tb = bed();
+    let p = project(&[("site.yml", SETUP_SITE)]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        tb.ssh_ok(short, "rm -f /var/tmp/md-setup");
+        let t = Target { tb, short, dir: p.path(), transport };
+        let check = t.run(&["--check"]);
+        check.assert_ok();
+        assert_eq!(t.changed(&check), ["what the host said"], "{}", check.stdout);
+        let first = t.run(&[]);
+        first.assert_ok();
+        assert_eq!(t.changed(&first), ["what the host said"], "{}", first.stdout);
+        assert_eq!(t.ssh("cat /var/tmp/md-setup"), "Debian 12 True root\n");
+        t.run(&[]).assert_no_changes();
+    }
+}
+
 // ------------------------------------------------------------------------ c) app modules
 
 const KEY: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----

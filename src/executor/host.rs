@@ -862,7 +862,16 @@ impl HostRun {
             ignored_failure |= o.status == Status::Failed && o.ignored;
             ignored_change |= o.ignored_change();
             for (k, v) in &o.facts {
-                self.host_vars.insert(k.clone(), v.clone());
+                let v = match (k.as_str(), v) {
+                    // Facts a module gathered (`setup`) join the host's `ansible_facts`.
+                    ("ansible_facts", Value::Object(new)) => {
+                        let mut all = self.host_vars.get(k).or_else(|| self.facts.get(k)).and_then(Value::as_object).cloned().unwrap_or_default();
+                        all.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        Value::Object(all)
+                    }
+                    _ => v.clone(),
+                };
+                self.host_vars.insert(k.clone(), v);
             }
         }
         self.last_set = outcomes.iter().flat_map(|(_, o)| o.facts.keys().cloned()).chain(task.register.clone()).collect();
@@ -1643,7 +1652,9 @@ impl HostRun {
             reg.insert("diff".into(), json!(plan.diffs.iter().map(|d| serde_json::to_value(DiffOut::from(d)).unwrap_or(Value::Null)).collect::<Vec<_>>()));
         }
         if !plan.facts.is_empty() {
-            reg.insert("ansible_facts".into(), Value::Object(plan.facts.clone()));
+            // As Ansible registers them: the facts by name (not the namespace they join).
+            let facts = plan.facts.iter().filter(|(k, _)| *k != "ansible_facts").map(|(k, v)| (k.clone(), v.clone())).collect();
+            reg.insert("ansible_facts".into(), Value::Object(facts));
         }
         // changed_when / failed_when see the result under the register name.
         if (task.changed_when.is_some() || task.failed_when.is_some()) && !skipped {

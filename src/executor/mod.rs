@@ -4,7 +4,7 @@
 
 mod batch;
 mod delegate;
-mod facts;
+pub(crate) mod facts;
 mod host;
 pub mod probe;
 mod schedule;
