@@ -732,6 +732,69 @@ fn setup_gathers_the_hosts_facts_when_a_task_asks() {
     }
 }
 
+// ------------------------------------------------------------------------ fetch (host -> controller)
+
+const FETCH_SITE: &str = r##"
+- name: files brought back to the controller
+  hosts: all
+  tasks:
+    - name: a root-only file
+      copy: {dest: /root/md-secret.txt, content: "only root reads this\n", mode: "0600"}
+    - name: the host name, kept per host
+      fetch: {src: /etc/hostname, dest: backups}
+      register: name_file
+    - name: the root-only file, flat
+      fetch: {src: /root/md-secret.txt, dest: "out/{{ inventory_hostname }}-secret.txt", flat: true}
+    - name: a file that isn't there, tolerated
+      fetch: {src: /nonexistent/md-file, dest: out/, flat: true, fail_on_missing: false}
+      register: missing
+    - name: what was registered
+      copy:
+        dest: /var/tmp/md-fetch
+        content: "{{ name_file.dest | relpath(playbook_dir) }} {{ name_file.checksum == name_file.remote_checksum }} {{ missing.msg }}\n"
+"##;
+
+#[test]
+fn fetch_brings_host_files_back_once() {
+    let tb = bed();
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        let host = tb.host(short);
+        tb.ssh_ok(short, "rm -f /root/md-secret.txt /var/tmp/md-fetch");
+        let p = project(&[("site.yml", FETCH_SITE)]);
+        let t = Target { tb, short, dir: p.path(), transport };
+        let named = p.path().join("backups").join(&host).join("etc/hostname");
+        let secret = p.path().join(format!("out/{host}-secret.txt"));
+
+        let check = t.run(&["--check"]);
+        check.assert_ok();
+        assert!(t.changed(&check).contains(&"the host name, kept per host".to_string()), "{}", check.stdout);
+        assert!(!p.path().join("backups").exists() && !p.path().join("out").exists(), "--check wrote on the controller");
+
+        let first = t.run(&[]);
+        first.assert_ok();
+        assert_eq!(std::fs::read_to_string(&named).unwrap(), t.ssh("cat /etc/hostname"));
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "only root reads this\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(t.ssh("cat /var/tmp/md-fetch"), format!("backups/{host}/etc/hostname True the remote file does not exist, not transferring, ignored\n"));
+        t.run(&[]).assert_no_changes();
+
+        // A controller copy that differs is fetched again; the others are left as they are.
+        std::fs::write(&secret, "edited on the controller\n").unwrap();
+        let again = t.run(&[]);
+        again.assert_ok();
+        assert_eq!(t.changed(&again), ["the root-only file, flat"], "{}", again.stdout);
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "only root reads this\n");
+
+        // fail_on_missing (the default) fails the task with Ansible's message.
+        let missing = project(&[("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - fetch: {src: /nonexistent/md-file, dest: out}\n")]);
+        let r = Target { tb, short, dir: missing.path(), transport }.run(&[]);
+        assert_eq!(r.code, 2, "{}", r.stdout);
+        assert!(r.stdout.contains("the remote file does not exist"), "{}", r.stdout);
+    }
+}
+
 // ------------------------------------------------------------------------ c) app modules
 
 const KEY: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----

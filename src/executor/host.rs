@@ -1600,8 +1600,14 @@ impl HostRun {
                         outputs.push(out);
                         break;
                     }
-                    let bad = out.exit_code != 0 && !action.may_fail;
-                    if bad {
+                    let mut bad = out.exit_code != 0 && !action.may_fail;
+                    if let (Some(path), false) = (&action.download, bad) {
+                        if let Err(e) = write_controller_file(path, &out.stdout) {
+                            failure = Some(format!("{}: writing {} on the controller: {e}", action.summary, path.display()));
+                            bad = true;
+                        }
+                    }
+                    if bad && failure.is_none() {
                         let err = out.stderr_str();
                         let detail = if err.trim().is_empty() { out.stdout_str() } else { err };
                         failure = Some(format!("{} failed (exit {}): {}", action.summary, out.exit_code, detail.trim()));
@@ -1755,6 +1761,20 @@ fn short_json(v: &Value) -> String {
     } else {
         s
     }
+}
+
+/// Write `data` to the controller file `path` (an action's `download`): into a temporary file
+/// beside it, then renamed over it, so a reader never sees half a file; its folders created.
+fn write_controller_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(data)?;
+    // NamedTempFile is 0600; a fetched file gets the usual mode of new files (umask 022).
+    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The user running provision (delegated tasks run as it).

@@ -73,6 +73,7 @@ pub mod uri;
 pub mod authorized_key;
 pub mod async_status;
 pub mod setup;
+pub mod fetch;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -182,11 +183,18 @@ pub struct Action {
     /// When false (default) a non-zero exit fails the task with the action's stderr. When true
     /// the module's `finish` interprets the exit code (e.g. `command`).
     pub may_fail: bool,
+    /// A controller file the executor writes the action's output to once it succeeded
+    /// (`fetch`): atomically, creating its folders.
+    pub download: Option<std::path::PathBuf>,
 }
 
 impl Action {
     pub fn new(summary: impl Into<String>, script: impl Into<String>, touches: Scope) -> Self {
-        Action { summary: summary.into(), script: script.into(), stdin: None, touches, may_fail: false }
+        Action { summary: summary.into(), script: script.into(), stdin: None, touches, may_fail: false, download: None }
+    }
+    pub fn download_to(mut self, path: std::path::PathBuf) -> Self {
+        self.download = Some(path);
+        self
     }
     pub fn with_stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
@@ -394,6 +402,7 @@ fn all() -> &'static [&'static dyn Module] {
         &authorized_key::AuthorizedKeyModule,
         &async_status::AsyncStatusModule,
         &setup::SetupModule,
+        &fetch::FetchModule,
         // MODULES-END
     ]
 }

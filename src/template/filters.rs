@@ -57,6 +57,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("expanduser", expanduser);
     env.add_filter("splitext", splitext);
     env.add_filter("realpath", realpath);
+    env.add_filter("relpath", relpath);
     env.add_filter("normpath", realpath);
     env.add_filter("hash", hash);
     env.add_filter("checksum", checksum);
@@ -842,6 +843,22 @@ fn realpath(s: String) -> String {
     } else {
         joined
     }
+}
+
+/// Python's `os.path.relpath(path, start)`: both made absolute from the controller's working
+/// folder and normalized (lexically), then the way from `start` to `path`.
+fn relpath(path: String, start: Option<String>) -> Result<String, Error> {
+    if path.is_empty() {
+        return Err(err("relpath: no path specified"));
+    }
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "/".into());
+    let absolute = |p: &str| realpath(if p.starts_with('/') { p.to_string() } else { format!("{cwd}/{p}") });
+    let (path, start) = (absolute(&path), absolute(start.as_deref().unwrap_or(".")));
+    let parts = |p: &str| -> Vec<String> { p.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect() };
+    let (to, from) = (parts(&path), parts(&start));
+    let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
+    let rel: Vec<&str> = std::iter::repeat_n("..", from.len() - common).chain(to[common..].iter().map(String::as_str)).collect();
+    Ok(if rel.is_empty() { ".".into() } else { rel.join("/") })
 }
 
 fn hash(s: String, algo: Option<String>) -> Result<String, Error> {

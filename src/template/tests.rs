@@ -485,6 +485,14 @@ fn filters_paths_and_hashes() {
         json!(["/a/b.tar", ".gz"])
     );
     assert_eq!(ev("'/a/./b/../c/' | realpath", &e), json!("/a/c"));
+    // relpath as Python's os.path.relpath (checked against Python 3.11)
+    assert_eq!(ev("'/srv/app/static/css' | relpath('/srv/app')", &e), json!("static/css"));
+    assert_eq!(ev("'/srv/app' | relpath('/srv/app/static/css/')", &e), json!("../.."));
+    assert_eq!(ev("'/etc/x' | relpath('/srv/app')", &e), json!("../../etc/x"));
+    assert_eq!(ev("'/srv/./app/' | relpath('/srv/app')", &e), json!("."));
+    assert_eq!(ev("'/' | relpath('/a/b')", &e), json!("../.."));
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(ev(&format!("'{}/x/y' | relpath", cwd.display()), &e), json!("x/y"));
     assert!(ev("'~/x' | expanduser", &e)
         .as_str()
         .unwrap()
