@@ -221,7 +221,7 @@ mod tests {
         let t = task(json!({"src": "/x", "dest": "b"}), dir.path()).unwrap();
         let p = t.plan(&[crate::modules::testutil::ok("ok 0000")]).unwrap();
         let out = ActionOutput { stdout: b"hello\n".to_vec(), stderr: vec![], exit_code: 0 };
-        assert!(t.finish(p, &[out.clone()]).unwrap().failed.unwrap().contains("checksum mismatch"));
+        assert!(t.finish(p, std::slice::from_ref(&out)).unwrap().failed.unwrap().contains("checksum mismatch"));
         let t = task(json!({"src": "/x", "dest": "b", "validate_checksum": false}), dir.path()).unwrap();
         let p = t.plan(&[crate::modules::testutil::ok("ok 0000")]).unwrap();
         assert!(t.finish(p, &[out]).unwrap().failed.is_none());
