@@ -795,6 +795,64 @@ fn fetch_brings_host_files_back_once() {
     }
 }
 
+// ------------------------------------------------------------------------ find (prune old releases and logs)
+
+const FIND_SITE: &str = r##"
+- name: old releases and logs pruned
+  hosts: all
+  tasks:
+    - name: releases
+      find: {paths: /srv/md-find/releases, file_type: directory}
+      register: releases
+    - name: logs older than a week, anywhere below
+      find: {paths: /srv/md-find, patterns: "*.log", age: 1w, recurse: true}
+      register: old_logs
+    - name: logs that mention an error
+      find: {paths: /srv/md-find, patterns: "*.log", contains: "ERROR", recurse: true}
+      register: error_logs
+    - name: what was found
+      debug:
+        msg: "found {{ releases.matched }} releases, {{ old_logs.files | map(attribute='path') | map('basename') | sort | join(',') }} old, {{ error_logs.files | map(attribute='path') | map('basename') | join(',') }} with errors"
+    - name: all but the two newest releases removed
+      file: {path: "{{ item.path }}", state: absent}
+      loop: "{{ (releases.files | sort(attribute='path'))[:-2] }}"
+      loop_control: {label: "{{ item.path | basename }}"}
+    - name: old logs removed
+      file: {path: "{{ item.path }}", state: absent}
+      loop: "{{ old_logs.files }}"
+      loop_control: {label: "{{ item.path }}"}
+"##;
+
+#[test]
+fn find_lists_what_to_prune_on_the_host() {
+    let tb = bed();
+    let p = project(&[("site.yml", FIND_SITE)]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        tb.ssh_ok(
+            short,
+            "rm -rf /srv/md-find && mkdir -p /srv/md-find/releases/2024-0{1,2,3,4} /srv/md-find/logs/old && \
+             echo ok > /srv/md-find/logs/app.log && printf 'x\\nERROR boom\\n' > /srv/md-find/logs/old/app.1.log && echo y > /srv/md-find/logs/old/app.2.log && \
+             touch -d '20 days ago' /srv/md-find/logs/old/app.1.log /srv/md-find/logs/old/app.2.log",
+        );
+        let t = Target { tb, short, dir: p.path(), transport };
+        let check = t.run(&["--check"]);
+        check.assert_ok();
+        assert!(check.stdout.contains("found 4 releases, app.1.log,app.2.log old, app.1.log with errors"), "{}", check.stdout);
+        assert_eq!(t.ssh("ls /srv/md-find/releases | wc -l").trim(), "4", "--check removed something");
+
+        let first = t.run(&[]);
+        first.assert_ok();
+        assert_eq!(t.changed(&first), ["all but the two newest releases removed", "old logs removed"], "{}", first.stdout);
+        assert_eq!(t.ssh("cd /srv/md-find && ls releases && find logs -type f | sort"), "2024-03\n2024-04\nlogs/app.log\n");
+
+        let second = t.run(&[]);
+        second.assert_no_changes();
+        assert!(second.stdout.contains("found 2 releases,  old,  with errors"), "{}", second.stdout);
+        t.ssh("rm -rf /srv/md-find");
+    }
+}
+
 // ------------------------------------------------------------------------ c) app modules
 
 const KEY: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----

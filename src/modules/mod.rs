@@ -74,6 +74,7 @@ pub mod authorized_key;
 pub mod async_status;
 pub mod setup;
 pub mod fetch;
+pub mod find;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -403,6 +404,7 @@ fn all() -> &'static [&'static dyn Module] {
         &async_status::AsyncStatusModule,
         &setup::SetupModule,
         &fetch::FetchModule,
+        &find::FindModule,
         // MODULES-END
     ]
 }
