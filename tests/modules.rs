@@ -853,6 +853,49 @@ fn find_lists_what_to_prune_on_the_host() {
     }
 }
 
+// ------------------------------------------------------------------------ timezone and locale_gen
+
+const TIME_AND_LOCALE_SITE: &str = r##"
+- name: a host's time zone and locales
+  hosts: all
+  tasks:
+    - name: locales package
+      apt: {name: locales, state: present}
+    - name: Spanish (Argentina) locale
+      community.general.locale_gen: {name: es_AR.UTF-8}
+    - name: time zone of the office
+      community.general.timezone: {name: America/Argentina/Buenos_Aires}
+"##;
+
+#[test]
+fn timezone_and_locale_gen_on_the_host() {
+    let tb = bed();
+    let p = project(&[("site.yml", TIME_AND_LOCALE_SITE), ("bad.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - timezone: {name: Mars/Olympus}\n    - locale_gen: {name: xx_YY.UTF-8}\n")]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        tb.ssh_ok(short, "timedatectl set-timezone Etc/UTC; echo Etc/UTC > /etc/timezone; [ -f /etc/locale.gen ] && sed -i 's/^es_AR/# es_AR/' /etc/locale.gen && locale-gen >/dev/null; true");
+        let t = Target { tb, short, dir: p.path(), transport };
+        let check = t.run(&["--check", "--diff"]);
+        check.assert_ok();
+        assert!(t.changed(&check).contains(&"time zone of the office".to_string()), "{}", check.stdout);
+        assert!(check.stdout.contains("Etc/UTC") && check.stdout.contains("America/Argentina/Buenos_Aires"), "the diff names both zones: {}", check.stdout);
+        assert_eq!(t.ssh("readlink -f /etc/localtime").trim(), "/usr/share/zoneinfo/Etc/UTC", "--check changed the zone");
+
+        let first = t.run(&[]);
+        first.assert_ok();
+        let changed = t.changed(&first);
+        assert!(changed.contains(&"Spanish (Argentina) locale".to_string()) && changed.contains(&"time zone of the office".to_string()), "{}", first.stdout);
+        assert_eq!(t.ssh("locale -a | grep -c '^es_AR.utf8$'; readlink -f /etc/localtime; cat /etc/timezone; date +%Z"), "1\n/usr/share/zoneinfo/America/Argentina/Buenos_Aires\nAmerica/Argentina/Buenos_Aires\n-03\n");
+        t.run(&[]).assert_no_changes();
+        t.run(&["--check", "--diff"]).assert_no_changes();
+
+        let bad = t.run_pb("bad.yml", &[]);
+        assert_eq!(bad.code, 2, "{}", bad.stdout);
+        assert!(bad.stdout.contains("given timezone \"Mars/Olympus\" is not available"), "{}", bad.stdout);
+        tb.ssh_ok(short, "timedatectl set-timezone Etc/UTC; echo Etc/UTC > /etc/timezone");
+    }
+}
+
 // ------------------------------------------------------------------------ c) app modules
 
 const KEY: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----

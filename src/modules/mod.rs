@@ -75,6 +75,8 @@ pub mod async_status;
 pub mod setup;
 pub mod fetch;
 pub mod find;
+pub mod timezone;
+pub mod locale_gen;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -405,6 +407,8 @@ fn all() -> &'static [&'static dyn Module] {
         &setup::SetupModule,
         &fetch::FetchModule,
         &find::FindModule,
+        &timezone::TimezoneModule,
+        &locale_gen::LocaleGenModule,
         // MODULES-END
     ]
 }
