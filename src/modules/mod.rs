@@ -72,6 +72,7 @@ pub mod django_manage;
 pub mod uri;
 pub mod authorized_key;
 pub mod async_status;
+pub mod script;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -392,6 +393,7 @@ fn all() -> &'static [&'static dyn Module] {
         &uri::UriModule,
         &authorized_key::AuthorizedKeyModule,
         &async_status::AsyncStatusModule,
+        &script::ScriptModule,
         // MODULES-END
     ]
 }
