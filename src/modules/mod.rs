@@ -73,6 +73,7 @@ pub mod uri;
 pub mod authorized_key;
 pub mod async_status;
 pub mod script;
+pub mod pause;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -394,6 +395,7 @@ fn all() -> &'static [&'static dyn Module] {
         &authorized_key::AuthorizedKeyModule,
         &async_status::AsyncStatusModule,
         &script::ScriptModule,
+        &pause::PauseModule,
         // MODULES-END
     ]
 }
