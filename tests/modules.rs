@@ -1193,3 +1193,120 @@ fn app_git_pip_postgresql_secret_downloads_archives_repos_firewall() {
     assert_eq!(t.changed(&r), vec!["firewall rules (exclusive)", "8080 to 80"], "{}", r.stdout);
     verify_app(&t, "main");
 }
+
+// ------------------------------------------------------------------------ script and pause
+
+const SCRIPT_PAUSE_SITE: &str = r##"
+- name: script and pause
+  hosts: all
+  vars:
+    wait_s: "2"
+  tasks:
+    - name: state directory
+      file: {path: /srv/sp, state: directory}
+    - name: setup, once
+      script: setup.sh one "two words" creates=/srv/sp/setup.done chdir=/srv/sp
+      register: setup
+    - name: a bash script without a shebang, through executable
+      script: {cmd: files/bashonly, executable: /bin/bash, creates: /srv/sp/shell}
+    - name: cleanup while there is something to clean
+      script: cleanup.sh /srv/sp/tmpfile removes=/srv/sp/tmpfile
+    - name: every run leaves a line
+      script: append.sh
+      changed_when: false
+    - name: as a user whose home can't hold the script
+      script: whoami.sh
+      become: true
+      become_user: nobody
+      register: who
+      changed_when: false
+    - name: the script ran as nobody, from a private directory under /tmp
+      assert:
+        that: ["who.stdout_lines[0] == 'nobody'", "who.stdout_lines[1].startswith('/tmp/tmp.')"]
+      when: who is not skipped
+    - name: pause for a templated string of seconds
+      pause: {seconds: "{{ wait_s }}"}
+      register: paused
+    - name: a prompt with nobody at a terminal
+      pause: {prompt: "Continue?", echo: false}
+      register: asked
+    - name: what they registered
+      copy:
+        dest: /srv/sp/registered
+        content: "{{ setup.rc }}|{{ setup.stdout }}|{{ setup.stderr_lines | join(',') }}|{{ paused.delta }}|{{ paused.stdout[:13] }}|{{ paused.user_input }}|{{ paused.changed }}|{{ asked.delta }}|{{ asked.echo }}\n"
+      when: setup is not skipped
+"##;
+
+const SCRIPT_FAIL_SITE: &str = r##"
+- name: a failing script
+  hosts: all
+  tasks:
+    - name: fails with its code
+      script: fail.sh 7
+    - name: never reached
+      file: {path: /srv/sp/after-failure, state: touch}
+"##;
+
+const SETUP_SH: &str = "#!/bin/sh\nprintf '%s\\n' \"$#\" \"$1\" \"$2\" \"$(basename \"$0\")\" \"$(pwd)\" \"$(id -un)\" > setup.done\necho \"setup ran with $#\"\necho 'a warning' >&2\n";
+
+fn verify_script_pause(t: &Target) {
+    let s = t.ssh(
+        "cd /srv/sp; cat setup.done; cat shell; test -e tmpfile || echo tmpfile-gone; cat registered; \
+         echo TMP $(ls -A /root/.ansible/tmp | wc -l) $(find /tmp -maxdepth 1 -name 'tmp.*' -user nobody | wc -l)",
+    );
+    assert_eq!(
+        s,
+        "2\none\ntwo words\nsetup.sh\n/srv/sp\nroot\nbash\ntmpfile-gone\n0|setup ran with 2\n|a warning|2|Paused for 2.||False|0|False\nTMP 0 0\n",
+    );
+}
+
+#[test]
+fn script_and_pause() {
+    let tb = bed();
+    let p = project(&[
+        ("site.yml", SCRIPT_PAUSE_SITE),
+        ("fail.yml", SCRIPT_FAIL_SITE),
+        ("files/setup.sh", SETUP_SH),
+        ("files/bashonly", "[[ -n $BASH_VERSION ]] && echo bash > /srv/sp/shell\n"),
+        ("cleanup.sh", "#!/bin/sh\nrm -- \"$1\"\n"),
+        ("files/append.sh", "#!/bin/sh\necho run >> /srv/sp/runs.log\n"),
+        ("files/whoami.sh", "#!/bin/sh\nid -un\necho \"$0\"\n"),
+        ("files/fail.sh", "#!/bin/sh\necho \"failing with $1\"\necho 'bad things' >&2\nexit \"$1\"\n"),
+    ]);
+    // The script arrives on the action's stdin: both transports.
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _g = lock(short);
+        tb.reset(&[short]);
+        tb.ssh_ok(short, "mkdir -p /srv/sp && touch /srv/sp/tmpfile");
+        let t = Target { tb, short, dir: p.path(), transport };
+        let host = tb.host(short);
+        let (check, first) = t.cycle(|_| verify_script_pause(&t));
+        // Check mode: scripts with creates/removes report the change; the others are skipped.
+        assert_eq!(t.changed(&check), ["setup, once", "a bash script without a shebang, through executable", "cleanup while there is something to clean"], "{}", check.stdout);
+        assert!(check.stdout.contains(&format!("skipping: [{host}] => Check mode is not supported for this task.")), "{}", check.stdout);
+        assert_eq!(t.changed(&first), ["setup, once", "a bash script without a shebang, through executable", "cleanup while there is something to clean", "what they registered"], "{}", first.stdout);
+        // The unconditional script ran on each real run (two), not in check mode.
+        assert_eq!(t.ssh("wc -l < /srv/sp/runs.log").trim(), "2");
+
+        // Again: the creates/removes scripts are skipped with Ansible's messages, the pause waits.
+        let started = std::time::Instant::now();
+        let again = t.run(&[]);
+        again.assert_no_changes();
+        assert!(started.elapsed() >= std::time::Duration::from_secs(2), "the pause did not wait");
+        assert_has(
+            &again.stdout,
+            &[
+                &format!("skipping: [{host}] => /srv/sp/setup.done exists, matching creates option"),
+                &format!("skipping: [{host}] => /srv/sp/tmpfile does not exist, matching removes option"),
+                &format!("ok: [{host}] => Not waiting for response to prompt as stdin is not interactive"),
+            ],
+        );
+
+        // A failing script fails the task with its exit code and output; the play stops there.
+        let bad = t.run_pb("fail.yml", &[]);
+        assert_eq!(bad.code, 2, "{}\n{}", bad.stdout, bad.stderr);
+        assert_has(&bad.stdout, &[&format!("fatal: [{host}]: FAILED! => non-zero return code"), "rc: 7", "bad things", "failing with 7"]);
+        assert_eq!(t.ssh("test -e /srv/sp/after-failure && echo reached || echo stopped").trim(), "stopped");
+        assert_eq!(t.ssh("ls -A /root/.ansible/tmp | wc -l").trim(), "0", "the failed script was not removed");
+    }
+}

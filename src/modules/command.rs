@@ -311,7 +311,7 @@ fn pattern_scope(p: &str) -> String {
 }
 
 /// A run's exit code and output in the result, as Ansible's command module returns them.
-fn fill_result(plan: &mut Plan, strip_empty_ends: bool, rc: i32, stdout: &str, stderr: &str) {
+pub(crate) fn fill_result(plan: &mut Plan, strip_empty_ends: bool, rc: i32, stdout: &str, stderr: &str) {
     let clean = |s: &str| if strip_empty_ends { s.trim_end_matches(['\r', '\n']).to_string() } else { s.to_string() };
     let (stdout, stderr) = (clean(stdout), clean(stderr));
     plan.result.insert("rc".into(), json!(rc));

@@ -77,6 +77,8 @@ pub mod fetch;
 pub mod find;
 pub mod timezone;
 pub mod locale_gen;
+pub mod script;
+pub mod pause;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -409,6 +411,8 @@ fn all() -> &'static [&'static dyn Module] {
         &find::FindModule,
         &timezone::TimezoneModule,
         &locale_gen::LocaleGenModule,
+        &script::ScriptModule,
+        &pause::PauseModule,
         // MODULES-END
     ]
 }
