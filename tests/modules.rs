@@ -1310,3 +1310,114 @@ fn script_and_pause() {
         assert_eq!(t.ssh("ls -A /root/.ansible/tmp | wc -l").trim(), "0", "the failed script was not removed");
     }
 }
+
+// ------------------------------------------------------------------------ reboot, reconnecting
+
+const REBOOT_SITE: &str = r##"
+- name: reboot and wait
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: a unit that records each boot, as a new kernel's services would start
+      copy:
+        dest: /etc/systemd/system/md-booted.service
+        content: "[Unit]\nDescription=record the boot\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'cat /proc/sys/kernel/random/boot_id > /run/md-booted'\n[Install]\nWantedBy=multi-user.target\n"
+    - name: started at boot
+      systemd: {name: md-booted, enabled: true, daemon_reload: true}
+    - name: the boot before
+      command: cat /proc/sys/kernel/random/boot_id
+      register: before
+      changed_when: false
+    - name: reboot
+      reboot: {msg: "provision test", post_reboot_delay: 1, test_command: "test -s /run/md-booted", reboot_timeout: 120}
+      register: rebooted
+    - name: the boot after
+      command: cat /run/md-booted
+      register: after
+      changed_when: false
+    - name: the host answers
+      wait_for_connection: {timeout: 30}
+      register: waited
+    - name: what the play saw
+      copy:
+        dest: /var/tmp/md-reboot
+        content: "{{ before.stdout != after.stdout }} {{ rebooted.rebooted }} {{ rebooted.changed }} {{ rebooted.elapsed is number }} {{ waited.changed }} {{ waited.elapsed }}\n"
+"##;
+
+const RESET_CONNECTION_SITE: &str = r##"
+- name: a deployer whose groups change
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: deployer account
+      user: {name: mdgroups, shell: /bin/sh}
+    - name: deployer key
+      authorized_key: {user: mdgroups, key: "{{ lookup('file', '/var/cache/provision-testbed/id_ed25519.pub') }}"}
+    - name: the group it will join
+      group: {name: mddeployers}
+
+- name: group membership takes effect at login
+  hosts: all
+  gather_facts: false
+  remote_user: mdgroups
+  tasks:
+    - name: joins the group
+      user: {name: mdgroups, groups: mddeployers, append: true}
+      remote_user: root
+    - name: groups of the session logged in before
+      command: id -Gn
+      register: stale
+      changed_when: false
+    - meta: reset_connection
+    - name: groups after logging in again
+      command: id -Gn
+      register: fresh
+      changed_when: false
+    - name: what the deployer saw
+      copy:
+        dest: /home/mdgroups/md-groups
+        content: "{{ 'mddeployers' in stale.stdout.split() }} {{ 'mddeployers' in fresh.stdout.split() }}\n"
+"##;
+
+#[test]
+fn reboot_wait_for_connection_and_reset_connection() {
+    // A host rebooting comes back at its address with its disk (scripts/testbed boots it
+    // again). `--user root`, the inventory without `ansible_user`: the last play logs in as
+    // the deployer (see `remote_user_logs_in_as_the_play_or_tasks_user`).
+    let tb = bed();
+    let inventory: String = std::fs::read_to_string(tb.inventory()).unwrap().lines().filter(|l| !l.contains("ansible_user:")).map(|l| format!("{l}\n")).collect();
+    let p = project(&[("site.yml", REBOOT_SITE), ("groups.yml", RESET_CONNECTION_SITE), ("hosts.yml", &inventory)]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        let host = tb.host(short);
+        tb.ssh_ok(short, "userdel -r mdgroups 2>/dev/null; groupdel mddeployers 2>/dev/null; rm -f /var/tmp/md-reboot; true");
+        let run_pb = |pb: &str, extra: &[&str]| {
+            let mut args = vec!["-i", "hosts.yml", pb, "--limit", &host, "--transport", transport, "--user", "root"];
+            args.extend_from_slice(extra);
+            provision(p.path(), &args)
+        };
+        let run = |extra: &[&str]| run_pb("site.yml", extra);
+        let boot_id = || tb.ssh_ok(short, "cat /proc/sys/kernel/random/boot_id");
+        let boot = boot_id();
+
+        // Check mode: the reboot is reported, not done; waiting for the host is skipped.
+        let check = run(&["--check"]);
+        check.assert_ok();
+        assert!(check.changed_tasks(&host).contains(&"reboot".to_string()), "{}", check.stdout);
+        assert!(check.stdout.contains(&format!("skipping: [{host}] => skipped in check mode")), "{}", check.stdout);
+        assert_eq!(boot_id(), boot, "--check rebooted the host");
+
+        let first = run(&[]);
+        first.assert_ok();
+        assert_ne!(boot_id(), boot, "not rebooted: {}", first.stdout);
+        assert_eq!(tb.ssh_ok(short, "cat /var/tmp/md-reboot"), "True True True True False 0\n", "{transport}: {}", first.stdout);
+        assert!(first.changed_tasks(&host).contains(&"reboot".to_string()), "{}", first.stdout);
+        // The host is in its services' state after the boot: the unit ran.
+        assert_eq!(tb.ssh_ok(short, "cat /run/md-booted"), boot_id());
+
+        // `meta: reset_connection` logs in again: a group joined since shows in the new session.
+        let groups = run_pb("groups.yml", &[]);
+        groups.assert_ok();
+        assert_eq!(tb.ssh_ok(short, "cat /home/mdgroups/md-groups"), "False True\n", "{transport}: the group shows only after reset_connection: {}", groups.stdout);
+    }
+}

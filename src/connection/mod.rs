@@ -197,13 +197,62 @@ pub trait Transport: Send + Sync {
     async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, ConnectionError>;
     /// Close the connection (master process, session). Errors are ignored by callers.
     async fn close(&self);
+    /// Log in again (after a reboot, or for `meta: reset_connection`): later `exec`s use a new
+    /// connection, opened within `connect_timeout` (the spec's when `None`). A transport with
+    /// nothing to reopen (local) succeeds at once.
+    async fn reconnect(&self, _connect_timeout: Option<Duration>) -> Result<(), ConnectionError> {
+        Ok(())
+    }
 }
 
-/// Open a connection of the given kind.
+/// An SSH connection that can be opened again: the transport of the moment, replaced by
+/// [`Transport::reconnect`] while everyone holding this keeps holding the same connection.
+pub struct Redial {
+    kind: TransportKind,
+    spec: ConnectionSpec,
+    current: std::sync::RwLock<std::sync::Arc<dyn Transport>>,
+}
+
+impl Redial {
+    fn now(&self) -> std::sync::Arc<dyn Transport> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl Transport for Redial {
+    async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, ConnectionError> {
+        self.now().exec(command, stdin).await
+    }
+    async fn close(&self) {
+        self.now().close().await
+    }
+    async fn reconnect(&self, connect_timeout: Option<Duration>) -> Result<(), ConnectionError> {
+        let mut spec = self.spec.clone();
+        if let Some(t) = connect_timeout {
+            spec.connect_timeout = t;
+        }
+        let unreachable = |reason: String| ConnectionError::Unreachable { host: spec.address.clone(), port: spec.port, reason };
+        let fresh = match tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), dial(self.kind, &spec)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(unreachable(format!("timed out after {}s", spec.connect_timeout.as_secs()))),
+        };
+        let old = std::mem::replace(&mut *self.current.write().unwrap_or_else(|e| e.into_inner()), std::sync::Arc::from(fresh));
+        old.close().await;
+        Ok(())
+    }
+}
+
+/// Open a connection of the given kind (one that [`Transport::reconnect`] can open again).
 pub async fn connect(kind: TransportKind, spec: &ConnectionSpec) -> Result<Box<dyn Transport>, ConnectionError> {
     if spec.local {
         return Ok(Box::new(local::LocalTransport::new()));
     }
+    let first = dial(kind, spec).await?;
+    Ok(Box::new(Redial { kind, spec: spec.clone(), current: std::sync::RwLock::new(std::sync::Arc::from(first)) }))
+}
+
+async fn dial(kind: TransportKind, spec: &ConnectionSpec) -> Result<Box<dyn Transport>, ConnectionError> {
     match kind {
         TransportKind::OpenSsh => Ok(Box::new(openssh::OpenSshTransport::connect(spec).await?)),
         TransportKind::Russh => Ok(Box::new(russh::RusshTransport::connect(spec).await?)),

@@ -653,6 +653,18 @@ impl HostRun {
                         outcome = o;
                         break;
                     }
+                } else if action == "reset_connection" {
+                    // Log in again: group membership, limits and the like are read at login.
+                    tracing::debug!(host = %self.host, "reset connection");
+                    if let Err(e) = self.conn.reconnect(None).await {
+                        self.emit_header(key, task, false);
+                        let out = ItemOutcome { status: Status::Unreachable, msg: Some(e.to_string()), ..failed_outcome(String::new()) };
+                        self.emit_result(key, task, None, &out, true);
+                        ctx.batch.host_lost(task.any_errors_fatal);
+                        outcome = HostOutcome::Unreachable;
+                        lost = true;
+                        break;
+                    }
                 } else if action == "end_host" {
                     break;
                 } else if action == "end_batch" || action == "end_play" {
@@ -1504,6 +1516,46 @@ impl HostRun {
         Ok(())
     }
 
+    /// Wait until the host answers `wait.test` again (see [`modules::Wait`]), logging in again
+    /// after a failed or silent try; the error says what timed out and the last failure.
+    async fn wait_for_host(&mut self, wait: &modules::Wait, run_as: &str, started: std::time::Instant) -> Result<(), String> {
+        tokio::time::sleep(wait.delay).await;
+        let deadline = started + wait.delay + wait.timeout;
+        let script = self.wrap(&wait.test, run_as);
+        let per_try = wait.connect_timeout.unwrap_or(std::time::Duration::from_secs(10));
+        let mut redial = false;
+        let mut last: String;
+        loop {
+            let conn = self.action_conn();
+            let tried = if redial { conn.reconnect(wait.connect_timeout).await.map_err(|e| e.to_string()) } else { Ok(()) };
+            match tried {
+                Err(e) => last = e,
+                Ok(()) => match tokio::time::timeout(per_try, conn.exec(&script, Some(&[]))).await {
+                    Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
+                    Ok(Ok(out)) => {
+                        redial = false;
+                        let err = out.stderr_str();
+                        let detail = if err.trim().is_empty() { out.stdout_str() } else { err };
+                        last = format!("exit {}: {}", out.exit_code, detail.trim());
+                    }
+                    Ok(Err(e)) => {
+                        redial = true;
+                        last = e.to_string();
+                    }
+                    Err(_) => {
+                        redial = true;
+                        last = format!("no answer within {}s", per_try.as_secs());
+                    }
+                },
+            }
+            tracing::debug!(host = %self.host, what = %wait.what, error = %last, "waiting");
+            if std::time::Instant::now() + wait.sleep >= deadline {
+                return Err(format!("timed out waiting for {} (timeout={}): {last}", wait.what, wait.timeout.as_secs()));
+            }
+            tokio::time::sleep(wait.sleep).await;
+        }
+    }
+
     fn task_error(&self, task: &Task, e: String) -> ItemOutcome {
         if self.unpredictable(task) {
             // In check mode, an error after a predicted change is most likely a consequence of
@@ -1583,18 +1635,41 @@ impl HostRun {
                 let mut outputs: Vec<ExecOutput> = Vec::new();
                 let mut failure = None;
                 let mut timed_out = None;
+                let mut elapsed = None;
                 for action in &plan.actions {
-                    let script = format!("{env}{}", action.script);
-                    // `async`: the action stops at the time limit (TERM, then KILL 5 s later).
-                    let script = if limit > 0 { format!("timeout -k 5 {limit} sh -c {}", modules::sh_quote(&script)) } else { script };
-                    let script = self.wrap(&script, &run_as);
-                    let conn = self.action_conn();
-                    tracing::debug!(host = %self.host, action = %action.summary, delegated = delegated, "exec action");
-                    let out = conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
-                    if self.on_host() {
-                        self.invalidate(&action.touches);
+                    let started = std::time::Instant::now();
+                    let out = if action.script.is_empty() && action.wait.is_some() {
+                        ExecOutput::default()
+                    } else {
+                        let script = format!("{env}{}", action.script);
+                        // `async`: the action stops at the time limit (TERM, then KILL 5 s later).
+                        let script = if limit > 0 { format!("timeout -k 5 {limit} sh -c {}", modules::sh_quote(&script)) } else { script };
+                        let script = self.wrap(&script, &run_as);
+                        let conn = self.action_conn();
+                        tracing::debug!(host = %self.host, action = %action.summary, delegated = delegated, "exec action");
+                        let out = conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
+                        if self.on_host() {
+                            self.invalidate(&action.touches);
+                        }
+                        match out {
+                            // The host going down under its own reboot command.
+                            Err(crate::connection::ConnectionError::Lost { .. }) if action.wait.is_some() => ExecOutput::default(),
+                            out => out?,
+                        }
+                    };
+                    if let (Some(wait), 0) = (&action.wait, out.exit_code) {
+                        if let Err(e) = self.wait_for_host(wait, &run_as, started).await {
+                            failure = Some(e);
+                        }
+                        elapsed = Some(started.elapsed().as_secs());
+                        if self.on_host() {
+                            self.invalidate(&action.touches);
+                        }
+                        if failure.is_some() {
+                            outputs.push(out);
+                            break;
+                        }
                     }
-                    let out = out?;
                     if limit > 0 && (out.exit_code == 124 || out.exit_code == 137) {
                         timed_out = Some(format!("async task did not complete within the requested time - {limit}s"));
                         outputs.push(out);
@@ -1619,6 +1694,9 @@ impl HostRun {
                 }
                 // Anything probed as this user may be stale after a command.
                 plan = mtask.finish(plan, &outputs).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
+                if let Some(secs) = elapsed {
+                    plan.result.insert("elapsed".into(), json!(secs));
+                }
                 if let Some(f) = failure {
                     plan.failed.get_or_insert(f);
                 }

@@ -79,6 +79,8 @@ pub mod timezone;
 pub mod locale_gen;
 pub mod script;
 pub mod pause;
+pub mod reboot;
+pub mod wait_for_connection;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -191,11 +193,36 @@ pub struct Action {
     /// A controller file the executor writes the action's output to once it succeeded
     /// (`fetch`): atomically, creating its folders.
     pub download: Option<std::path::PathBuf>,
+    /// After the action the host goes away and comes back (`reboot`), or the action is only
+    /// this wait (an empty `script`: `wait_for_connection`): see [`Wait`].
+    pub wait: Option<Wait>,
+}
+
+/// Waiting for a host to answer again. The executor runs `test` (as the task's user) every
+/// `sleep` from `delay` after the action, logging in again whenever the connection fails or
+/// a try takes longer than `connect_timeout`, until `test` exits 0; past `timeout` the task
+/// fails with "timed out waiting for `what`" and the last error. A connection lost while
+/// the action itself runs is expected (the host is going down) and not a failure. The
+/// registered result gets `elapsed`: whole seconds from the action to the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub delay: std::time::Duration,
+    pub sleep: std::time::Duration,
+    pub timeout: std::time::Duration,
+    /// Each try's limit, and the reconnection's (`None`: 10 s, and the host's own connect
+    /// timeout to log in again).
+    pub connect_timeout: Option<std::time::Duration>,
+    pub test: String,
+    pub what: String,
 }
 
 impl Action {
     pub fn new(summary: impl Into<String>, script: impl Into<String>, touches: Scope) -> Self {
-        Action { summary: summary.into(), script: script.into(), stdin: None, touches, may_fail: false, download: None }
+        Action { summary: summary.into(), script: script.into(), stdin: None, touches, may_fail: false, download: None, wait: None }
+    }
+    pub fn then_wait(mut self, wait: Wait) -> Self {
+        self.wait = Some(wait);
+        self
     }
     pub fn download_to(mut self, path: std::path::PathBuf) -> Self {
         self.download = Some(path);
@@ -413,6 +440,8 @@ fn all() -> &'static [&'static dyn Module] {
         &locale_gen::LocaleGenModule,
         &script::ScriptModule,
         &pause::PauseModule,
+        &reboot::RebootModule,
+        &wait_for_connection::WaitForConnectionModule,
         // MODULES-END
     ]
 }
