@@ -1379,6 +1379,22 @@ const RESET_CONNECTION_SITE: &str = r##"
         content: "{{ 'mddeployers' in stale.stdout.split() }} {{ 'mddeployers' in fresh.stdout.split() }}\n"
 "##;
 
+const LATE_SITE: &str = r##"
+- name: a host that answers only after the play started
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: wait for it
+      wait_for_connection: {timeout: 60}
+      register: waited
+    - name: then its facts
+      setup: {filter: ansible_hostname}
+    - name: what the play saw
+      copy:
+        dest: /var/tmp/md-late
+        content: "{{ waited.elapsed >= 2 }} {{ ansible_hostname == inventory_hostname }}\n"
+"##;
+
 #[test]
 fn reboot_wait_for_connection_and_reset_connection() {
     // A host rebooting comes back at its address with its disk (scripts/testbed boots it
@@ -1386,7 +1402,7 @@ fn reboot_wait_for_connection_and_reset_connection() {
     // the deployer (see `remote_user_logs_in_as_the_play_or_tasks_user`).
     let tb = bed();
     let inventory: String = std::fs::read_to_string(tb.inventory()).unwrap().lines().filter(|l| !l.contains("ansible_user:")).map(|l| format!("{l}\n")).collect();
-    let p = project(&[("site.yml", REBOOT_SITE), ("groups.yml", RESET_CONNECTION_SITE), ("hosts.yml", &inventory)]);
+    let p = project(&[("site.yml", REBOOT_SITE), ("groups.yml", RESET_CONNECTION_SITE), ("late.yml", LATE_SITE), ("hosts.yml", &inventory)]);
     for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
         let _l = lock(short);
         let host = tb.host(short);
@@ -1419,5 +1435,11 @@ fn reboot_wait_for_connection_and_reset_connection() {
         let groups = run_pb("groups.yml", &[]);
         groups.assert_ok();
         assert_eq!(tb.ssh_ok(short, "cat /home/mdgroups/md-groups"), "False True\n", "{transport}: the group shows only after reset_connection: {}", groups.stdout);
+
+        // sshd stopped, started again 4 s later: the play's first task waits for the host.
+        tb.ssh_ok(short, "rm -f /var/tmp/md-late; systemctl stop ssh; systemd-run --quiet --no-block sh -c 'sleep 4; systemctl start ssh'");
+        let late = run_pb("late.yml", &[]);
+        late.assert_ok();
+        assert_eq!(tb.ssh_ok(short, "cat /var/tmp/md-late"), "True True\n", "{transport}: {}", late.stdout);
     }
 }

@@ -252,6 +252,24 @@ pub async fn connect(kind: TransportKind, spec: &ConnectionSpec) -> Result<Box<d
     Ok(Box::new(Redial { kind, spec: spec.clone(), current: std::sync::RwLock::new(std::sync::Arc::from(first)) }))
 }
 
+/// A connection not opened yet (the host is still coming up): every `exec` fails as a lost
+/// connection until [`Transport::reconnect`] opens it (`wait_for_connection` does).
+pub fn not_yet_connected(kind: TransportKind, spec: &ConnectionSpec) -> Box<dyn Transport> {
+    Box::new(Redial { kind, spec: spec.clone(), current: std::sync::RwLock::new(std::sync::Arc::new(NotConnected { host: spec.name.clone() })) })
+}
+
+struct NotConnected {
+    host: String,
+}
+
+#[async_trait]
+impl Transport for NotConnected {
+    async fn exec(&self, _command: &str, _stdin: Option<&[u8]>) -> Result<ExecOutput, ConnectionError> {
+        Err(ConnectionError::Lost { host: self.host.clone(), reason: "not connected yet".into() })
+    }
+    async fn close(&self) {}
+}
+
 async fn dial(kind: TransportKind, spec: &ConnectionSpec) -> Result<Box<dyn Transport>, ConnectionError> {
     match kind {
         TransportKind::OpenSsh => Ok(Box::new(openssh::OpenSshTransport::connect(spec).await?)),

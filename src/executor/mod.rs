@@ -685,6 +685,16 @@ async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostReco
                 events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Failed, Some(format!("bad connection variables: {e}"))) });
                 return false;
             }
+            // A play that starts by waiting for its hosts (`gather_facts: false`, then
+            // `wait_for_connection`): that task logs in once the host answers.
+            Err(ConnectFailure::Unreachable(e)) if !gather && play.tasks.first().is_some_and(|t| schedule::is_module(t, "wait_for_connection")) => {
+                tracing::debug!(host = %h, error = %e, "not reachable yet; the play's first task waits for it");
+                let vars = inventory.host_vars(h);
+                let spec = connection_spec(h, &vars, templar, opts, keyword.as_deref()).expect("the same variables gave a spec before");
+                rec.conn = Some(Arc::from(connection::not_yet_connected(opts.transport, &spec)));
+                rec.login_user = spec.login_user();
+                rec.keyword_user = keyword;
+            }
             Err(ConnectFailure::Unreachable(e)) => {
                 rec.unreachable = true;
                 events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Unreachable, Some(e)) });

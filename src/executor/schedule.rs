@@ -57,6 +57,11 @@ pub fn names_set(play: &Play) -> Option<BTreeSet<String>> {
     Some(names)
 }
 
+/// Whether `t` calls the module `name` (by any of its names).
+pub fn is_module(t: &Task, name: &str) -> bool {
+    crate::modules::lookup(&t.module).is_some_and(|m| m.name() == name)
+}
+
 fn is_set_fact(t: &Task) -> bool {
     matches!(t.module.as_str(), "set_fact" | "ansible.builtin.set_fact" | "ansible.legacy.set_fact")
 }

@@ -7,9 +7,11 @@
 //! task is never changed; its result has `elapsed`. In check mode it is skipped, as in
 //! Ansible.
 //!
-//! Use it after a task that restarts the host's network or SSH server, or after a reboot
-//! started some other way than the `reboot` module. The host must answer when the play
-//! starts (a host still booting is not waited for at connection time).
+//! Use it after a task that restarts the host's network or SSH server, after a reboot
+//! started some other way than the `reboot` module, or as the first task of a play with
+//! `gather_facts: false` for hosts still booting: a host that can't be logged in to when
+//! such a play starts is not unreachable, the task logs in once it answers (the login user is
+//! then the one the connection variables name, or the local user, as `ssh` would pick).
 
 use super::args::{self, opt_string};
 use super::{Action, CheckSupport, ModuleError, ModuleTask, Plan, Scope, Wait};
