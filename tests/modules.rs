@@ -1443,3 +1443,68 @@ fn reboot_wait_for_connection_and_reset_connection() {
         assert_eq!(tb.ssh_ok(short, "cat /var/tmp/md-late"), "True True\n", "{transport}: {}", late.stdout);
     }
 }
+
+// ------------------------------------------------------------------------ ping, raw, package
+
+const PING_RAW_PACKAGE_SITE: &str = r##"
+- name: ping, raw and package
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: is it there
+      ping:
+      register: pinged
+    - name: with data
+      ansible.builtin.ping: {data: hello}
+      register: hello
+    - name: a raw line
+      raw: echo raw-ran > /var/tmp/md-raw; echo out; echo err >&2
+      register: rawline
+    - name: raw through bash
+      raw: "[[ -n $BASH_VERSION ]] && echo bash"
+      args: {executable: /bin/bash}
+      register: rawbash
+    - name: rsync, the generic way
+      package: {name: rsync, state: present, use: auto}
+    - name: what the play saw
+      copy:
+        dest: /var/tmp/md-prp
+        content: "{{ pinged.ping }} {{ hello.ping }} {{ rawline.stdout_lines | join(',') }}|{{ rawline.stderr }}|{{ rawline.rc }} {{ rawbash.stdout | trim }}\n"
+      when: not ansible_check_mode
+"##;
+
+#[test]
+fn ping_raw_and_package() {
+    let tb = bed();
+    let p = project(&[("site.yml", PING_RAW_PACKAGE_SITE), ("crash.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - ping: {data: crash}\n")]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        let host = tb.host(short);
+        tb.ssh_ok(short, "apt-get remove -y -qq rsync >/dev/null 2>&1; rm -f /var/tmp/md-raw /var/tmp/md-prp; true");
+        let t = Target { tb, short, dir: p.path(), transport };
+        let installed = || t.ssh("dpkg-query -W -f='${db:Status-Abbrev}' rsync 2>/dev/null; echo; test -e /var/tmp/md-raw && echo raw-ran || echo no-raw");
+
+        // Check mode: ping answers, raw is skipped, the package install is predicted.
+        let check = t.run(&["--check", "--diff"]);
+        check.assert_ok();
+        assert_eq!(t.changed(&check), ["rsync, the generic way"], "{}", check.stdout);
+        assert!(check.stdout.contains(&format!("skipping: [{host}] => skipped in check mode: raw commands are not run")), "{}", check.stdout);
+        assert!(!installed().starts_with("ii"), "--check installed rsync");
+        assert!(installed().ends_with("no-raw\n"), "--check ran raw");
+
+        let first = t.run(&[]);
+        first.assert_ok();
+        assert_eq!(t.changed(&first), ["a raw line", "raw through bash", "rsync, the generic way", "what the play saw"], "{}", first.stdout);
+        assert_eq!(installed(), "ii \nraw-ran\n");
+        assert_eq!(t.ssh("cat /var/tmp/md-prp"), "pong hello out|err\n|0 bash\n");
+
+        // Again: the package is there; raw lines always run (changed), as in Ansible.
+        let again = t.run(&[]);
+        again.assert_ok();
+        assert_eq!(t.changed(&again), ["a raw line", "raw through bash"], "{}", again.stdout);
+
+        let crash = t.run_pb("crash.yml", &[]);
+        assert_eq!(crash.code, 2, "{}", crash.stdout);
+        assert!(crash.stdout.contains(&format!("fatal: [{host}]: FAILED! => boom")), "{}", crash.stdout);
+    }
+}

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 pub struct AptModule;
 
-const PARAMS: &[&str] = &[
+pub(crate) const PARAMS: &[&str] = &[
     "name",
     "pkg",
     "package",

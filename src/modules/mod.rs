@@ -81,6 +81,9 @@ pub mod script;
 pub mod pause;
 pub mod reboot;
 pub mod wait_for_connection;
+pub mod ping;
+pub mod raw;
+pub mod package;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -442,6 +445,9 @@ fn all() -> &'static [&'static dyn Module] {
         &pause::PauseModule,
         &reboot::RebootModule,
         &wait_for_connection::WaitForConnectionModule,
+        &ping::PingModule,
+        &raw::RawModule,
+        &package::PackageModule,
         // MODULES-END
     ]
 }
