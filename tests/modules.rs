@@ -1508,3 +1508,68 @@ fn ping_raw_and_package() {
         assert!(crash.stdout.contains(&format!("fatal: [{host}]: FAILED! => boom")), "{}", crash.stdout);
     }
 }
+
+// ------------------------------------------------------------------------ known_hosts
+
+const KH_ED1: &str = "AAAAC3NzaC1lZDI1NTE5AAAAILWifjMDcnA+7YNYSsCeMdIjPJ/QX8dLdFvjLg3kOerv";
+const KH_ED2: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIGkhfoyc1LollGU1wM0mla87+ZwHoxyVfxV2w0qCpuoT";
+const KH_RSA: &str = "AAAAB3NzaC1yc2EAAAADAQABAAAAgQDA3Y37odIwJgVj0goUz1/jDcNrgMtvhOUQEDoItMBtanz6OX8FSjqRA1HjLr02aLrh/YxgjEvQG235CilGUl/X2hN/CFLUMPfS8f47v+jfta3I+wqjjEfmjyPpSuKtIBbtII3srG9pAJYGIQFOyTtUEunDuBte+pAiQmstxh0l5Q==";
+
+fn known_hosts_site() -> String {
+    format!(
+        r##"
+- name: host keys before cloning over SSH
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: the forge, system-wide
+      known_hosts: {{name: git.example.org, key: "git.example.org ssh-ed25519 {KH_ED1}", path: /etc/ssh/ssh_known_hosts}}
+    - name: a mirror on another port, hashed, for root
+      known_hosts: {{name: "[mirror.example.org]:2222", key: "[mirror.example.org]:2222 ssh-ed25519 {KH_ED2}", hash_host: true}}
+      register: hashed
+    - name: the rotated key of a build host
+      known_hosts: {{name: build.example.org, key: "build.example.org ssh-ed25519 {KH_ED2}", path: /srv/kh/known_hosts}}
+    - name: a decommissioned host, every key
+      known_hosts: {{name: old.example.org, state: absent, path: /srv/kh/known_hosts}}
+    - name: where root's file is
+      copy: {{dest: /srv/kh/registered, content: "{{{{ hashed.path }}}}\n"}}
+"##
+    )
+}
+
+#[test]
+fn known_hosts_adds_replaces_and_removes_host_keys() {
+    let tb = bed();
+    let p = project(&[("site.yml", &known_hosts_site())]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        tb.ssh_ok(
+            short,
+            &format!(
+                "rm -rf /srv/kh /etc/ssh/ssh_known_hosts; ssh-keygen -R '[mirror.example.org]:2222' -f /root/.ssh/known_hosts >/dev/null 2>&1; mkdir -p /srv/kh; \
+                 printf '%s\\n' 'build.example.org ssh-ed25519 {KH_ED1}' 'old.example.org ssh-ed25519 {KH_ED1}' 'build.example.org ssh-rsa {KH_RSA}' 'old.example.org ssh-rsa {KH_RSA}' > /srv/kh/known_hosts; \
+                 chown nobody:nogroup /srv/kh/known_hosts; chmod 0640 /srv/kh/known_hosts"
+            ),
+        );
+        let t = Target { tb, short, dir: p.path(), transport };
+        let (check, first) = t.cycle(|_| {
+            // ssh-keygen on the host finds what was written, the hashed entry by its name.
+            let found = t.ssh(
+                "ssh-keygen -F git.example.org -f /etc/ssh/ssh_known_hosts | grep -v '^#'; stat -c '%a %U' /etc/ssh/ssh_known_hosts; \
+                 ssh-keygen -F '[mirror.example.org]:2222' -f /root/.ssh/known_hosts | grep -v '^#' | cut -d' ' -f2-; \
+                 grep -c mirror /root/.ssh/known_hosts; cat /srv/kh/known_hosts; stat -c '%a %U:%G' /srv/kh/known_hosts; cat /srv/kh/registered",
+            );
+            assert_eq!(
+                found,
+                format!(
+                    "git.example.org ssh-ed25519 {KH_ED1}\n644 root\nssh-ed25519 {KH_ED2}\n0\nbuild.example.org ssh-rsa {KH_RSA}\nbuild.example.org ssh-ed25519 {KH_ED2}\n640 nobody:nogroup\n/root/.ssh/known_hosts\n"
+                )
+            );
+        });
+        assert_eq!(t.changed(&check), ["the forge, system-wide", "a mirror on another port, hashed, for root", "the rotated key of a build host", "a decommissioned host, every key", "where root's file is"], "{}", check.stdout);
+        assert!(check.stdout.contains(&format!("+build.example.org ssh-ed25519 {KH_ED2}")) && check.stdout.contains(&format!("-old.example.org ssh-rsa {KH_RSA}")), "{}", check.stdout);
+        assert_eq!(t.changed(&first).len(), 5, "{}", first.stdout);
+        // ssh-keygen -R kept the file before the removal beside it, as with Ansible.
+        assert_eq!(t.ssh("grep -c old.example.org /srv/kh/known_hosts.old").trim(), "2");
+    }
+}

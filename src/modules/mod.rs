@@ -84,6 +84,7 @@ pub mod wait_for_connection;
 pub mod ping;
 pub mod raw;
 pub mod package;
+pub mod known_hosts;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -448,6 +449,7 @@ fn all() -> &'static [&'static dyn Module] {
         &ping::PingModule,
         &raw::RawModule,
         &package::PackageModule,
+        &known_hosts::KnownHostsModule,
         // MODULES-END
     ]
 }
