@@ -1373,10 +1373,28 @@ const RESET_CONNECTION_SITE: &str = r##"
       command: id -Gn
       register: fresh
       changed_when: false
+    - name: a reboot, logged in as root for it
+      reboot: {}
+      remote_user: root
+    - name: the deployer's own connection, lost in the reboot, is opened again
+      command: id -un
+      register: after_reboot
+      changed_when: false
     - name: what the deployer saw
       copy:
         dest: /home/mdgroups/md-groups
-        content: "{{ 'mddeployers' in stale.stdout.split() }} {{ 'mddeployers' in fresh.stdout.split() }}\n"
+        content: "{{ 'mddeployers' in stale.stdout.split() }} {{ 'mddeployers' in fresh.stdout.split() }} {{ after_reboot.stdout }}\n"
+
+- name: back to root, whose connection from the first plays was lost in the reboot too
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: its login
+      command: id -un
+      register: root_again
+      changed_when: false
+    - name: what root saw
+      copy: {dest: /var/tmp/md-root-again, content: "{{ root_again.stdout }}\n"}
 "##;
 
 const LATE_SITE: &str = r##"
@@ -1406,7 +1424,7 @@ fn reboot_wait_for_connection_and_reset_connection() {
     for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
         let _l = lock(short);
         let host = tb.host(short);
-        tb.ssh_ok(short, "userdel -r mdgroups 2>/dev/null; groupdel mddeployers 2>/dev/null; rm -f /var/tmp/md-reboot; true");
+        tb.ssh_ok(short, "userdel -r mdgroups 2>/dev/null; groupdel mddeployers 2>/dev/null; rm -f /var/tmp/md-reboot /var/tmp/md-root-again; true");
         let run_pb = |pb: &str, extra: &[&str]| {
             let mut args = vec!["-i", "hosts.yml", pb, "--limit", &host, "--transport", transport, "--user", "root"];
             args.extend_from_slice(extra);
@@ -1434,7 +1452,7 @@ fn reboot_wait_for_connection_and_reset_connection() {
         // `meta: reset_connection` logs in again: a group joined since shows in the new session.
         let groups = run_pb("groups.yml", &[]);
         groups.assert_ok();
-        assert_eq!(tb.ssh_ok(short, "cat /home/mdgroups/md-groups"), "False True\n", "{transport}: the group shows only after reset_connection: {}", groups.stdout);
+        assert_eq!(tb.ssh_ok(short, "cat /home/mdgroups/md-groups; cat /var/tmp/md-root-again"), "False True mdgroups\nroot\n", "{transport}: the group shows only after reset_connection: {}", groups.stdout);
 
         // sshd stopped, started again 4 s later: the play's first task waits for the host.
         tb.ssh_ok(short, "rm -f /var/tmp/md-late; systemctl stop ssh; systemd-run --quiet --no-block sh -c 'sleep 4; systemctl start ssh'");

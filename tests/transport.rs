@@ -477,11 +477,17 @@ fn a_dead_connection_is_an_error_not_a_hang() {
                 Err(ConnectionError::Lost { .. }) => {}
                 Err(e) => panic!("{kind:?}: {e}"),
             }
+            // The next command: an error if the end of the connection went unnoticed so far,
+            // else it logs in again first (nothing had been sent on the dead connection).
             let next = tokio::time::timeout(Duration::from_secs(20), t.exec("true", None)).await.expect("hung");
             match next {
                 Err(e @ ConnectionError::Lost { .. }) => assert!(!e.is_unreachable()),
+                Ok(o) => assert_eq!(o.exit_code, 0, "{kind:?}: {o:?}"),
                 other => panic!("{kind:?}: {other:?}"),
             }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let again = tokio::time::timeout(Duration::from_secs(20), t.exec("echo again", None)).await.expect("hung");
+            assert_eq!(again.unwrap_or_else(|e| panic!("{kind:?}: not logged in again: {e}")).stdout_str(), "again\n");
             t.close().await;
         }
     });

@@ -203,6 +203,11 @@ pub trait Transport: Send + Sync {
     async fn reconnect(&self, _connect_timeout: Option<Duration>) -> Result<(), ConnectionError> {
         Ok(())
     }
+    /// Known to be over (the master `ssh` exited, the session closed): nothing sent on it
+    /// could run. `false` when it can't tell.
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// An SSH connection that can be opened again: the transport of the moment, replaced by
@@ -211,6 +216,8 @@ pub struct Redial {
     kind: TransportKind,
     spec: ConnectionSpec,
     current: std::sync::RwLock<std::sync::Arc<dyn Transport>>,
+    /// Closed on purpose: stays closed.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Redial {
@@ -222,10 +229,22 @@ impl Redial {
 #[async_trait]
 impl Transport for Redial {
     async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, ConnectionError> {
-        self.now().exec(command, stdin).await
+        let now = self.now();
+        if now.is_closed() && !self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            // Gone since its last use (the host rebooted, its sshd restarted): nothing was sent
+            // on it, so logging in again first is safe, as Ansible opens a connection per task.
+            tracing::debug!("connection closed since its last use; logging in again");
+            self.reconnect(None).await?;
+            return self.now().exec(command, stdin).await;
+        }
+        now.exec(command, stdin).await
     }
     async fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
         self.now().close().await
+    }
+    fn is_closed(&self) -> bool {
+        self.now().is_closed()
     }
     async fn reconnect(&self, connect_timeout: Option<Duration>) -> Result<(), ConnectionError> {
         let mut spec = self.spec.clone();
@@ -249,13 +268,13 @@ pub async fn connect(kind: TransportKind, spec: &ConnectionSpec) -> Result<Box<d
         return Ok(Box::new(local::LocalTransport::new()));
     }
     let first = dial(kind, spec).await?;
-    Ok(Box::new(Redial { kind, spec: spec.clone(), current: std::sync::RwLock::new(std::sync::Arc::from(first)) }))
+    Ok(Box::new(Redial { kind, spec: spec.clone(), current: std::sync::RwLock::new(std::sync::Arc::from(first)), closed: Default::default() }))
 }
 
 /// A connection not opened yet (the host is still coming up): every `exec` fails as a lost
 /// connection until [`Transport::reconnect`] opens it (`wait_for_connection` does).
 pub fn not_yet_connected(kind: TransportKind, spec: &ConnectionSpec) -> Box<dyn Transport> {
-    Box::new(Redial { kind, spec: spec.clone(), current: std::sync::RwLock::new(std::sync::Arc::new(NotConnected { host: spec.name.clone() })) })
+    Box::new(Redial { kind, spec: spec.clone(), current: std::sync::RwLock::new(std::sync::Arc::new(NotConnected { host: spec.name.clone() })), closed: Default::default() })
 }
 
 struct NotConnected {

@@ -260,6 +260,16 @@ impl Transport for OpenSshTransport {
         Ok(ExecOutput { stdout: out, stderr: err, exit_code })
     }
 
+    fn is_closed(&self) -> bool {
+        match self.master.try_lock() {
+            Ok(mut m) => match m.as_mut() {
+                Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+                None => true,
+            },
+            Err(_) => false,
+        }
+    }
+
     async fn close(&self) {
         self.slots.close();
         if let Some(mut master) = self.master.lock().await.take() {

@@ -266,6 +266,10 @@ impl Transport for RusshTransport {
         Ok(out)
     }
 
+    fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     async fn close(&self) {
         self.slots.close();
         let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
