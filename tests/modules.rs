@@ -1484,17 +1484,25 @@ const PING_RAW_PACKAGE_SITE: &str = r##"
       register: rawbash
     - name: rsync, the generic way
       package: {name: rsync, state: present, use: auto}
+    - name: root's account
+      getent: {database: passwd, key: root}
+    - name: a group that is not there, tolerated
+      getent: {database: group, key: md-no-group, fail_key: false}
     - name: what the play saw
       copy:
         dest: /var/tmp/md-prp
-        content: "{{ pinged.ping }} {{ hello.ping }} {{ rawline.stdout_lines | join(',') }}|{{ rawline.stderr }}|{{ rawline.rc }} {{ rawbash.stdout | trim }}\n"
+        content: "{{ pinged.ping }} {{ hello.ping }} {{ rawline.stdout_lines | join(',') }}|{{ rawline.stderr }}|{{ rawline.rc }} {{ rawbash.stdout | trim }} {{ getent_passwd.root[4] }} {{ getent_group['md-no-group'] is none }}\n"
       when: not ansible_check_mode
 "##;
 
 #[test]
-fn ping_raw_and_package() {
+fn ping_raw_package_and_getent() {
     let tb = bed();
-    let p = project(&[("site.yml", PING_RAW_PACKAGE_SITE), ("crash.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - ping: {data: crash}\n")]);
+    let p = project(&[
+        ("site.yml", PING_RAW_PACKAGE_SITE),
+        ("crash.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - ping: {data: crash}\n"),
+        ("missing.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - getent: {database: passwd, key: md-nobody}\n"),
+    ]);
     for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
         let _l = lock(short);
         let host = tb.host(short);
@@ -1514,7 +1522,7 @@ fn ping_raw_and_package() {
         first.assert_ok();
         assert_eq!(t.changed(&first), ["a raw line", "raw through bash", "rsync, the generic way", "what the play saw"], "{}", first.stdout);
         assert_eq!(installed(), "ii \nraw-ran\n");
-        assert_eq!(t.ssh("cat /var/tmp/md-prp"), "pong hello out|err\n|0 bash\n");
+        assert_eq!(t.ssh("cat /var/tmp/md-prp"), "pong hello out|err\n|0 bash /root True\n");
 
         // Again: the package is there; raw lines always run (changed), as in Ansible.
         let again = t.run(&[]);
@@ -1524,6 +1532,9 @@ fn ping_raw_and_package() {
         let crash = t.run_pb("crash.yml", &[]);
         assert_eq!(crash.code, 2, "{}", crash.stdout);
         assert!(crash.stdout.contains(&format!("fatal: [{host}]: FAILED! => boom")), "{}", crash.stdout);
+        let missing = t.run_pb("missing.yml", &[]);
+        assert_eq!(missing.code, 2, "{}", missing.stdout);
+        assert!(missing.stdout.contains("One or more supplied key could not be found in the database."), "{}", missing.stdout);
     }
 }
 

@@ -85,6 +85,7 @@ pub mod ping;
 pub mod raw;
 pub mod package;
 pub mod known_hosts;
+pub mod getent;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -450,6 +451,7 @@ fn all() -> &'static [&'static dyn Module] {
         &raw::RawModule,
         &package::PackageModule,
         &known_hosts::KnownHostsModule,
+        &getent::GetentModule,
         // MODULES-END
     ]
 }
