@@ -81,6 +81,7 @@ pub mod script;
 pub mod pause;
 pub mod reboot;
 pub mod wait_for_connection;
+pub mod ini_file;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -442,6 +443,7 @@ fn all() -> &'static [&'static dyn Module] {
         &pause::PauseModule,
         &reboot::RebootModule,
         &wait_for_connection::WaitForConnectionModule,
+        &ini_file::IniFileModule,
         // MODULES-END
     ]
 }
