@@ -1602,3 +1602,74 @@ fn known_hosts_adds_replaces_and_removes_host_keys() {
         assert_eq!(t.ssh("grep -c old.example.org /srv/kh/known_hosts.old").trim(), "2");
     }
 }
+
+// ------------------------------------------------------------------------ ini_file
+
+const INI_SITE: &str = r##"
+- name: ini files
+  hosts: all
+  vars:
+    d: /etc/md-ini
+  tasks:
+    - name: worker count
+      community.general.ini_file: {path: "{{ d }}/app.ini", section: server, option: workers, value: "4", backup: true}
+      register: workers
+    - name: debug off, the commented default taken over
+      ini_file: {path: "{{ d }}/app.ini", section: server, option: debug, value: "false"}
+    - name: allowed addresses
+      ini_file: {path: "{{ d }}/app.ini", section: server, option: allow, values: [10.0.0.1, 10.0.0.2]}
+    - name: legacy section removed
+      ini_file: {path: "{{ d }}/app.ini", section: legacy, state: absent}
+    - name: version above the sections
+      ini_file: {path: "{{ d }}/app.ini", option: version, value: 2, no_extra_spaces: true}
+    - name: flag without a value
+      ini_file: {path: "{{ d }}/app.ini", section: mysqld, option: skip-name-resolve, allow_no_value: true}
+    - name: new file in a new folder
+      community.general.ini_file: {path: "{{ d }}/new/db.ini", section: db, option: host, value: localhost, mode: "0640", group: adm}
+    - name: through a link
+      ini_file: {path: "{{ d }}/link.ini", section: a, option: b, value: c, follow: true}
+    - name: what the first task said
+      debug: {msg: "worker count: {{ workers.msg }} {{ workers.path }} {{ 'backup' if workers.backup_file is defined else 'no backup' }}"}
+"##;
+
+const INI_BEFORE: &str = "; app settings\n[server]\nworkers = 2\n;debug = true\nallow = 10.0.0.1\nallow = 10.0.0.9\n\n[legacy]\nold = 1\n\n[mysqld]\nuser = mysql\n";
+
+/// What ansible-core 2.19 with community.general 11.4 made of `INI_BEFORE` with `INI_SITE`.
+const INI_AFTER: &str = "version=2\n; app settings\n[server]\nworkers = 4\ndebug = false\nallow = 10.0.0.1\nallow = 10.0.0.2\n\n[mysqld]\nuser = mysql\nskip-name-resolve\n";
+
+#[test]
+fn ini_file_sets_options_and_sections_on_the_host() {
+    let tb = bed();
+    let p = project(&[
+        ("site.yml", INI_SITE),
+        ("missing.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - ini_file: {path: /etc/md-ini/missing.ini, section: a, option: b, value: c, create: false}\n"),
+    ]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        tb.ssh_ok(
+            short,
+            &format!("rm -rf /etc/md-ini && mkdir /etc/md-ini && cd /etc/md-ini && printf '%s' '{INI_BEFORE}' > app.ini && printf '[a]\\nb = 1\\n' > real.ini && ln -s real.ini link.ini"),
+        );
+        let t = Target { tb, short, dir: p.path(), transport };
+        let verify = |_: &Run| {
+            let s = t.ssh("cd /etc/md-ini; cat app.ini; echo DB; stat -c '%a %U %G' new/db.ini; cat new/db.ini; echo LINK; readlink link.ini; cat real.ini; echo BACKUPS; ls app.ini.*~ | wc -l; cat app.ini.*~");
+            assert_eq!(s, format!("{INI_AFTER}DB\n640 root adm\n\n[db]\nhost = localhost\nLINK\nreal.ini\n[a]\nb = c\nBACKUPS\n1\n{INI_BEFORE}"), "{short}");
+        };
+        let (check, first) = t.cycle(verify);
+        assert_has(
+            &check.stdout,
+            &["-workers = 2", "+workers = 4", "-;debug = true", "+debug = false", "-old = 1", "+version=2", "+skip-name-resolve", "+host = localhost", "+b = c", "worker count: option changed /etc/md-ini/app.ini no backup"],
+        );
+        assert_eq!(t.changed(&first).len(), 8, "every ini_file task changed:\n{}", first.stdout);
+        assert!(first.stdout.contains("worker count: option changed /etc/md-ini/app.ini backup"), "{}", first.stdout);
+        let again = t.run(&[]);
+        again.assert_no_changes();
+        assert!(again.stdout.contains("worker count: OK /etc/md-ini/app.ini no backup"), "{}", again.stdout);
+
+        // create: false on a missing file fails with Ansible's message.
+        let missing = t.run_pb("missing.yml", &[]);
+        assert_eq!(missing.code, 2, "{}", missing.stdout);
+        assert!(missing.stdout.contains("Destination /etc/md-ini/missing.ini does not exist!"), "{}", missing.stdout);
+        t.ssh("rm -rf /etc/md-ini");
+    }
+}

@@ -86,6 +86,7 @@ pub mod raw;
 pub mod package;
 pub mod known_hosts;
 pub mod getent;
+pub mod ini_file;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -452,6 +453,7 @@ fn all() -> &'static [&'static dyn Module] {
         &package::PackageModule,
         &known_hosts::KnownHostsModule,
         &getent::GetentModule,
+        &ini_file::IniFileModule,
         // MODULES-END
     ]
 }
