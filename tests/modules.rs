@@ -1673,3 +1673,62 @@ fn ini_file_sets_options_and_sections_on_the_host() {
         t.ssh("rm -rf /etc/md-ini");
     }
 }
+
+// ------------------------------------------------------------------------ debconf
+
+const DEBCONF_SITE: &str = r##"
+- name: answers preseeded before installing
+  hosts: all
+  gather_facts: false
+  vars:
+    app_secret: "Md-Debconf-Pa55-4e1"
+  tasks:
+    - name: mail name
+      debconf: {name: postfix, question: postfix/mailname, vtype: string, value: mail.example.org}
+    - name: mailer type
+      debconf: {name: postfix, question: postfix/main_mailer_type, vtype: select, value: Internet Site}
+    - name: a flag
+      debconf: {name: md-app, question: md-app/enable, vtype: boolean, value: true}
+    - name: languages
+      debconf: {name: md-app, question: md-app/languages, vtype: multiselect, value: [fr, en, es]}
+    - name: the secret
+      debconf: {name: md-app, question: md-app/secret, vtype: password, value: "{{ app_secret }}"}
+    - name: what the package would be asked
+      debconf: {name: md-app}
+      register: answers
+    - name: what the play read
+      copy: {dest: /var/tmp/md-debconf, content: "{{ answers.current['md-app/enable'] }} {{ answers.current['md-app/languages'] }}\n"}
+      when: not ansible_check_mode
+"##;
+
+#[test]
+fn debconf_preseeds_answers() {
+    let tb = bed();
+    let p = project(&[("site.yml", DEBCONF_SITE)]);
+    let secret = "Md-Debconf-Pa55-4e1";
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        tb.ssh_ok(short, "printf 'postfix postfix/mailname\\npostfix postfix/main_mailer_type\\nmd-app md-app/enable\\nmd-app md-app/languages\\nmd-app md-app/secret\\n' | while read -r p q; do echo PURGE | debconf-communicate \"$p\" >/dev/null 2>&1; echo \"unregister $q\" | debconf-communicate \"$p\" >/dev/null 2>&1; done; rm -f /var/tmp/md-debconf; true");
+        let t = Target { tb, short, dir: p.path(), transport };
+        let answers = || t.ssh("debconf-show postfix md-app 2>&1 | sort; perl -MDebconf::Db -MDebconf::Question -e 'Debconf::Db->load(readonly => \"true\"); my $q = Debconf::Question->get(\"md-app/secret\"); print defined $q ? $q->value : \"none\"'");
+        let before = answers();
+        let check = t.run(&["--check", "--diff"]);
+        check.assert_ok();
+        assert_eq!(t.changed(&check), ["mail name", "mailer type", "a flag", "languages", "the secret"], "{}", check.stdout);
+        assert!(check.stdout.contains("mail.example.org"), "the diff shows the answer: {}", check.stdout);
+        assert_eq!(answers(), before, "--check changed debconf's answers");
+
+        let first = t.run(&["--diff", "-v"]);
+        first.assert_ok();
+        assert_eq!(t.changed(&first), ["mail name", "mailer type", "a flag", "languages", "the secret", "what the play read"], "{}", first.stdout);
+        assert_eq!(
+            answers(),
+            format!("* md-app/enable: true\n* md-app/languages: en, es, fr\n* md-app/secret: (password omitted)\n* postfix/mailname: mail.example.org\n* postfix/main_mailer_type: Internet Site\n{secret}")
+        );
+        assert_eq!(t.ssh("cat /var/tmp/md-debconf"), "true en, es, fr\n");
+        let again = t.run(&["--diff", "-v"]);
+        again.assert_no_changes();
+        t.run(&["--check", "--diff"]).assert_no_changes();
+        no_secrets(&[&check, &first, &again], &[secret]);
+    }
+}

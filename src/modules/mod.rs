@@ -86,6 +86,7 @@ pub mod raw;
 pub mod package;
 pub mod known_hosts;
 pub mod getent;
+pub mod debconf;
 pub mod ini_file;
 
 // One file per module; each is registered in `MODULES` below.
@@ -453,6 +454,7 @@ fn all() -> &'static [&'static dyn Module] {
         &package::PackageModule,
         &known_hosts::KnownHostsModule,
         &getent::GetentModule,
+        &debconf::DebconfModule,
         &ini_file::IniFileModule,
         // MODULES-END
     ]
