@@ -2,7 +2,7 @@
 //! `services`...) into the fact `getent_<database>`: each entry's first field maps to its other
 //! fields (a key listed more than once maps to a list of them), as Ansible's module builds it.
 //! Colon-separated databases (`passwd`, `shadow`, `group`, `gshadow`) split at `:`, the
-//! others at whitespace, unless `split` says. A probe, so it runs in check mode too; a
+//! others at whitespace, unless `split` says. Also `ansible_facts.getent_<database>`. A probe, so it runs in check mode too; a
 //! missing `key` fails the task unless `fail_key: false` (then the key maps to null).
 
 use super::args::{self, opt_boolish, opt_string};
@@ -93,6 +93,7 @@ impl ModuleTask for GetentTask {
                         (_, Some(_)) => {}
                     }
                 }
+                plan.facts.insert("ansible_facts".into(), json!({&tree: entries}));
                 plan.facts.insert(tree, Value::Object(entries));
                 return Ok(plan);
             }
@@ -103,6 +104,7 @@ impl ModuleTask for GetentTask {
                     if let Some(k) = &self.key {
                         entries.insert(k.clone(), Value::Null);
                     }
+                    plan.facts.insert("ansible_facts".into(), json!({&tree: entries}));
                     plan.facts.insert(tree, Value::Object(entries));
                     plan.msg = Some(msg.into());
                     return Ok(plan);
@@ -136,7 +138,8 @@ mod tests {
         let t = task(json!({"database": "passwd", "key": "root"}));
         assert_eq!(t.probes()[0].script, "getent passwd root");
         let plan = t.plan(&[out("root:x:0:0:root:/root:/bin/bash\n", 0)]).unwrap();
-        assert_eq!(Value::Object(plan.facts.clone()), json!({"getent_passwd": {"root": ["x", "0", "0", "root", "/root", "/bin/bash"]}}));
+        assert_eq!(plan.facts["getent_passwd"], json!({"root": ["x", "0", "0", "root", "/root", "/bin/bash"]}));
+        assert_eq!(plan.facts["ansible_facts"], json!({"getent_passwd": plan.facts["getent_passwd"]}));
         assert!(!plan.changed() && plan.failed.is_none());
     }
 

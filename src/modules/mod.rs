@@ -87,6 +87,8 @@ pub mod package;
 pub mod known_hosts;
 pub mod getent;
 pub mod debconf;
+pub mod package_facts;
+pub mod service_facts;
 pub mod ini_file;
 
 // One file per module; each is registered in `MODULES` below.
@@ -455,6 +457,8 @@ fn all() -> &'static [&'static dyn Module] {
         &known_hosts::KnownHostsModule,
         &getent::GetentModule,
         &debconf::DebconfModule,
+        &package_facts::PackageFactsModule,
+        &service_facts::ServiceFactsModule,
         &ini_file::IniFileModule,
         // MODULES-END
     ]
