@@ -88,6 +88,7 @@ pub mod known_hosts;
 pub mod getent;
 pub mod debconf;
 pub mod ini_file;
+pub mod mount;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -456,6 +457,7 @@ fn all() -> &'static [&'static dyn Module] {
         &getent::GetentModule,
         &debconf::DebconfModule,
         &ini_file::IniFileModule,
+        &mount::MountModule,
         // MODULES-END
     ]
 }
