@@ -487,7 +487,7 @@ impl MountTask {
             s.push_str(&format!(
                 "for d in {}; do\n\
                  if [ ! -e \"$d\" ]; then\n\
-                 if out=$(mkdir -- \"$d\" 2>&1); then set -- \"$d\" \"$@\"; elif [ ! -d \"$d\" ]; then {restore}for c in \"$@\"; do rmdir -- \"$c\"; done; {}; fi\n\
+                 if out=$(mkdir -- \"$d\" 2>&1); then set -- \"$d\" \"$@\"; elif [ ! -d \"$d\" ]; then {restore}for c in \"$@\"; do rmdir -- \"$c\" 2>/dev/null; done; {}; fi\n\
                  fi\n\
                  done\n",
                 dirs.join(" "),
