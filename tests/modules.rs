@@ -1736,3 +1736,155 @@ fn debconf_preseeds_answers() {
         no_secrets(&[&check, &first, &again], &[secret]);
     }
 }
+
+// ------------------------------------------------------------------------ mount
+
+const MOUNT_SITE: &str = r##"
+- name: mounts
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: scratch tmpfs
+      mount: {path: /mnt/md-tmp, src: tmpfs, fstype: tmpfs, opts: "size=1m,mode=0750", state: mounted}
+      register: scratch
+    - name: data folder bound
+      ansible.posix.mount: {path: "/mnt/md bind", src: /srv/md-data, fstype: none, opts: bind, state: mounted}
+    - name: NFS share configured, not at boot
+      mount: {path: /mnt/md-nfs, src: "nas.example.org:/export", fstype: nfs, opts: ro, boot: false, state: present, backup: true}
+      register: nfs
+    - name: old disk removed
+      mount: {path: /mnt/md-old, state: absent}
+    - name: what the tasks said
+      debug: {msg: "scratch {{ scratch.name }} {{ scratch.opts }} {{ scratch.dump }} {{ scratch.boot }}; nfs {{ nfs.opts }} {{ nfs.boot }} {{ 'backup' if nfs.backup_file else 'no backup' }}"}
+"##;
+
+const MOUNT_MORE: &str = r##"
+- name: mount changes
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: bigger scratch
+      mount: {path: /mnt/md-tmp, src: tmpfs, fstype: tmpfs, opts: "size=2m,mode=0750", state: mounted}
+    - name: data folder unmounted
+      mount: {path: "/mnt/md bind", state: unmounted}
+    - name: ephemeral scratch
+      mount: {path: /mnt/md-eph, src: tmpfs, fstype: tmpfs, opts: size=1m, state: ephemeral}
+    - name: ephemeral scratch read-only
+      mount: {path: /mnt/md-eph, state: remounted, opts: ro}
+"##;
+
+const MOUNT_ABSENT: &str = r##"
+- name: mounts gone
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: scratch gone
+      mount: {path: /mnt/md-tmp, state: absent}
+    - name: data folder gone
+      mount: {path: "/mnt/md bind", state: absent}
+    - name: ephemeral scratch unmounted
+      mount: {path: /mnt/md-eph, state: unmounted}
+"##;
+
+/// The fstab ansible-core 2.19 with ansible.posix (Ansible 12.3) writes from `MOUNT_FSTAB` with
+/// `MOUNT_SITE`'s lines (state present), and then with `bigger scratch`.
+const MOUNT_FSTAB: &str = "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n# kept comment\n/dev/md-old /mnt/md-old ext4 defaults 0 2\n";
+const MOUNT_FSTAB_AFTER: &str = "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n# kept comment\ntmpfs /mnt/md-tmp tmpfs size=1m,mode=0750 0 0\n/srv/md-data /mnt/md\\040bind none bind 0 0\nnas.example.org:/export /mnt/md-nfs nfs ro,noauto 0 0\n";
+
+#[test]
+fn mount_writes_fstab_and_mounts() {
+    let tb = bed();
+    let p = project(&[
+        ("site.yml", MOUNT_SITE),
+        ("more.yml", MOUNT_MORE),
+        ("absent.yml", MOUNT_ABSENT),
+        ("conflict.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - mount: {path: /mnt/md-tmp, src: /srv/md-data, fstype: none, opts: bind, state: ephemeral}\n"),
+        ("fail.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - mount: {path: /mnt/md-fail/sub, src: /srv/md-missing, fstype: none, opts: bind, state: mounted}\n"),
+    ]);
+    let clean = format!(
+        "umount /mnt/md-tmp '/mnt/md bind' /mnt/md-eph 2>/dev/null; rm -rf /mnt/md-tmp '/mnt/md bind' /mnt/md-eph /mnt/md-old /mnt/md-fail /srv/md-data /etc/fstab.*~; \
+         printf '%s' '{MOUNT_FSTAB}' > /etc/fstab; mkdir -p /srv/md-data /mnt/md-old; echo data > /srv/md-data/f"
+    );
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        let host = tb.host(short);
+        tb.ssh_ok(short, &clean);
+        let t = Target { tb, short, dir: p.path(), transport };
+        // What is mounted there (one line per mount point, `-` when nothing), fstab, folders.
+        let live = || {
+            t.ssh(
+                "for m in /mnt/md-tmp '/mnt/md bind' /mnt/md-eph; do o=$(findmnt -rvn -o TARGET,SOURCE,FSROOT,FSTYPE \"$m\") && echo \"$o\" || echo -; done; \
+                 echo \"$(findmnt -rn -o OPTIONS /mnt/md-tmp | tr , '\\n' | grep -e size -e mode -e '^r[ow]$' | tr '\\n' ' ')$(findmnt -rn -o OPTIONS /mnt/md-eph | cut -d, -f1)\"; \
+                 cat /etc/fstab; for d in /mnt/md-* /mnt/md\\ *; do [ -e \"$d\" ] && echo \"$d\"; done | LC_ALL=C sort; ls /etc/fstab.*~ 2>/dev/null | wc -l",
+            )
+        };
+        let fresh = live();
+        assert_eq!(fresh, format!("-\n-\n-\n\n{MOUNT_FSTAB}/mnt/md-old\n0\n"));
+
+        let (check, first) = t.cycle(|_| {
+            assert_eq!(
+                live(),
+                format!("/mnt/md-tmp tmpfs / tmpfs\n/mnt/md\\x20bind overlay /srv/md-data overlay\n-\nrw size=1024k mode=750 \n{MOUNT_FSTAB_AFTER}/mnt/md bind\n/mnt/md-tmp\n1\n")
+            );
+            // The backup: fstab as the NFS task found it.
+            assert_eq!(
+                t.ssh("cat '/mnt/md bind/f'; cat /etc/fstab.*~"),
+                format!("data\n{MOUNT_FSTAB}tmpfs /mnt/md-tmp tmpfs size=1m,mode=0750 0 0\n/srv/md-data /mnt/md\\040bind none bind 0 0\n")
+            );
+        });
+        let converged = live();
+        assert_eq!(t.changed(&check), ["scratch tmpfs", "data folder bound", "NFS share configured, not at boot", "old disk removed"], "{}", check.stdout);
+        assert_has(
+            &check.stdout,
+            &[
+                "+tmpfs /mnt/md-tmp tmpfs size=1m,mode=0750 0 0",
+                "+/srv/md-data /mnt/md\\040bind none bind 0 0",
+                "+nas.example.org:/export /mnt/md-nfs nfs ro,noauto 0 0",
+                "-/dev/md-old /mnt/md-old ext4 defaults 0 2",
+                "-  state: unmounted\n",
+                "+  state: mounted\n",
+                "+  path: absent\n",
+                "scratch /mnt/md-tmp size=1m,mode=0750 0 yes; nfs ro,noauto no no backup",
+            ],
+        );
+        assert_eq!(t.changed(&first).len(), 4, "{}", first.stdout);
+        assert!(first.stdout.contains("nfs ro,noauto no backup"), "{}", first.stdout);
+
+        // A bigger tmpfs is remounted; unmounted leaves fstab; ephemeral and remounted always change.
+        let check = t.run_pb("more.yml", &["--check", "--diff"]);
+        check.assert_ok();
+        assert_eq!(t.changed(&check).len(), 4, "{}", check.stdout);
+        assert_has(&check.stdout, &["-tmpfs /mnt/md-tmp tmpfs size=1m,mode=0750 0 0", "+tmpfs /mnt/md-tmp tmpfs size=2m,mode=0750 0 0", "+  state: remounted"]);
+        assert_eq!(live(), converged, "--check on more.yml changed the host");
+        let more = t.run_pb("more.yml", &["--diff"]);
+        more.assert_ok();
+        assert_eq!(t.changed(&more), ["bigger scratch", "data folder unmounted", "ephemeral scratch", "ephemeral scratch read-only"], "{}", more.stdout);
+        let fstab2 = MOUNT_FSTAB_AFTER.replace("size=1m", "size=2m");
+        assert_eq!(live(), format!("/mnt/md-tmp tmpfs / tmpfs\n-\n/mnt/md-eph tmpfs / tmpfs\nrw size=2048k mode=750 ro\n{fstab2}/mnt/md bind\n/mnt/md-eph\n/mnt/md-tmp\n1\n"));
+        let again = t.run_pb("more.yml", &[]);
+        again.assert_ok();
+        assert_eq!(t.changed(&again), ["ephemeral scratch", "ephemeral scratch read-only"], "{}", again.stdout);
+
+        // Something else mounted there: ephemeral refuses, as Ansible.
+        let conflict = t.run_pb("conflict.yml", &[]);
+        assert_eq!(conflict.code, 2, "{}", conflict.stdout);
+        assert!(conflict.stdout.contains("Ephemeral mount point is already mounted with a different source than the specified one."), "{}", conflict.stdout);
+        // A mount that fails takes back its fstab line and the folders it made.
+        let fail = t.run_pb("fail.yml", &[]);
+        assert_eq!(fail.code, 2, "{}", fail.stdout);
+        assert!(fail.stdout.contains(&format!("fatal: [{host}]: FAILED! => Error mounting /mnt/md-fail/sub: mount: /mnt/md-fail/sub: special device /srv/md-missing does not exist")), "{}", fail.stdout);
+        assert_eq!(t.ssh("cat /etc/fstab; test -e /mnt/md-fail && echo left || echo gone"), format!("{fstab2}gone\n"));
+
+        // absent: line, mount and folder go (a folder still mounted is unmounted first).
+        let before = live();
+        let check = t.run_pb("absent.yml", &["--check", "--diff"]);
+        check.assert_ok();
+        assert_eq!(t.changed(&check), ["scratch gone", "data folder gone", "ephemeral scratch unmounted"], "{}", check.stdout);
+        assert_eq!(live(), before, "--check on absent.yml changed the host");
+        t.run_pb("absent.yml", &["--diff"]).assert_ok();
+        assert_eq!(live(), "-\n-\n-\n\n# UNCONFIGURED FSTAB FOR BASE SYSTEM\n# kept comment\nnas.example.org:/export /mnt/md-nfs nfs ro,noauto 0 0\n/mnt/md-eph\n1\n");
+        t.run_pb("absent.yml", &[]).assert_no_changes();
+        t.run_pb("absent.yml", &["--check"]).assert_no_changes();
+        tb.ssh_ok(short, &clean);
+    }
+}

@@ -90,6 +90,7 @@ pub mod debconf;
 pub mod package_facts;
 pub mod service_facts;
 pub mod ini_file;
+pub mod mount;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -460,6 +461,7 @@ fn all() -> &'static [&'static dyn Module] {
         &package_facts::PackageFactsModule,
         &service_facts::ServiceFactsModule,
         &ini_file::IniFileModule,
+        &mount::MountModule,
         // MODULES-END
     ]
 }
