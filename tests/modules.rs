@@ -1492,10 +1492,16 @@ const PING_RAW_PACKAGE_SITE: &str = r##"
       package_facts:
     - name: the services
       service_facts:
+    - name: a scratch folder
+      tempfile: {state: directory, suffix: .build}
+      register: scratch
+    - name: a file in it
+      tempfile: {path: "{{ scratch.path }}", prefix: part-}
+      register: part
     - name: what the play saw
       copy:
         dest: /var/tmp/md-prp
-        content: "{{ pinged.ping }} {{ hello.ping }} {{ rawline.stdout_lines | join(',') }}|{{ rawline.stderr }}|{{ rawline.rc }} {{ rawbash.stdout | trim }} {{ getent_passwd.root[4] }} {{ ansible_facts.getent_group['md-no-group'] is none }}\n{{ 'rsync' in ansible_facts.packages }} {{ packages.rsync[0].source }} {{ packages['openssh-server'][0].category }} {{ ansible_facts.services['ssh.service'].state }} {{ services['ssh.service'].status }} {{ services.ssh.source }} {{ services['md-none.service'] is defined }}\n"
+        content: "{{ pinged.ping }} {{ hello.ping }} {{ rawline.stdout_lines | join(',') }}|{{ rawline.stderr }}|{{ rawline.rc }} {{ rawbash.stdout | trim }} {{ getent_passwd.root[4] }} {{ ansible_facts.getent_group['md-no-group'] is none }}\n{{ 'rsync' in ansible_facts.packages }} {{ packages.rsync[0].source }} {{ packages['openssh-server'][0].category }} {{ ansible_facts.services['ssh.service'].state }} {{ services['ssh.service'].status }} {{ services.ssh.source }} {{ services['md-none.service'] is defined }}\n{{ scratch.mode }} {{ part.mode }} {{ part.path | dirname == scratch.path }} {{ part.path | basename | regex_search('^part-.{8}$') is not none }} {{ scratch.path is match('/tmp/ansible\\..{8}\\.build$') }}\n"
       when: not ansible_check_mode
 "##;
 
@@ -1524,14 +1530,14 @@ fn ping_raw_package_getent_and_facts_modules() {
 
         let first = t.run(&[]);
         first.assert_ok();
-        assert_eq!(t.changed(&first), ["a raw line", "raw through bash", "rsync, the generic way", "what the play saw"], "{}", first.stdout);
+        assert_eq!(t.changed(&first), ["a raw line", "raw through bash", "rsync, the generic way", "a scratch folder", "a file in it", "what the play saw"], "{}", first.stdout);
         assert_eq!(installed(), "ii \nraw-ran\n");
-        assert_eq!(t.ssh("cat /var/tmp/md-prp"), "pong hello out|err\n|0 bash /root True\nTrue apt net running enabled sysv False\n");
+        assert_eq!(t.ssh("cat /var/tmp/md-prp"), "pong hello out|err\n|0 bash /root True\nTrue apt net running enabled sysv False\n0700 0600 True True True\n");
 
-        // Again: the package is there; raw lines always run (changed), as in Ansible.
+        // Again: the package is there; raw lines and tempfile always run (changed), as in Ansible.
         let again = t.run(&[]);
         again.assert_ok();
-        assert_eq!(t.changed(&again), ["a raw line", "raw through bash"], "{}", again.stdout);
+        assert_eq!(t.changed(&again), ["a raw line", "raw through bash", "a scratch folder", "a file in it"], "{}", again.stdout);
 
         let crash = t.run_pb("crash.yml", &[]);
         assert_eq!(crash.code, 2, "{}", crash.stdout);
