@@ -91,6 +91,7 @@ pub mod package_facts;
 pub mod service_facts;
 pub mod ini_file;
 pub mod mount;
+pub mod assemble;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -462,6 +463,7 @@ fn all() -> &'static [&'static dyn Module] {
         &service_facts::ServiceFactsModule,
         &ini_file::IniFileModule,
         &mount::MountModule,
+        &assemble::AssembleModule,
         // MODULES-END
     ]
 }
