@@ -1894,3 +1894,43 @@ fn mount_writes_fstab_and_mounts() {
         tb.ssh_ok(short, &clean);
     }
 }
+
+// ------------------------------------------------------------------------ assemble
+
+const ASSEMBLE_SITE: &str = r#"
+- name: files assembled from fragments
+  hosts: all
+  tasks:
+    - name: config from fragments on the host
+      assemble: {src: /srv/asm/conf.d, dest: /srv/asm/app.conf, delimiter: '# --', ignore_hidden: true, group: adm, mode: '0640', backup: true}
+      register: host_frags
+    - name: hosts file from the project's fragments
+      ansible.builtin.assemble: {src: hosts.d, dest: /srv/asm/hosts, remote_src: false, regexp: '\.conf$', owner: www-data, mode: '0604'}
+    - debug: {msg: "checksum {{ host_frags.checksum }} msg {{ host_frags.msg }}"}
+"#;
+
+#[test]
+fn assemble_joins_fragments_from_the_host_and_the_project() {
+    let tb = bed();
+    let p = project(&[("site.yml", ASSEMBLE_SITE), ("files/hosts.d/a.conf", "a\n"), ("files/hosts.d/b.conf", "b"), ("files/hosts.d/README", "no\n")]);
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        tb.ssh_ok(
+            short,
+            "rm -rf /srv/asm && mkdir -p /srv/asm/conf.d/sub && cd /srv/asm/conf.d && printf one > 10-one && printf 'two\\n' > 20-two && \
+             echo hidden > .hidden && echo no > sub/x && echo old > /srv/asm/app.conf && chmod 600 /srv/asm/app.conf",
+        );
+        let t = Target { tb, short, dir: p.path(), transport };
+        let (check, first) = t.cycle(|r| {
+            assert_eq!(t.ssh("cat /srv/asm/app.conf; echo '|'; cat /srv/asm/hosts; echo '|'; stat -c '%a %U %G' /srv/asm/app.conf /srv/asm/hosts"),
+                "one\n# --\ntwo\n|\na\nb|\n640 root adm\n604 www-data root\n", "{}", r.stdout);
+            assert_eq!(t.ssh("ls /srv/asm | grep -c '^app.conf\\..*~$'").trim(), "1", "one backup");
+        });
+        assert_eq!(t.changed(&check), ["config from fragments on the host", "hosts file from the project's fragments"], "{}", check.stdout);
+        assert_has(&check.stdout, &["-old", "+one", "+# --", "+a"]);
+        assert_eq!(t.changed(&first), t.changed(&check), "{}", first.stdout);
+        let sha1 = "checksum ffc3f3b43bf894b657a0324f3a1c6141548eb212 msg OK";
+        assert!(first.stdout.contains(sha1), "{}", first.stdout);
+        t.ssh("rm -rf /srv/asm");
+    }
+}

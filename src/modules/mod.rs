@@ -92,6 +92,7 @@ pub mod service_facts;
 pub mod ini_file;
 pub mod mount;
 pub mod tempfile;
+pub mod assemble;
 
 // One file per module; each is registered in `MODULES` below.
 
@@ -464,6 +465,7 @@ fn all() -> &'static [&'static dyn Module] {
         &ini_file::IniFileModule,
         &mount::MountModule,
         &tempfile::TempfileModule,
+        &assemble::AssembleModule,
         // MODULES-END
     ]
 }
