@@ -159,10 +159,7 @@ mod tests {
     use crate::modules::testutil::apply;
 
     fn task(args: Value, dir: &Path) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        let templar = crate::template::Templar::new();
-        let vars = crate::template::Vars::new();
-        let ctx = PrepareContext { templar: &templar, vars: &vars, host: "web1", role_path: None, playbook_dir: dir, run_as: "root" };
-        FetchModule.prepare(args.as_object().unwrap(), &ctx)
+        crate::modules::testutil::prepare(&FetchModule, args, dir)
     }
 
     #[test]

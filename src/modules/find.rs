@@ -461,10 +461,7 @@ mod tests {
     use crate::modules::testutil::{apply, assert_sh_syntax};
 
     fn task(args: Value) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        let templar = crate::template::Templar::new();
-        let vars = crate::template::Vars::new();
-        let ctx = PrepareContext { templar: &templar, vars: &vars, host: "h", role_path: None, playbook_dir: std::path::Path::new("."), run_as: "root" };
-        FindModule.prepare(args.as_object().unwrap(), &ctx)
+        crate::modules::testutil::prepare(&FindModule, args, std::path::Path::new("."))
     }
 
     fn names(plan: &Plan, root: &std::path::Path) -> Vec<String> {

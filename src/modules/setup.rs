@@ -113,10 +113,7 @@ mod tests {
     use serde_json::json;
 
     fn task(args: Value) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        let templar = crate::template::Templar::new();
-        let vars = crate::template::Vars::new();
-        let ctx = PrepareContext { templar: &templar, vars: &vars, host: "h", role_path: None, playbook_dir: std::path::Path::new("."), run_as: "root" };
-        SetupModule.prepare(args.as_object().unwrap(), &ctx)
+        crate::modules::testutil::prepare(&SetupModule, args, std::path::Path::new("."))
     }
 
     #[test]

@@ -176,3 +176,11 @@ pub(crate) mod testhost {
         (done, plan(t))
     }
 }
+
+/// Prepare `module`'s task from `args` as the executor would, for host `h` of a playbook in
+/// `playbook_dir` (no role, no variables, running as root).
+pub(crate) fn prepare(module: &dyn super::Module, args: serde_json::Value, playbook_dir: &std::path::Path) -> Result<Box<dyn ModuleTask>, super::ModuleError> {
+    let (templar, vars) = (crate::template::Templar::new(), crate::template::Vars::new());
+    let ctx = super::PrepareContext { templar: &templar, vars: &vars, host: "h", role_path: None, playbook_dir, run_as: "root" };
+    module.prepare(args.as_object().expect("arguments are a map"), &ctx)
+}
