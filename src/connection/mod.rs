@@ -251,11 +251,7 @@ impl Transport for Redial {
         if let Some(t) = connect_timeout {
             spec.connect_timeout = t;
         }
-        let unreachable = |reason: String| ConnectionError::Unreachable { host: spec.address.clone(), port: spec.port, reason };
-        let fresh = match tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), dial(self.kind, &spec)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(unreachable(format!("timed out after {}s", spec.connect_timeout.as_secs()))),
-        };
+        let fresh = dial(self.kind, &spec).await?;
         let old = std::mem::replace(&mut *self.current.write().unwrap_or_else(|e| e.into_inner()), std::sync::Arc::from(fresh));
         old.close().await;
         Ok(())
@@ -289,10 +285,18 @@ impl Transport for NotConnected {
     async fn close(&self) {}
 }
 
+/// Log in over SSH. Each transport bounds its own connect by the spec's timeout; this bounds
+/// whatever hangs past it (5 s more).
 async fn dial(kind: TransportKind, spec: &ConnectionSpec) -> Result<Box<dyn Transport>, ConnectionError> {
-    match kind {
-        TransportKind::OpenSsh => Ok(Box::new(openssh::OpenSshTransport::connect(spec).await?)),
-        TransportKind::Russh => Ok(Box::new(russh::RusshTransport::connect(spec).await?)),
+    let open = async {
+        Ok::<Box<dyn Transport>, ConnectionError>(match kind {
+            TransportKind::OpenSsh => Box::new(openssh::OpenSshTransport::connect(spec).await?),
+            TransportKind::Russh => Box::new(russh::RusshTransport::connect(spec).await?),
+        })
+    };
+    match tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), open).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectionError::Unreachable { host: spec.address.clone(), port: spec.port, reason: format!("timed out after {}s", spec.connect_timeout.as_secs()) }),
     }
 }
 

@@ -332,13 +332,13 @@ impl HostRun {
         std::mem::take(&mut self.host_vars)
     }
 
-    /// Run under this fork slot (given up while waiting for the other hosts of the batch).
     /// The `remote_user` keyword the host's connection was opened with.
     pub fn with_keyword_user(mut self, user: Option<String>) -> Self {
         self.keyword_user = user;
         self
     }
 
+    /// Run under this fork slot (given up while waiting for the other hosts of the batch).
     pub fn with_permit(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
         self.permit = Some(permit);
         self
@@ -901,7 +901,7 @@ impl HostRun {
                 self.uncertain.extend(task.register.iter().cloned());
                 self.uncertain.extend(outcomes.iter().flat_map(|(_, o)| o.facts.keys().cloned()));
                 // A set_fact that could not run sets nothing: its names are guesses too.
-                if modules::lookup(&task.module).is_some_and(|m| m.name() == "set_fact") {
+                if schedule::is_module(task, "set_fact") {
                     if let Some(args) = task.args.as_object() {
                         self.uncertain.extend(args.keys().filter(|k| *k != "cacheable").cloned());
                     }
@@ -1662,9 +1662,6 @@ impl HostRun {
                             failure = Some(e);
                         }
                         elapsed = Some(started.elapsed().as_secs());
-                        if self.on_host() {
-                            self.invalidate(&action.touches);
-                        }
                         if failure.is_some() {
                             outputs.push(out);
                             break;

@@ -634,13 +634,14 @@ enum ConnectFailure {
 /// connection variables and the `remote_user` keyword in force, within its connect timeout;
 /// with the user it logs in as, when the variables say which.
 async fn open_connection(h: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions, remote_user: Option<&str>) -> Result<(Arc<dyn Transport>, Option<String>), ConnectFailure> {
-    let vars = inventory.host_vars(h);
-    let spec = connection_spec(h, &vars, templar, opts, remote_user).map_err(ConnectFailure::BadVars)?;
-    match tokio::time::timeout(spec.connect_timeout + Duration::from_secs(5), connection::connect(opts.transport, &spec)).await {
-        Ok(Ok(c)) => Ok((Arc::from(c), spec.user)),
-        Ok(Err(e)) => Err(ConnectFailure::Unreachable(e.to_string())),
-        Err(_) => Err(ConnectFailure::Unreachable(format!("timed out connecting to {}:{}", spec.address, spec.port))),
-    }
+    let spec = host_spec(h, inventory, templar, opts, remote_user).map_err(ConnectFailure::BadVars)?;
+    let conn = connection::connect(opts.transport, &spec).await.map_err(|e| ConnectFailure::Unreachable(e.to_string()))?;
+    Ok((Arc::from(conn), spec.user))
+}
+
+/// The connection spec of inventory host `h` with the `remote_user` keyword in force.
+fn host_spec(h: &str, inventory: &Inventory, templar: &Templar, opts: &RunOptions, remote_user: Option<&str>) -> Result<ConnectionSpec, String> {
+    connection_spec(h, &inventory.host_vars(h), templar, opts, remote_user)
 }
 
 async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostRecord) -> bool {
@@ -674,30 +675,31 @@ async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostReco
         }
     }
     if rec.conn.is_none() {
-        match open_connection(h, inventory, templar, opts, keyword.as_deref()).await {
-            Ok((conn, user)) => {
-                rec.conn = Some(conn);
-                rec.login_user = user.unwrap_or_default();
-                rec.keyword_user = keyword;
-            }
-            Err(ConnectFailure::BadVars(e)) => {
+        let spec = match host_spec(h, inventory, templar, opts, keyword.as_deref()) {
+            Ok(spec) => spec,
+            Err(e) => {
                 rec.failed = true;
                 events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Failed, Some(format!("bad connection variables: {e}"))) });
                 return false;
             }
+        };
+        match connection::connect(opts.transport, &spec).await {
+            Ok(conn) => {
+                rec.conn = Some(Arc::from(conn));
+                rec.login_user = spec.user.unwrap_or_default();
+                rec.keyword_user = keyword;
+            }
             // A play that starts by waiting for its hosts (`gather_facts: false`, then
             // `wait_for_connection`): that task logs in once the host answers.
-            Err(ConnectFailure::Unreachable(e)) if !gather && play.tasks.first().is_some_and(|t| schedule::is_module(t, "wait_for_connection")) => {
+            Err(e) if !gather && play.tasks.first().is_some_and(|t| schedule::is_module(t, "wait_for_connection")) => {
                 tracing::debug!(host = %h, error = %e, "not reachable yet; the play's first task waits for it");
-                let vars = inventory.host_vars(h);
-                let spec = connection_spec(h, &vars, templar, opts, keyword.as_deref()).expect("the same variables gave a spec before");
                 rec.conn = Some(Arc::from(connection::not_yet_connected(opts.transport, &spec)));
                 rec.login_user = spec.login_user();
                 rec.keyword_user = keyword;
             }
-            Err(ConnectFailure::Unreachable(e)) => {
+            Err(e) => {
                 rec.unreachable = true;
-                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Unreachable, Some(e)) });
+                events.emit(Event::Result { play: play_idx, key: FACTS_KEY, task: "connect".into(), result: result(Status::Unreachable, Some(e.to_string())) });
                 return false;
             }
         }

@@ -29,7 +29,7 @@ pub fn names_set(play: &Play) -> Option<BTreeSet<String>> {
         if crate::modules::lookup(&t.module).is_some_and(|m| m.name() == "include_vars") {
             return None; // the names are in a file, maybe chosen at run time
         }
-        if is_set_fact(t) {
+        if is_module(t, "set_fact") {
             match &t.args {
                 Value::Object(m) => {
                     for k in m.keys() {
@@ -60,10 +60,6 @@ pub fn names_set(play: &Play) -> Option<BTreeSet<String>> {
 /// Whether `t` calls the module `name` (by any of its names).
 pub fn is_module(t: &Task, name: &str) -> bool {
     crate::modules::lookup(&t.module).is_some_and(|m| m.name() == name)
-}
-
-fn is_set_fact(t: &Task) -> bool {
-    matches!(t.module.as_str(), "set_fact" | "ansible.builtin.set_fact" | "ansible.legacy.set_fact")
 }
 
 /// Everything a play could read a variable name from: the files that define it (playbook, task

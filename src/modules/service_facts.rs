@@ -16,18 +16,8 @@ const PARAMS: &[&str] = &[];
 #[derive(Debug)]
 struct ServiceFactsTask;
 
-impl super::Module for ServiceFactsModule {
-    fn name(&self) -> &'static str {
-        "service_facts"
-    }
-    fn params(&self) -> &'static [&'static str] {
-        // No options: `validate` skips modules with an empty list, `build` refuses any.
-        PARAMS
-    }
-    fn prepare(&self, args: &Map<String, Value>, _ctx: &super::PrepareContext) -> Result<Box<dyn ModuleTask>, ModuleError> {
-        Ok(Box::new(build(args)?))
-    }
-}
+// No options: `validate` skips modules with an empty list, `build` refuses any.
+module_impl!(ServiceFactsModule, "service_facts");
 
 fn build(args: &Map<String, Value>) -> Result<ServiceFactsTask, ModuleError> {
     if let Some(k) = args.keys().find(|k| *k != "_raw_params" || args[*k].as_str().is_some_and(|s| !s.trim().is_empty())) {
