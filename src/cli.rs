@@ -126,6 +126,21 @@ pub struct Cli {
     /// one play sets up and the next one's hosts use).
     #[arg(long, env = "PROVISION_OVERLAP_PLAYS", num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub overlap_plays: Option<bool>,
+
+    /// File holding the vault password (an executable one is run and what it prints is the
+    /// password). Repeatable. Default: ANSIBLE_VAULT_PASSWORD_FILE or ansible.cfg's
+    /// `vault_password_file`.
+    #[arg(long = "vault-password-file", alias = "vault-pass-file", value_name = "FILE")]
+    pub vault_password_files: Vec<PathBuf>,
+
+    /// A vault password for a vault id: `LABEL@FILE`, `LABEL@prompt` or `FILE`. Repeatable;
+    /// added to ANSIBLE_VAULT_IDENTITY_LIST / ansible.cfg's `vault_identity_list`.
+    #[arg(long = "vault-id", value_name = "ID")]
+    pub vault_ids: Vec<String>,
+
+    /// Ask for the vault password on the terminal.
+    #[arg(short = 'J', long)]
+    pub ask_vault_pass: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +164,10 @@ pub struct AnsibleCfg {
     pub overlap_plays: Option<bool>,
     /// `[defaults] ansible_managed`: what templates get for `{{ ansible_managed }}`.
     pub ansible_managed: Option<String>,
+    /// `[defaults] vault_password_file`.
+    pub vault_password_file: Option<String>,
+    /// `[defaults] vault_identity_list` (comma-separated `LABEL@SOURCE`).
+    pub vault_identity_list: Vec<String>,
 }
 
 impl AnsibleCfg {
@@ -188,6 +207,8 @@ impl AnsibleCfg {
                 "private_key_file" => cfg.private_key_file = Some(v),
                 "forks" => cfg.forks = v.parse().ok(),
                 "ansible_managed" => cfg.ansible_managed = Some(v),
+                "vault_password_file" => cfg.vault_password_file = Some(v),
+                "vault_identity_list" => cfg.vault_identity_list = split_list(&v),
                 _ => {}
             }
         }
@@ -240,7 +261,29 @@ pub fn parse_extra_vars(arg: &str) -> Result<Vars, CliError> {
     Ok(vars)
 }
 
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
 impl Cli {
+    /// The run's vault passwords: ansible.cfg's / ANSIBLE_VAULT_IDENTITY_LIST's vault ids,
+    /// then `--vault-id`s, then the password files (`--vault-password-file`, else
+    /// ANSIBLE_VAULT_PASSWORD_FILE, else ansible.cfg's), then `--ask-vault-pass`.
+    pub fn vault_keyring(&self, cfg: &AnsibleCfg) -> Result<crate::vault::Keyring, CliError> {
+        let mut ids = match std::env::var("ANSIBLE_VAULT_IDENTITY_LIST") {
+            Ok(v) => split_list(&v),
+            Err(_) => cfg.vault_identity_list.clone(),
+        };
+        ids.extend(self.vault_ids.iter().cloned());
+        let mut files = self.vault_password_files.clone();
+        if files.is_empty() {
+            if let Some(f) = std::env::var("ANSIBLE_VAULT_PASSWORD_FILE").ok().filter(|f| !f.is_empty()).or(cfg.vault_password_file.clone()) {
+                files.push(PathBuf::from(f));
+            }
+        }
+        crate::vault::keyring_from(&ids, &files, self.ask_vault_pass).map_err(|e| CliError::Usage(e.to_string()))
+    }
+
     /// Validated run options.
     pub fn run_options(&self, cfg: &AnsibleCfg) -> Result<RunOptions, CliError> {
         let mut extra = Vars::new();
@@ -303,7 +346,9 @@ mod tests {
 
     #[test]
     fn ansible_cfg_defaults() {
-        let c = AnsibleCfg::parse("[defaults]\nhost_key_checking = False\nforks=7\nansible_managed = Managed by ops: {{ no }}\n[ssh_connection]\nforks=1\n[provision]\noverlap_plays = yes\n");
+        let c = AnsibleCfg::parse("[defaults]\nhost_key_checking = False\nforks=7\nansible_managed = Managed by ops: {{ no }}\nvault_password_file = ~/.vault_pass\nvault_identity_list = dev@dev.pw, prod@prompt\n[ssh_connection]\nforks=1\n[provision]\noverlap_plays = yes\n");
+        assert_eq!(c.vault_password_file.as_deref(), Some("~/.vault_pass"));
+        assert_eq!(c.vault_identity_list, vec!["dev@dev.pw", "prod@prompt"]);
         assert_eq!(c.overlap_plays, Some(true));
         assert_eq!(c.host_key_checking, Some(false));
         assert_eq!(c.forks, Some(7));

@@ -8,4 +8,5 @@ pub mod modules;
 pub mod playbook;
 pub mod report;
 pub mod template;
+pub mod vault;
 pub mod yaml;

@@ -126,6 +126,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Some(m) = &cfg.ansible_managed {
         provision::modules::template::set_ansible_managed(m.clone());
     }
+    // Before anything is read: vars files and values may be vault-encrypted.
+    provision::vault::install(cli.vault_keyring(&cfg)?);
     let opts = cli.run_options(&cfg)?;
     let inv_arg = cli
         .inventory

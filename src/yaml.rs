@@ -42,6 +42,8 @@ pub enum NodeValue {
     Str(String),
     Seq(Vec<Node>),
     Map(IndexMap<String, Node>),
+    /// A `!vault` scalar as written; [`parse_str`] replaces it with what it decrypts to.
+    Vault(String),
 }
 
 impl Node {
@@ -71,7 +73,7 @@ impl Node {
             NodeValue::Null => "null",
             NodeValue::Bool(_) => "boolean",
             NodeValue::Int(_) | NodeValue::Float(_) => "number",
-            NodeValue::Str(_) => "string",
+            NodeValue::Str(_) | NodeValue::Vault(_) => "string",
             NodeValue::Seq(_) => "list",
             NodeValue::Map(_) => "mapping",
         }
@@ -83,7 +85,7 @@ impl Node {
             NodeValue::Bool(b) => Value::Bool(*b),
             NodeValue::Int(i) => Value::from(*i),
             NodeValue::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
-            NodeValue::Str(s) => Value::String(s.clone()),
+            NodeValue::Str(s) | NodeValue::Vault(s) => Value::String(s.clone()),
             NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeValue::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
         }
@@ -95,9 +97,14 @@ impl Node {
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned = serde_saphyr::Spanned::<NodeValue>::deserialize(d)?;
+        let spanned = serde_saphyr::Spanned::<serde_saphyr::Tagged<NodeValue>>::deserialize(d)?;
+        let serde_saphyr::Tagged(value, tag) = spanned.value;
+        let value = match (value, tag.as_deref()) {
+            (NodeValue::Str(s), Some("!vault")) => NodeValue::Vault(s),
+            (v, _) => v,
+        };
         Ok(Node {
-            value: spanned.value,
+            value,
             line: spanned.referenced.line() as u32,
             column: spanned.referenced.column() as u32,
         })
@@ -244,8 +251,59 @@ fn options() -> serde_saphyr::Options {
     o
 }
 
-/// Parse YAML text; `file` is only used for messages.
+/// Parse YAML text; `file` is only used for messages. A vault-encrypted text (a whole file
+/// made with `ansible-vault encrypt`) is decrypted first, and `!vault` values are replaced by
+/// what they decrypt to, with the run's vault passwords ([`crate::vault::install`]).
 pub fn parse_str(file: &Arc<PathBuf>, source: &str) -> Result<Node, YamlError> {
+    if crate::vault::is_encrypted(source.as_bytes()) {
+        let plain = crate::vault::decrypt(source).map_err(|e| YamlError::at(file, source, 1, 1, e.to_string()))?;
+        let plain = String::from_utf8(plain).map_err(|_| YamlError::at(file, source, 1, 1, "the vault-encrypted file is not UTF-8 text"))?;
+        let node = parse_plain(file, &plain).map_err(|e| YamlError { snippet: String::new(), ..e })?;
+        reveal_strings(&node);
+        return Ok(node);
+    }
+    parse_plain(file, source)
+}
+
+/// Every string of a decrypted vars file is secret.
+fn reveal_strings(node: &Node) {
+    match &node.value {
+        NodeValue::Str(s) => crate::vault::reveal(s),
+        NodeValue::Seq(items) => items.iter().for_each(reveal_strings),
+        NodeValue::Map(m) => m.values().for_each(reveal_strings),
+        _ => {}
+    }
+}
+
+/// A `!vault` value is decrypted when the file is read. When it can't be (no password given,
+/// or none that fits) it becomes a template that fails when the value is used, so a run
+/// that never uses it needs no password, as in Ansible, and one that does says where it is.
+fn decrypt_vaults(node: &mut Node, file: &Arc<PathBuf>) {
+    match &mut node.value {
+        NodeValue::Vault(text) => {
+            let at = Location { file: file.clone(), line: node.line, column: node.column };
+            node.value = match crate::vault::decrypt(text).map(String::from_utf8) {
+                Ok(Ok(plain)) => {
+                    crate::vault::reveal(&plain);
+                    NodeValue::Str(plain)
+                }
+                Ok(Err(_)) => NodeValue::Str(vault_error(&at, "the !vault value is not UTF-8 text")),
+                Err(e) => NodeValue::Str(vault_error(&at, &e.to_string())),
+            };
+        }
+        NodeValue::Seq(items) => items.iter_mut().for_each(|n| decrypt_vaults(n, file)),
+        NodeValue::Map(m) => m.values_mut().for_each(|n| decrypt_vaults(n, file)),
+        _ => {}
+    }
+}
+
+/// A template that fails with `message` when rendered (the templar's `__provision_fail`).
+fn vault_error(at: &Location, message: &str) -> String {
+    let text = serde_json::to_string(&format!("{at}: this !vault value cannot be read: {message}")).expect("a string");
+    format!("{{{{ __provision_fail({text}) }}}}")
+}
+
+fn parse_plain(file: &Arc<PathBuf>, source: &str) -> Result<Node, YamlError> {
     if source.trim().is_empty() || source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
         return Ok(Node { value: NodeValue::Null, line: 1, column: 1 });
     }
@@ -261,6 +319,7 @@ pub fn parse_str(file: &Arc<PathBuf>, source: &str) -> Result<Node, YamlError> {
     })?;
     let lines: Vec<&str> = source.lines().collect();
     pyyaml_booleans(&mut node, &lines);
+    decrypt_vaults(&mut node, file);
     Ok(node)
 }
 
@@ -357,6 +416,53 @@ mod tests {
         assert!(e.location.line >= 2, "{e}");
         assert!(e.to_string().contains("t.yml:"), "{e}");
         assert!(e.snippet.contains('^'));
+    }
+
+    // `ansible-vault encrypt_string --vault-password-file pw 'inline-secret'` (pw: hunter2-pw).
+    const INLINE: &str = "api_token: !vault |
+          $ANSIBLE_VAULT;1.1;AES256
+          62666634396462366234336265303465383236663666303634303539313130383661386263303639
+          3063616366623637616461323866366632646661623362350a613938633661666665326164343539
+          31376262373636653230623937303238346562363038333665313161346134626134393632613331
+          3064326239613865300a366132353836633462313931373338393039333463613636306461336464
+          3231
+plain: visible
+";
+
+    /// The keyring is process-wide: this one test installs it, in steps.
+    #[test]
+    fn vault_values_and_files_decrypt_with_the_installed_passwords() {
+        use crate::vault::{install, Keyring, Secret};
+        let templar = crate::template::Templar::new();
+        // No password: the value fails where it is used, and says where it was written.
+        install(Keyring::default());
+        let n = parse(INLINE).unwrap().to_json();
+        assert_eq!(n["plain"], "visible");
+        let e = templar.render_str(n["api_token"].as_str().unwrap(), &Default::default()).unwrap_err().to_string();
+        assert!(e.contains("t.yml:2:11: this !vault value cannot be read: vault-encrypted, and no vault password was given"), "{e}");
+        // A whole encrypted file can't be read at all.
+        let k = Keyring::new(vec![Secret::new("default", "hunter2-pw")]);
+        let file = k.encrypt(b"db:\n  password: file-secret-1\n  port: 5432\n", None).unwrap();
+        let e = parse(&file).unwrap_err();
+        assert_eq!(e.location.line, 1);
+        assert!(e.message.contains("no vault password was given"), "{e}");
+        // The wrong password.
+        install(Keyring::new(vec![Secret::new("default", "wrong")]));
+        let n = parse(INLINE).unwrap().to_json();
+        let e = templar.render_str(n["api_token"].as_str().unwrap(), &Default::default()).unwrap_err().to_string();
+        assert!(e.contains("decryption failed"), "{e}");
+        // The right one.
+        install(k);
+        let n = parse(INLINE).unwrap().to_json();
+        assert_eq!(n["api_token"], "inline-secret");
+        assert_eq!(parse(&file).unwrap().to_json(), serde_json::json!({"db": {"password": "file-secret-1", "port": 5432}}));
+        let revealed = crate::vault::revealed();
+        assert!(revealed.contains(&"inline-secret".to_string()) && revealed.contains(&"file-secret-1".to_string()), "{revealed:?}");
+        // A syntax error inside an encrypted file shows no snippet of it.
+        let broken = crate::vault::Keyring::new(vec![Secret::new("default", "hunter2-pw")]).encrypt(b"a: [secret-text\n", None).unwrap();
+        let e = parse(&broken).unwrap_err();
+        assert!(e.snippet.is_empty() && !e.to_string().contains("secret-text"), "{e}");
+        install(Keyring::default());
     }
 
     #[test]

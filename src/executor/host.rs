@@ -494,7 +494,8 @@ impl HostRun {
                 out = out.replace(secret.as_str(), REDACTED);
             }
         }
-        out
+        // Whatever the run's vault passwords decrypted (vars, `!vault` values, copied files).
+        crate::vault::hide(out, REDACTED)
     }
 
     fn scrub_value(&self, v: &Value) -> Value {

@@ -655,12 +655,6 @@ fn collect_vars_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Inventor
 
 fn read_vars_file(path: &Path) -> Result<Vars, InventoryError> {
     let source = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-    if source.trim_start().starts_with("$ANSIBLE_VAULT") {
-        return Err(InventoryError::Parse(format!(
-            "{}:1: vault-encrypted vars files are not supported",
-            path.display()
-        )));
-    }
     let node = crate::yaml::parse_str(&std::sync::Arc::new(path.to_path_buf()), &source)?;
     match node.to_json() {
         Value::Null => Ok(Vars::new()),

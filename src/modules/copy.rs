@@ -3,8 +3,11 @@
 //! the owner/group/mode differ; writes are atomic (temp file beside the destination, attributes
 //! set, optional `validate`, optional backup, rename). `template` reuses [`FileWrite`].
 //!
-//! Not supported: copying a directory (local or remote) recursively, `decrypt` (accepted and
-//! ignored), `checksum` (accepted and ignored), SELinux/attributes.
+//! A vault-encrypted local `src` is decrypted with the run's vault passwords (`decrypt: false`
+//! copies it as it is), as in Ansible.
+//!
+//! Not supported: copying a remote directory recursively, `checksum` (accepted and ignored),
+//! SELinux/attributes.
 
 use super::args::{self, opt_boolish, opt_string, Mode};
 use super::common::{attributes_plan, content_diff, sha256_hex, stat_lines, FileKind, FileState};
@@ -268,7 +271,7 @@ fn build(
         parse_mode(a.mode.as_ref()).map_err(|e| ModuleError::Args(format!("copy: {e}")))?;
     parse_mode(a.directory_mode.as_ref())
         .map_err(|e| ModuleError::Args(format!("copy: directory_mode: {e}")))?;
-    let _ = (a.decrypt, a.checksum, a.unsafe_writes, a.local_follow);
+    let _ = (a.checksum, a.unsafe_writes, a.local_follow);
     if let Some(v) = &a.validate {
         if !v.contains("%s") {
             return Err(ModuleError::Args(format!(
@@ -316,7 +319,8 @@ fn build(
                 let path = ctx
                     .find_local("files", src)
                     .ok_or_else(|| ModuleError::LocalFile(format!("Could not find or access '{src}' (searched files/ of the role and the playbook directory)")))?;
-                let data = std::fs::read(&path).map_err(|e| {
+                let read = if a.decrypt == Some(false) { std::fs::read(&path) } else { crate::vault::read_file(&path) };
+                let data = read.map_err(|e| {
                     ModuleError::LocalFile(format!("Could not read '{}': {e}", path.display()))
                 })?;
                 if mode == Some(ModeSpec::PreserveRemote) {

@@ -115,6 +115,8 @@ fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     });
     env.add_global("omit", Value::from(OMIT));
     env.add_function("__provision_path", safe_path);
+    // What an unreadable `!vault` value stands for (see `yaml::decrypt_vaults`).
+    env.add_function("__provision_fail", |message: String| -> Result<Value, Error> { Err(Error::new(ErrorKind::InvalidOperation, message)) });
     filters::register(&mut env);
     checks::register(&mut env);
     env
