@@ -340,13 +340,16 @@ pub fn reveal(plaintext: &str) {
             r.push(s.to_string());
         }
     };
-    add(plaintext);
-    add(plaintext.trim());
-    // A file's lines, so a diff (which shows lines) hides them too.
-    if plaintext.contains('\n') {
-        for line in plaintext.lines() {
+    let text = plaintext.trim();
+    if text.contains('\n') {
+        // A file: each of its lines, so a diff (which shows lines) hides them, and so does
+        // any output that shows a part of the file.
+        for line in text.lines() {
             add(line.trim());
         }
+    } else {
+        add(plaintext);
+        add(text);
     }
     // Longest first, so a value that contains another is hidden whole.
     r.sort_by_key(|s| std::cmp::Reverse(s.len()));

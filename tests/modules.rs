@@ -1934,3 +1934,122 @@ fn assemble_joins_fragments_from_the_host_and_the_project() {
         t.ssh("rm -rf /srv/asm");
     }
 }
+
+// ------------------------------------------------------------------------ Ansible Vault
+
+/// Made by `ansible-vault` 2.19 with the password `md-vault-pw`: a whole vars file
+/// (`greeting_word: "Bonjour-Vault-42"`), a file for `copy` (`APP_SECRET=file-level-8g9h`,
+/// `MODE=prod`) and an `encrypt_string` value (`tok-inline-5e6f`).
+const VAULT_VARS: &str = "$ANSIBLE_VAULT;1.1;AES256
+66636239353761363836663230306536393833353464666535393132316166646632636461313863
+3362643634666162663837613032646666353064386330380a366133303734666337623061323733
+30633130383032646437393437623666366132336666363063393734386465666630613537616433
+3765393166663334640a383639653232363132303964356331653336333763343434363363356162
+35656338373233633536656461353664613030313938343039373133643536613064333065363863
+3333356166366362363564323235363966613366386663353130
+";
+const VAULT_FILE: &str = "$ANSIBLE_VAULT;1.1;AES256
+33663939353863376633383364643233616131643430346231353839396639393638393632386664
+6465366230356364326135356264346561356237343061390a373434376464356236663239303134
+62396232393966306430663338646662643863343061663935643765653534336165376463316434
+3761653739363730300a343739396662336238303631366139653536313462386438333738636638
+36306463313463323731343361393730663461366163333163666362383432653764653764306338
+6539363365653537386262326666313862626538343936616336
+";
+const VAULT_INLINE: &str = "!vault |
+          $ANSIBLE_VAULT;1.1;AES256
+          31626662333237616665343137373861356532633934323563323663363638323839656539373461
+          3536353964356538306332366436366230343233353638640a656164623632386461653931316130
+          61626636376165373631363465333634363636653436376462366565376261393835376139633563
+          6462373864663937610a653965306131613661663431653035393665356232666661306339663635
+          6234";
+const VAULT_PLAINTEXTS: &[&str] = &["Bonjour-Vault-42", "file-level-8g9h", "tok-inline-5e6f"];
+
+fn vault_site(inline: &str) -> String {
+    format!(
+        r#"- name: vaulted values
+  hosts: all
+  vars:
+    inline_token: {inline}
+  tasks:
+    - name: vault folder
+      file: {{path: /srv/vt, state: directory, mode: "0755"}}
+    - name: env file from a vaulted file
+      copy: {{src: app.env, dest: /srv/vt/app.env, mode: "0600"}}
+    - name: the vaulted file copied as it is
+      copy: {{src: app.env, dest: /srv/vt/app.env.vault, decrypt: false}}
+    - name: config from vaulted variables
+      template: {{src: app.conf.j2, dest: /srv/vt/app.conf}}
+    - name: token from an inline vault value
+      copy: {{content: "{{{{ inline_token }}}}\n", dest: /srv/vt/token}}
+    - name: a vaulted file through the file lookup
+      copy: {{content: "{{{{ lookup('file', 'app.env') }}}}\n", dest: /srv/vt/lookup.env}}
+    - name: say it
+      debug: {{msg: "{{{{ greeting_word }}}} / {{{{ inline_token }}}}"}}
+"#
+    )
+}
+
+#[test]
+fn vault_encrypted_vars_values_and_files_reach_the_host_and_never_the_output() {
+    let tb = bed();
+    let site = vault_site(&VAULT_INLINE.replace('\n', "\n    "));
+    let p = project(&[
+        ("site.yml", &site),
+        ("ansible.cfg", "[defaults]\nvault_password_file = ./vault-pass\n"),
+        ("vault-pass", "md-vault-pw\n"),
+        ("wrong-pass", "not-it\n"),
+        ("group_vars/all/vault.yml", VAULT_VARS),
+        ("files/app.env", VAULT_FILE),
+        ("templates/app.conf.j2", "greeting = {{ greeting_word }}\ntoken = {{ inline_token }}\n"),
+    ]);
+    let short = "web1";
+    let _l = lock(short);
+    tb.ssh_ok(short, "rm -rf /srv/vt");
+    let t = Target { tb, short, dir: p.path(), transport: "openssh" };
+    let no_secret = |r: &Run| {
+        for s in VAULT_PLAINTEXTS {
+            assert!(!r.stdout.contains(s) && !r.stderr.contains(s), "{s} printed:\n{}\n{}", r.stdout, r.stderr);
+        }
+    };
+    let (check, first) = t.cycle(|r| {
+        no_secret(r);
+        assert_eq!(
+            t.ssh("cat /srv/vt/app.env /srv/vt/app.conf /srv/vt/token /srv/vt/lookup.env; stat -c %a /srv/vt/app.env"),
+            "APP_SECRET=file-level-8g9h\nMODE=prod\ngreeting = Bonjour-Vault-42\ntoken = tok-inline-5e6f\ntok-inline-5e6f\nAPP_SECRET=file-level-8g9h\nMODE=prod\n600\n"
+        );
+        assert_eq!(t.ssh("cat /srv/vt/app.env.vault"), VAULT_FILE, "decrypt: false copies the vault text");
+    });
+    no_secret(&check);
+    assert_eq!(t.changed(&first).len(), 6, "{}", first.stdout);
+    // The diffs were shown, with the secrets hidden.
+    assert_has(&first.stdout, &["+greeting = ********", "+token = ********", "+********\n+********\n"]);
+    assert!(first.stdout.contains("ok: [md-web1] => ******** / ********"), "{}", first.stdout);
+    let verbose = t.run(&["-vv", "--diff"]);
+    verbose.assert_no_changes();
+    no_secret(&verbose);
+
+    // No password: the vaulted vars file can't be read, and the error says which it is.
+    let cfg_less = provision_env(p.path(), &["-i", tb.inventory().to_str().unwrap(), "site.yml", "--limit", &tb.host(short)], &[("ANSIBLE_CONFIG", "/nonexistent")]);
+    assert_eq!(cfg_less.code, 1, "{}\n{}", cfg_less.stdout, cfg_less.stderr);
+    assert!(cfg_less.stderr.contains("group_vars/all/vault.yml:1:1: vault-encrypted, and no vault password was given"), "{}", cfg_less.stderr);
+    // A wrong password on the command line (it replaces ansible.cfg's file).
+    let wrong = t.run(&["--vault-password-file", "wrong-pass"]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("decryption failed: no vault password given decrypts it"), "{}", wrong.stderr);
+    // The right one under a vault id, from a password script.
+    std::fs::write(p.path().join("pass.sh"), "#!/bin/sh\necho md-vault-pw\n").unwrap();
+    std::process::Command::new("chmod").args(["+x", p.path().join("pass.sh").to_str().unwrap()]).status().unwrap();
+    let by_id = provision_env(p.path(), &["-i", tb.inventory().to_str().unwrap(), "site.yml", "--limit", &tb.host(short), "--vault-id", "prod@./pass.sh"], &[("ANSIBLE_CONFIG", "/nonexistent")]);
+    by_id.assert_no_changes();
+    no_secret(&by_id);
+
+    // A play whose `!vault` value is never used needs no password; one that uses it fails
+    // there, saying where the value was written.
+    let q = project(&[("site.yml", &format!("- hosts: all\n  gather_facts: false\n  vars:\n    unused: {}\n  tasks:\n    - debug: {{msg: hello}}\n    - debug: {{msg: \"{{{{ unused }}}}\"}}\n", VAULT_INLINE.replace('\n', "\n    ")))]);
+    let lazy = provision(q.path(), &["-i", tb.inventory().to_str().unwrap(), "site.yml", "--limit", &tb.host(short)]);
+    assert_eq!(lazy.code, 2, "{}\n{}", lazy.stdout, lazy.stderr);
+    assert!(lazy.stdout.contains("ok: [md-web1] => hello"), "{}", lazy.stdout);
+    assert!(lazy.stdout.contains("site.yml:5:15: this !vault value cannot be read: vault-encrypted, and no vault password was given"), "{}", lazy.stdout);
+    t.ssh("rm -rf /srv/vt");
+}
