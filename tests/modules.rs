@@ -1963,7 +1963,7 @@ const VAULT_INLINE: &str = "!vault |
           61626636376165373631363465333634363636653436376462366565376261393835376139633563
           6462373864663937610a653965306131613661663431653035393665356232666661306339663635
           6234";
-const VAULT_PLAINTEXTS: &[&str] = &["Bonjour-Vault-42", "file-level-8g9h", "tok-inline-5e6f"];
+const VAULT_PLAINTEXTS: &[&str] = &["Bonjour-Vault-42", "file-level-8g9h", "tok-inline-5e6f", "frag-secret-3k"];
 
 fn vault_site(inline: &str) -> String {
     format!(
@@ -1986,6 +1986,10 @@ fn vault_site(inline: &str) -> String {
       copy: {{content: "{{{{ lookup('file', 'app.env') }}}}\n", dest: /srv/vt/lookup.env}}
     - name: say it
       debug: {{msg: "{{{{ greeting_word }}}} / {{{{ inline_token }}}}"}}
+    - name: a vaulted archive unpacked
+      unarchive: {{src: bundle.tar.gz, dest: /srv/vt}}
+    - name: fragments, one of them vaulted
+      assemble: {{src: frags, dest: /srv/vt/assembled, remote_src: false}}
 "#
     )
 }
@@ -2003,6 +2007,18 @@ fn vault_encrypted_vars_values_and_files_reach_the_host_and_never_the_output() {
         ("files/app.env", VAULT_FILE),
         ("templates/app.conf.j2", "greeting = {{ greeting_word }}\ntoken = {{ inline_token }}\n"),
     ]);
+    // An archive and an assemble fragment, vaulted here with provision's own encryption.
+    let ring = provision::vault::Keyring::new(vec![provision::vault::Secret::new("default", "md-vault-pw")]);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir(src.path().join("bundle")).unwrap();
+    std::fs::write(src.path().join("bundle/inside.txt"), "unpacked\n").unwrap();
+    let tar = std::process::Command::new("tar").args(["-czf", "bundle.tar.gz", "bundle"]).current_dir(src.path()).status().unwrap();
+    assert!(tar.success());
+    let archive = std::fs::read(src.path().join("bundle.tar.gz")).unwrap();
+    std::fs::write(p.path().join("files/bundle.tar.gz"), ring.encrypt(&archive, None).unwrap()).unwrap();
+    std::fs::create_dir_all(p.path().join("files/frags")).unwrap();
+    std::fs::write(p.path().join("files/frags/10-plain"), "plain = 1\n").unwrap();
+    std::fs::write(p.path().join("files/frags/20-vaulted"), ring.encrypt(b"fragment = frag-secret-3k\n", None).unwrap()).unwrap();
     let short = "web1";
     let _l = lock(short);
     tb.ssh_ok(short, "rm -rf /srv/vt");
@@ -2019,9 +2035,10 @@ fn vault_encrypted_vars_values_and_files_reach_the_host_and_never_the_output() {
             "APP_SECRET=file-level-8g9h\nMODE=prod\ngreeting = Bonjour-Vault-42\ntoken = tok-inline-5e6f\ntok-inline-5e6f\nAPP_SECRET=file-level-8g9h\nMODE=prod\n600\n"
         );
         assert_eq!(t.ssh("cat /srv/vt/app.env.vault"), VAULT_FILE, "decrypt: false copies the vault text");
+        assert_eq!(t.ssh("cat /srv/vt/bundle/inside.txt /srv/vt/assembled"), "unpacked\nplain = 1\nfragment = frag-secret-3k\n");
     });
     no_secret(&check);
-    assert_eq!(t.changed(&first).len(), 6, "{}", first.stdout);
+    assert_eq!(t.changed(&first).len(), 8, "{}", first.stdout);
     // The diffs were shown, with the secrets hidden.
     assert_has(&first.stdout, &["+greeting = ********", "+token = ********", "+********\n+********\n"]);
     assert!(first.stdout.contains("ok: [md-web1] => ******** / ********"), "{}", first.stdout);

@@ -17,7 +17,8 @@
 //! newline. Differences: `regexp` is the `regex` crate's syntax (no look-around or
 //! backreferences; refused with Ansible's "Invalid Regexp" message), `--diff` shows the
 //! content diff for `remote_src: true` too, a `dest` that is a symbolic link or not a regular
-//! file is refused, `backup_file` is not reported in check mode, `decrypt` is ignored.
+//! file is refused, `backup_file` is not reported in check mode. Vault-encrypted fragments from the controller
+//! are decrypted (`decrypt: false` keeps them as they are).
 
 use super::args::{self, opt_boolish, opt_string, Mode};
 use super::common::{attributes_plan, content_diff, parse_file_state, sha256_hex, stat_lines, write_file_validated_action, FileKind, MAX_DIFF_BYTES};
@@ -94,7 +95,7 @@ impl Module for AssembleModule {
 
 fn build(args: &Map<String, Value>, ctx: Option<&PrepareContext>) -> Result<Assemble, ModuleError> {
     let a: Args = args::parse("assemble", PARAMS, args)?;
-    let _ = (a.decrypt, a.unsafe_writes);
+    let _ = a.unsafe_writes;
     let regexp = match &a.regexp {
         Some(r) => Some(regex::Regex::new(r).map_err(|e| ModuleError::Args(format!("Invalid Regexp ({}) in \"{r}\"", one_line(&e.to_string()))))?),
         None => None,
@@ -119,7 +120,7 @@ fn build(args: &Map<String, Value>, ctx: Option<&PrepareContext>) -> Result<Asse
         if !dir.is_dir() {
             return Err(ModuleError::LocalFile(format!("Source ({}) is not a directory", dir.display())));
         }
-        Some(read_local(&dir)?)
+        Some(read_local(&dir, a.decrypt != Some(false))?)
     };
     Ok(Assemble {
         src: a.src,
@@ -141,7 +142,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// The regular files (links followed) of a controller directory.
-fn read_local(dir: &std::path::Path) -> Result<Vec<Fragment>, ModuleError> {
+fn read_local(dir: &std::path::Path, decrypt: bool) -> Result<Vec<Fragment>, ModuleError> {
     use std::os::unix::ffi::OsStrExt;
     let err = |p: &std::path::Path, e: std::io::Error| ModuleError::LocalFile(format!("assemble: cannot read {}: {e}", p.display()));
     let mut out = Vec::new();
@@ -149,7 +150,8 @@ fn read_local(dir: &std::path::Path) -> Result<Vec<Fragment>, ModuleError> {
         let e = e.map_err(|e| err(dir, e))?;
         let path = e.path();
         if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            out.push((e.file_name().as_bytes().to_vec(), std::fs::read(&path).map_err(|e| err(&path, e))?));
+            let data = if decrypt { crate::vault::read_file(&path) } else { std::fs::read(&path) };
+            out.push((e.file_name().as_bytes().to_vec(), data.map_err(|e| err(&path, e))?));
         }
     }
     Ok(out)

@@ -124,7 +124,9 @@ impl Module for UnarchiveModule {
             let p = ctx
                 .find_local("files", &a.src)
                 .ok_or_else(|| ModuleError::LocalFile(format!("unarchive: could not find src '{}' (looked in files/ of the role and the playbook dir)", a.src)))?;
-            Some(std::fs::read(&p).map_err(|e| {
+            // A vault-encrypted archive is decrypted (`decrypt: false` sends it as it is).
+            let read = if a.decrypt == Some(false) { std::fs::read(&p) } else { crate::vault::read_file(&p) };
+            Some(read.map_err(|e| {
                 ModuleError::LocalFile(format!("unarchive: cannot read {}: {e}", p.display()))
             })?)
         };
@@ -175,9 +177,6 @@ fn detect(name: &str, data: Option<&[u8]>) -> Result<Format, ModuleError> {
 }
 
 fn build(a: Args, local: Option<Vec<u8>>, remote: bool) -> Result<UnarchiveTask, ModuleError> {
-    if a.decrypt == Some(true) {
-        // Nothing is vault-encrypted here; accepted for compatibility.
-    }
     let format = detect(&a.src, local.as_deref())?;
     let source = match local {
         Some(data) => Source::Local {
