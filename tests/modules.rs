@@ -2070,3 +2070,41 @@ fn vault_encrypted_vars_values_and_files_reach_the_host_and_never_the_output() {
     assert!(lazy.stdout.contains("site.yml:5:15: this !vault value cannot be read: vault-encrypted, and no vault password was given"), "{}", lazy.stdout);
     t.ssh("rm -rf /srv/vt");
 }
+
+// ------------------------------------------------------------------------ ignore_unreachable
+
+const UNREACHABLE_SITE: &str = r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: cut my own connection
+      shell: "pkill -KILL -f 'sshd: root@'; sleep 10"
+      register: cut
+      IGNORE
+    - name: still here
+      command: echo back
+      register: back
+    - name: say so
+      debug: {msg: "{{ cut is unreachable }} {{ cut is reachable }} {{ back.stdout }}"}
+"#;
+
+#[test]
+fn ignore_unreachable_lets_the_host_go_on_over_a_new_connection() {
+    let tb = bed();
+    for (short, transport) in [("web1", "openssh"), ("search1", "russh")] {
+        let _l = lock(short);
+        let p = project(&[("site.yml", &UNREACHABLE_SITE.replace("IGNORE", "ignore_unreachable: true"))]);
+        let t = Target { tb, short, dir: p.path(), transport };
+        let host = tb.host(short);
+        let r = t.run(&[]);
+        assert_eq!(r.code, 0, "{transport}:\n{}\n{}", r.stdout, r.stderr);
+        assert_has(&r.stdout, &[&format!("fatal: [{host}]: UNREACHABLE! => "), "...ignoring", &format!("ok: [{host}] => True False back")]);
+        let recap = r.recap()[&host].clone();
+        assert_eq!((recap.ok, recap.unreachable, recap.ignored, recap.failed), (3, 0, 1, 0), "{}", r.stdout);
+        // Without it the host is lost there.
+        let p = project(&[("site.yml", &UNREACHABLE_SITE.replace("IGNORE", "ignore_errors: true"))]);
+        let t = Target { tb, short, dir: p.path(), transport };
+        let r = t.run(&[]);
+        assert_eq!(r.code, 4, "{transport}:\n{}\n{}", r.stdout, r.stderr);
+        assert!(!r.stdout.contains("still here") && r.recap()[&host].unreachable == 1, "{}", r.stdout);
+    }
+}

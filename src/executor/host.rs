@@ -659,12 +659,14 @@ impl HostRun {
                     tracing::debug!(host = %self.host, "reset connection");
                     if let Err(e) = self.conn.reconnect(None).await {
                         self.emit_header(key, task, false);
-                        let out = ItemOutcome { status: Status::Unreachable, msg: Some(e.to_string()), ..failed_outcome(String::new()) };
+                        let out = unreachable_outcome(e.to_string(), task.ignore_unreachable);
                         self.emit_result(key, task, None, &out, true);
-                        ctx.batch.host_lost(task.any_errors_fatal);
-                        outcome = HostOutcome::Unreachable;
-                        lost = true;
-                        break;
+                        if !task.ignore_unreachable {
+                            ctx.batch.host_lost(task.any_errors_fatal);
+                            outcome = HostOutcome::Unreachable;
+                            lost = true;
+                            break;
+                        }
                     }
                 } else if action == "end_host" {
                     break;
@@ -862,6 +864,7 @@ impl HostRun {
         // Failures ignored by `ignore_errors`, and whether one of them changed something.
         let mut ignored_failure = false;
         let mut ignored_change = false;
+        let mut ignored_unreachable = false;
         for (_, o) in &outcomes {
             for s in &o.secrets {
                 if !self.secrets.contains(s) {
@@ -870,7 +873,9 @@ impl HostRun {
             }
             any_changed |= o.status == Status::Changed;
             any_failed |= o.status == Status::Failed && !o.ignored;
-            any_unreachable |= o.status == Status::Unreachable;
+            // `ignore_unreachable`: the host goes on (counted ok and ignored, as in Ansible).
+            any_unreachable |= o.status == Status::Unreachable && !o.ignored;
+            ignored_unreachable |= o.status == Status::Unreachable && o.ignored;
             all_skipped &= o.status == Status::Skipped;
             ignored_failure |= o.status == Status::Failed && o.ignored;
             ignored_change |= o.ignored_change();
@@ -949,7 +954,7 @@ impl HostRun {
             }
             // Ansible's loop result: failed if an item failed (ignored or not), changed if an
             // item changed, even one whose failure was ignored.
-            let status = if any_unreachable {
+            let status = if any_unreachable || (ignored_unreachable && !any_failed) {
                 Status::Unreachable
             } else if any_failed || ignored_failure {
                 Status::Failed
@@ -960,7 +965,7 @@ impl HostRun {
             } else {
                 Status::Ok
             };
-            let ignored = !any_failed && ignored_failure;
+            let ignored = !any_failed && !any_unreachable && (ignored_failure || ignored_unreachable);
             let changed = any_changed || ignored_change;
             // The summary only counts in the recap; the item lines are the display.
             let result = TaskResult { ignored, changed: ignored && changed, rescued: any_failed && rescued(task), ..TaskResult::new(&self.host, status, None) };
@@ -1431,7 +1436,7 @@ impl HostRun {
         match self.run_item_inner(task, vars, index, item).await {
             Ok(o) if o.status == Status::Failed && self.unpredictable(task) => self.task_error(task, o.msg.unwrap_or_default()),
             Ok(o) => o,
-            Err(ItemError::Unreachable(e)) => ItemOutcome { status: Status::Unreachable, msg: Some(e), ..failed_outcome(String::new()) },
+            Err(ItemError::Unreachable(e)) => unreachable_outcome(e, task.ignore_unreachable),
             Err(ItemError::Task(e)) => self.task_error(task, e),
         }
     }
@@ -1788,6 +1793,18 @@ enum TaskEnd {
     Continue,
     Failed,
     Unreachable,
+}
+
+/// A host the task could not reach; `ignored` under `ignore_unreachable`. Registers what
+/// Ansible's unreachable result holds (`result is unreachable`).
+fn unreachable_outcome(msg: String, ignored: bool) -> ItemOutcome {
+    ItemOutcome {
+        status: Status::Unreachable,
+        registered: json!({"unreachable": true, "changed": false, "msg": msg}),
+        msg: Some(msg),
+        ignored,
+        ..failed_outcome(String::new())
+    }
 }
 
 fn failed_outcome(msg: String) -> ItemOutcome {

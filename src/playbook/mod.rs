@@ -78,6 +78,8 @@ pub struct Task {
     pub changed_when: Option<Vec<Value>>,
     pub failed_when: Option<Vec<Value>>,
     pub ignore_errors: bool,
+    /// `ignore_unreachable`: a host this task can't reach goes on with the next task.
+    pub ignore_unreachable: bool,
     pub no_log: bool,
     pub check_mode: Option<bool>,
     pub run_once: bool,
@@ -188,7 +190,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "name", "when", "loop", "with_items", "with_list", "with_dict", "loop_control", "register", "notify", "listen",
     "become", "become_user", "become_method", "tags", "vars", "args", "changed_when", "failed_when", "ignore_errors", "no_log",
     "check_mode", "diff", "environment", "delegate_to", "run_once", "retries", "delay", "until", "any_errors_fatal", "throttle",
-    "timeout", "remote_user", "debugger", "collections", "module_defaults", "async", "poll", "delegate_facts",
+    "timeout", "remote_user", "debugger", "collections", "module_defaults", "async", "poll", "delegate_facts", "ignore_unreachable",
 ];
 
 /// Keywords accepted but not implemented: loading warns once instead of failing.
@@ -198,7 +200,7 @@ const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collec
 const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_facts"];
 
 const BLOCK_KEYWORDS: &[&str] =
-    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment"];
+    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment", "ignore_unreachable"];
 
 /// Inherited keywords passed down from blocks, includes and roles.
 #[derive(Debug, Clone, Default)]
@@ -210,6 +212,7 @@ struct Inherit {
     remote_user: Option<String>,
     vars: Vars,
     ignore_errors: Option<bool>,
+    ignore_unreachable: Option<bool>,
     no_log: Option<bool>,
     check_mode: Option<bool>,
     any_errors_fatal: Option<bool>,
@@ -372,6 +375,7 @@ impl Loader<'_> {
             "name", "hosts", "vars", "vars_files", "roles", "tasks", "pre_tasks", "post_tasks", "handlers", "become", "become_user",
             "gather_facts", "tags", "remote_user", "serial", "strategy", "any_errors_fatal", "max_fail_percentage", "become_method",
             "collections", "environment", "force_handlers", "ignore_errors", "no_log", "check_mode", "order", "module_defaults",
+            "ignore_unreachable",
         ];
         for (k, v) in m {
             if !PLAY_KEYS.contains(&k.as_str()) {
@@ -407,6 +411,7 @@ impl Loader<'_> {
         let base = Inherit {
             tags: tags.clone(),
             ignore_errors: m.get("ignore_errors").map(|b| bool_of(file, b, "ignore_errors")).transpose()?,
+            ignore_unreachable: m.get("ignore_unreachable").map(|b| bool_of(file, b, "ignore_unreachable")).transpose()?,
             no_log: m.get("no_log").map(|b| bool_of(file, b, "no_log")).transpose()?,
             check_mode: m.get("check_mode").map(|b| bool_of(file, b, "check_mode")).transpose()?,
             any_errors_fatal: m.get("any_errors_fatal").map(|b| bool_of(file, b, "any_errors_fatal")).transpose()?,
@@ -596,6 +601,9 @@ impl Loader<'_> {
         if let Some(b) = m.get("ignore_errors") {
             inh.ignore_errors = Some(bool_of(file, b, "ignore_errors")?);
         }
+        if let Some(b) = m.get("ignore_unreachable") {
+            inh.ignore_unreachable = Some(bool_of(file, b, "ignore_unreachable")?);
+        }
         if let Some(b) = m.get("no_log") {
             inh.no_log = Some(bool_of(file, b, "no_log")?);
         }
@@ -665,7 +673,7 @@ impl Loader<'_> {
                     _ => return Err(err_at(file, target, "include needs a file name")),
                 };
                 for k in m.keys() {
-                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "check_mode", key].contains(&k.as_str()) {
+                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", key].contains(&k.as_str()) {
                         return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
                     }
                 }
@@ -842,6 +850,7 @@ impl Loader<'_> {
             changed_when: m.get("changed_when").map(conditions),
             failed_when: m.get("failed_when").map(conditions),
             ignore_errors: inh.ignore_errors.unwrap_or(false),
+            ignore_unreachable: inh.ignore_unreachable.unwrap_or(false),
             no_log: inh.no_log.unwrap_or(false),
             check_mode: inh.check_mode,
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),

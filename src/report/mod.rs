@@ -139,6 +139,10 @@ impl HostStats {
             }
             Status::Failed if r.rescued => self.rescued += 1,
             Status::Failed => self.failed += 1,
+            Status::Unreachable if r.ignored => {
+                self.ignored += 1;
+                self.ok += 1
+            }
             Status::Unreachable => self.unreachable += 1,
         }
     }
@@ -294,7 +298,12 @@ impl<W: Write + Send> HumanReporter<W> {
         }
         let mut text = format!("{word}: [{}]{item}", r.host);
         match r.status {
-            Status::Unreachable => text = format!("fatal: [{}]: UNREACHABLE! => {}", r.host, r.msg.clone().unwrap_or_default()),
+            Status::Unreachable => {
+                text = format!("fatal: [{}]{item}: UNREACHABLE! => {}", r.host, r.msg.clone().unwrap_or_default());
+                if r.ignored {
+                    text.push_str("\n...ignoring");
+                }
+            }
             Status::Failed => {
                 text = format!("fatal: [{}]{item}: FAILED! => {}", r.host, r.msg.clone().unwrap_or_default());
                 if self.opts.verbosity < 2 {

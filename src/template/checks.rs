@@ -18,6 +18,8 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_test("changed", changed);
     env.add_test("change", changed);
     env.add_test("skipped", skipped);
+    env.add_test("unreachable", |v: &Value| Ok::<_, Error>(field_true(&result_field(v, "unreachable", "unreachable")?)));
+    env.add_test("reachable", |v: &Value| Ok::<_, Error>(!field_true(&result_field(v, "unreachable", "reachable")?)));
     env.add_test("skip", skipped);
     env.add_test("finished", |v: &Value| async_state(v, "finished"));
     env.add_test("started", |v: &Value| async_state(v, "started"));
