@@ -919,6 +919,21 @@ mod tests {
     }
 
     #[test]
+    fn ignore_unreachable_is_inherited_from_plays_blocks_and_includes() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "more.yml", "- name: included\n  ping:\n");
+        write(
+            d.path(),
+            "site.yml",
+            "- hosts: all\n  tasks:\n    - name: plain\n      ping:\n    - block:\n        - name: in block\n          ping:\n      ignore_unreachable: true\n    - import_tasks: more.yml\n      ignore_unreachable: yes\n    - name: own\n      ping:\n      ignore_unreachable: true\n- hosts: all\n  ignore_unreachable: true\n  tasks:\n    - name: from the play\n      ping:\n    - name: turned off\n      ping:\n      ignore_unreachable: false\n",
+        );
+        let pb = load(&d.path().join("site.yml")).unwrap();
+        let flags: Vec<(String, bool)> = pb.plays.iter().flat_map(|p| p.tasks.iter().map(|t| (t.display_name(), t.ignore_unreachable))).collect();
+        let want = [("plain", false), ("in block", true), ("included", true), ("own", true), ("from the play", true), ("turned off", false)];
+        assert_eq!(flags, want.map(|(n, b)| (n.to_string(), b)));
+    }
+
+    #[test]
     fn loads_roles_with_dependencies_blocks_and_includes() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "site.yml", "- hosts: web\n  roles:\n    - {role: app, tags: [app]}\n  tasks:\n    - name: last\n      debug: msg=hi\n");
