@@ -2108,3 +2108,53 @@ fn ignore_unreachable_lets_the_host_go_on_over_a_new_connection() {
         assert!(!r.stdout.contains("still here") && r.recap()[&host].unreachable == 1, "{}", r.stdout);
     }
 }
+
+// ------------------------------------------------------------------------ delegate_facts
+
+#[test]
+fn delegate_facts_gives_the_facts_to_the_host_delegated_to() {
+    let tb = bed();
+    let (web, search) = (tb.host("web1"), tb.host("search1"));
+    let site = format!(
+        r#"- name: web gathers for search
+  hosts: {web}
+  gather_facts: false
+  tasks:
+    - name: gather the other host's facts
+      setup:
+      delegate_to: {search}
+      delegate_facts: true
+    - name: set a fact on the other host
+      set_fact: {{given_by: "{{{{ inventory_hostname }}}}"}}
+      delegate_to: {search}
+      delegate_facts: true
+    - name: a fact of its own, from a delegated task
+      set_fact: {{mine: "{{{{ inventory_hostname }}}}"}}
+      delegate_to: {search}
+    - name: read them
+      debug: {{msg: "{{{{ hostvars['{search}'].ansible_hostname }}}} {{{{ hostvars['{search}'].ansible_facts.hostname }}}} {{{{ hostvars['{search}'].given_by }}}} {{{{ given_by | default('unset') }}}} {{{{ ansible_hostname | default('unset') }}}} {{{{ mine }}}} {{{{ hostvars['{search}'].mine | default('unset') }}}}"}}
+- name: search has them as its own
+  hosts: {search}
+  gather_facts: false
+  tasks:
+    - debug: {{msg: "{{{{ given_by }}}} {{{{ ansible_hostname }}}}"}}
+    - set_fact: {{given_by: itself}}
+- name: and keeps what it set itself
+  hosts: {search}
+  gather_facts: false
+  tasks:
+    - debug: {{msg: "now {{{{ given_by }}}}"}}
+"#
+    );
+    let p = project(&[("site.yml", &site)]);
+    let _a = lock("web1");
+    let _b = lock("search1");
+    let name = tb.ssh_ok("search1", "hostname -s").trim().to_string();
+    let r = provision(p.path(), &["-i", tb.inventory().to_str().unwrap(), "site.yml"]);
+    r.assert_ok();
+    assert_has(&r.stdout, &[
+        &format!("ok: [{web}] => {name} {name} {web} unset unset {web} unset"),
+        &format!("ok: [{search}] => {web} {name}"),
+        &format!("ok: [{search}] => now itself"),
+    ]);
+}

@@ -15,7 +15,7 @@
 use super::{open_connection, ConnectFailure, RunOptions};
 use crate::connection::Transport;
 use crate::inventory::Inventory;
-use crate::template::Templar;
+use crate::template::{Templar, Vars};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -45,6 +45,57 @@ type Slot = Arc<tokio::sync::OnceCell<Connected>>;
 pub struct DelegatePool {
     /// By host and `remote_user` keyword.
     conns: tokio::sync::Mutex<HashMap<(String, Option<String>), Slot>>,
+    /// Facts tasks set for the hosts they were delegated to.
+    pub facts: DelegatedFacts,
+}
+
+/// Facts that tasks with `delegate_facts: true` set for the host they were delegated to, for
+/// the rest of the run: later plays see them as that host's own variables and through
+/// `hostvars` (and the running play through `hostvars` after its next meeting point).
+#[derive(Default)]
+pub struct DelegatedFacts {
+    /// Per host, every gift in the order given.
+    by_host: std::sync::Mutex<HashMap<String, Vec<Vars>>>,
+}
+
+impl DelegatedFacts {
+    /// Give `host` these facts.
+    pub fn give(&self, host: &str, facts: &Vars) {
+        self.by_host.lock().unwrap_or_else(|e| e.into_inner()).entry(host.to_string()).or_default().push(facts.clone());
+    }
+
+    /// Everything `host` was given so far, merged (a gathered `ansible_facts` joins the ones
+    /// given before).
+    pub fn of(&self, host: &str) -> Option<Vars> {
+        let all = self.by_host.lock().unwrap_or_else(|e| e.into_inner());
+        let gifts = all.get(host)?;
+        let mut out = Vars::new();
+        for g in gifts {
+            merge_facts(&mut out, g);
+        }
+        Some(out)
+    }
+
+    /// The gifts to `host` after the first `seen`, and how many there are now.
+    pub fn since(&self, host: &str, seen: usize) -> (Vec<Vars>, usize) {
+        let all = self.by_host.lock().unwrap_or_else(|e| e.into_inner());
+        let gifts = all.get(host).map(Vec::as_slice).unwrap_or_default();
+        (gifts.get(seen..).unwrap_or_default().to_vec(), gifts.len().max(seen))
+    }
+}
+
+/// `into` with `facts` set on it; `ansible_facts` mappings are merged, key by key.
+pub fn merge_facts(into: &mut Vars, facts: &Vars) {
+    for (k, v) in facts {
+        match (into.get_mut(k), v) {
+            (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) if k == "ansible_facts" => {
+                old.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            _ => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 impl DelegatePool {

@@ -97,6 +97,8 @@ struct ItemOutcome {
     ignored: bool,
     /// A secret value produced by the task (e.g. the `secret` module): scrubbed from output.
     secrets: Vec<String>,
+    /// The host the item ran on when it was delegated (`delegate_to`).
+    delegate: Option<String>,
 }
 
 impl ItemOutcome {
@@ -879,6 +881,14 @@ impl HostRun {
             all_skipped &= o.status == Status::Skipped;
             ignored_failure |= o.status == Status::Failed && o.ignored;
             ignored_change |= o.ignored_change();
+            if let Some(to) = o.delegate.as_ref().filter(|_| task.delegate_facts && !o.facts.is_empty()) {
+                // `delegate_facts`: the facts are the delegate's, for the rest of the run.
+                self.ctx.delegates.facts.give(to, &o.facts);
+                if let Some(sync) = &self.ctx.sync {
+                    sync.give(to, &o.facts);
+                }
+                continue;
+            }
             for (k, v) in &o.facts {
                 let v = match (k.as_str(), v) {
                     // Facts a module gathered (`setup`) join the host's `ansible_facts`.
@@ -892,7 +902,8 @@ impl HostRun {
                 self.host_vars.insert(k.clone(), v);
             }
         }
-        self.last_set = outcomes.iter().flat_map(|(_, o)| o.facts.keys().cloned()).chain(task.register.clone()).collect();
+        let own_facts = |o: &ItemOutcome| !(task.delegate_facts && o.delegate.is_some());
+        self.last_set = outcomes.iter().filter(|(_, o)| own_facts(o)).flat_map(|(_, o)| o.facts.keys().cloned()).chain(task.register.clone()).collect();
         if !self.last_set.is_empty() {
             self.host_vars_changed();
         }
@@ -1578,9 +1589,10 @@ impl HostRun {
 
     async fn run_item_inner(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
         self.delegate = self.delegation(task, vars).await?;
+        let delegate = self.delegate.as_ref().filter(|d| !d.same_host).map(|d| d.name.clone());
         let out = self.run_item_here(task, vars, index, item).await;
         self.delegate = None;
-        out
+        out.map(|o| ItemOutcome { delegate, ..o })
     }
 
     /// [`Self::run_item_inner`] on the host, or where it is delegated: on the controller it
@@ -1785,6 +1797,7 @@ impl HostRun {
             facts,
             ignored: failed && task.ignore_errors,
             secrets,
+            delegate: None,
         })
     }
 }
@@ -1817,6 +1830,7 @@ fn failed_outcome(msg: String) -> ItemOutcome {
         facts: Map::new(),
         ignored: false,
         secrets: vec![],
+        delegate: None,
     }
 }
 
@@ -1830,6 +1844,7 @@ fn skipped_outcome(reason: &str) -> ItemOutcome {
         facts: Map::new(),
         ignored: false,
         secrets: vec![],
+        delegate: None,
     }
 }
 

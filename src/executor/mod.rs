@@ -207,6 +207,8 @@ struct HostRecord {
     facts: Option<Arc<Vars>>,
     /// set_fact and registered variables.
     host_vars: Vars,
+    /// How many `delegate_facts` gifts to this host `host_vars` holds already.
+    given_seen: usize,
     failed: bool,
     unreachable: bool,
 }
@@ -756,6 +758,9 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
                 }
                 v.extend(p.host_vars.clone());
             }
+            if let Some(given) = shared.delegates.facts.of(&h) {
+                delegate::merge_facts(&mut v, &given);
+            }
             v.insert("inventory_hostname".into(), Value::String(h.clone()));
             map.insert(h.clone(), Value::Object(v));
         }
@@ -813,6 +818,19 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
 async fn run_host(shared: &RunShared, ctx: &Arc<host::PlayContext>, h: &str, rec: &mut HostRecord, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
     let play_idx = ctx.play_idx;
     let conn = rec.conn.clone().expect("running hosts are connected");
+    // Facts earlier plays' tasks gathered or set for this host while delegated to it
+    // (`delegate_facts`) are its own from now on; each gift is taken once, so what the host
+    // set itself since stays.
+    let (gifts, seen) = shared.delegates.facts.since(h, rec.given_seen);
+    rec.given_seen = seen;
+    for given in gifts {
+        if !rec.host_vars.contains_key("ansible_facts") {
+            if let Some(own) = rec.facts.as_ref().and_then(|f| f.get("ansible_facts")) {
+                rec.host_vars.insert("ansible_facts".into(), own.clone());
+            }
+        }
+        delegate::merge_facts(&mut rec.host_vars, &given);
+    }
     let mut run = host::HostRun::new(ctx.clone(), h.to_string(), conn, rec.login_user.clone(), rec.facts.clone().unwrap_or_default(), std::mem::take(&mut rec.host_vars)).with_keyword_user(rec.keyword_user.clone());
     if let Some(p) = permit {
         run = run.with_permit(p);

@@ -45,6 +45,8 @@ struct State {
     /// What hosts registered or set as of a task index (built once, by the first host past
     /// the wait; only the latest is kept: every host has passed the earlier ones).
     live: Option<(usize, LiveHostVars)>,
+    /// Facts given to hosts by tasks delegated to them (`delegate_facts`), any host.
+    given: HashMap<String, Vars>,
 }
 
 pub struct TaskSync {
@@ -128,6 +130,12 @@ impl TaskSync {
         r
     }
 
+    /// A task delegated to `host` with `delegate_facts` set these facts on it: `hostvars`
+    /// shows them after the next meeting point.
+    pub fn give(&self, host: &str, facts: &Vars) {
+        super::delegate::merge_facts(self.state().given.entry(host.to_string()).or_default(), facts);
+    }
+
     pub fn post_once(&self, index: usize, result: OnceResult) {
         self.state().once.insert(index, result);
         self.wake();
@@ -151,7 +159,13 @@ impl TaskSync {
                 return live.clone();
             }
         }
-        let live: LiveHostVars = Arc::new(s.vars.clone());
+        let mut vars = s.vars.clone();
+        for (host, facts) in &s.given {
+            let mut v = vars.get(host).map(|v| (**v).clone()).unwrap_or_default();
+            super::delegate::merge_facts(&mut v, facts);
+            vars.insert(host.clone(), Arc::new(v));
+        }
+        let live: LiveHostVars = Arc::new(vars);
         s.live = Some((index, live.clone()));
         live
     }

@@ -476,9 +476,9 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
     all().iter().copied().find(|m| m.name() == bare || m.aliases().contains(&bare))
 }
 
-/// Does this module set host variables (`set_fact`, `include_vars`)?
+/// Does this module set host variables (`set_fact`, `include_vars`, the fact modules)?
 pub fn sets_vars(name: &str) -> bool {
-    lookup(name).is_some_and(|m| matches!(m.name(), "set_fact" | "include_vars"))
+    lookup(name).is_some_and(|m| matches!(m.name(), "set_fact" | "include_vars" | "setup" | "package_facts" | "service_facts" | "getent" | "hostname"))
 }
 
 /// Is this a known module name (bare or qualified)? Task keywords are not modules.

@@ -80,6 +80,8 @@ pub struct Task {
     pub ignore_errors: bool,
     /// `ignore_unreachable`: a host this task can't reach goes on with the next task.
     pub ignore_unreachable: bool,
+    /// `delegate_facts`: the facts the task sets go to the host it is delegated to.
+    pub delegate_facts: bool,
     pub no_log: bool,
     pub check_mode: Option<bool>,
     pub run_once: bool,
@@ -196,8 +198,6 @@ const TASK_KEYWORDS: &[&str] = &[
 /// Keywords accepted but not implemented: loading warns once instead of failing.
 const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
-/// Keywords whose presence we refuse rather than silently ignore (they change semantics).
-const UNSUPPORTED_KEYWORDS: &[&str] = &["delegate_facts"];
 
 const BLOCK_KEYWORDS: &[&str] =
     &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment", "ignore_unreachable"];
@@ -719,9 +719,6 @@ impl Loader<'_> {
                 continue;
             }
             if TASK_KEYWORDS.contains(&k.as_str()) {
-                if UNSUPPORTED_KEYWORDS.contains(&k.as_str()) {
-                    return Err(err_at(file, v, format!("task keyword '{k}' is not supported by provision yet")));
-                }
                 continue;
             }
             if k == "local_action" {
@@ -742,8 +739,7 @@ impl Loader<'_> {
                 } else if let Some(close) = closest_name(k) {
                     format!("unknown module or task keyword '{k}'; did you mean '{close}'?")
                 } else {
-                    let keywords: Vec<&str> = TASK_KEYWORDS.iter().copied().filter(|k| !UNSUPPORTED_KEYWORDS.contains(k)).collect();
-                    format!("unknown module or task keyword '{k}'. Modules: {}. Task keywords: {}", modules::names().join(", "), keywords.join(", "))
+                    format!("unknown module or task keyword '{k}'. Modules: {}. Task keywords: {}", modules::names().join(", "), TASK_KEYWORDS.join(", "))
                 };
                 return Err(err_at_key(file, k, v, msg));
             }
@@ -851,6 +847,7 @@ impl Loader<'_> {
             failed_when: m.get("failed_when").map(conditions),
             ignore_errors: inh.ignore_errors.unwrap_or(false),
             ignore_unreachable: inh.ignore_unreachable.unwrap_or(false),
+            delegate_facts: m.get("delegate_facts").map(|b| bool_of(file, b, "delegate_facts")).transpose()?.unwrap_or(false),
             no_log: inh.no_log.unwrap_or(false),
             check_mode: inh.check_mode,
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
