@@ -139,3 +139,30 @@ async fn connect(host: &str, remote_user: Option<&str>, inventory: &Inventory, t
     };
     Ok((conn, login))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(v: serde_json::Value) -> Vars {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn gifts_merge_their_ansible_facts_and_are_taken_once() {
+        let f = DelegatedFacts::default();
+        assert!(f.of("db").is_none());
+        f.give("db", &vars(json!({"ansible_facts": {"hostname": "db", "os": "debian"}, "ansible_hostname": "db"})));
+        f.give("db", &vars(json!({"ansible_facts": {"os": "debian12"}, "given_by": "web"})));
+        assert_eq!(f.of("db").unwrap(), vars(json!({"ansible_facts": {"hostname": "db", "os": "debian12"}, "ansible_hostname": "db", "given_by": "web"})));
+        let (first, seen) = f.since("db", 0);
+        assert_eq!((first.len(), seen), (2, 2));
+        let (none, seen) = f.since("db", seen);
+        assert_eq!((none.len(), seen), (0, 2));
+        f.give("db", &vars(json!({"given_by": "api"})));
+        let (next, seen) = f.since("db", seen);
+        assert_eq!((next, seen), (vec![vars(json!({"given_by": "api"}))], 3));
+        assert_eq!(f.since("web", 0), (vec![], 0));
+    }
+}
