@@ -31,8 +31,18 @@ pub enum HostKeyArg {
 /// Converge hosts to the state described by Ansible-style playbooks, roles and inventories,
 /// over SSH, with no Python on the hosts.
 #[derive(Debug, Parser)]
-#[command(name = "provision", version, about, after_help = "Exit codes: 0 ok, 1 usage or input error, 2 a host failed, 4 a host was unreachable.")]
+#[command(
+    name = "provision",
+    version,
+    about,
+    after_help = "Exit codes: 0 ok, 1 usage or input error, 2 a host failed, 4 a host was unreachable.",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// A command instead of a run (`provision vault ...`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Playbook to run.
     #[arg(default_value = "site.yml")]
     pub playbook: PathBuf,
@@ -143,6 +153,14 @@ pub struct Cli {
     pub ask_vault_pass: bool,
 }
 
+/// Commands besides running a playbook.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create, encrypt, decrypt, view, edit and re-key Ansible Vault files and strings (like
+    /// ansible-vault).
+    Vault(crate::vault_cmd::VaultCli),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
@@ -168,6 +186,8 @@ pub struct AnsibleCfg {
     pub vault_password_file: Option<String>,
     /// `[defaults] vault_identity_list` (comma-separated `LABEL@SOURCE`).
     pub vault_identity_list: Vec<String>,
+    /// `[defaults] vault_encrypt_identity`: the vault id `provision vault` encrypts with.
+    pub vault_encrypt_identity: Option<String>,
 }
 
 impl AnsibleCfg {
@@ -209,6 +229,7 @@ impl AnsibleCfg {
                 "ansible_managed" => cfg.ansible_managed = Some(v),
                 "vault_password_file" => cfg.vault_password_file = Some(v),
                 "vault_identity_list" => cfg.vault_identity_list = split_list(&v),
+                "vault_encrypt_identity" => cfg.vault_encrypt_identity = Some(v).filter(|v| !v.is_empty()),
                 _ => {}
             }
         }
@@ -265,22 +286,29 @@ fn split_list(v: &str) -> Vec<String> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
-impl Cli {
-    /// The run's vault passwords: ansible.cfg's / ANSIBLE_VAULT_IDENTITY_LIST's vault ids,
-    /// then `--vault-id`s, then the password files (`--vault-password-file`, else
-    /// ANSIBLE_VAULT_PASSWORD_FILE, else ansible.cfg's), then `--ask-vault-pass`.
-    pub fn vault_keyring(&self, cfg: &AnsibleCfg) -> Result<crate::vault::Keyring, CliError> {
-        let mut ids = match std::env::var("ANSIBLE_VAULT_IDENTITY_LIST") {
-            Ok(v) => split_list(&v),
-            Err(_) => cfg.vault_identity_list.clone(),
-        };
-        ids.extend(self.vault_ids.iter().cloned());
-        let mut files = self.vault_password_files.clone();
-        if files.is_empty() {
-            if let Some(f) = std::env::var("ANSIBLE_VAULT_PASSWORD_FILE").ok().filter(|f| !f.is_empty()).or(cfg.vault_password_file.clone()) {
-                files.push(PathBuf::from(f));
-            }
+/// Where the vault passwords come from, given `--vault-id`s and `--vault-password-file`s:
+/// ansible.cfg's / ANSIBLE_VAULT_IDENTITY_LIST's vault ids, then the `--vault-id`s; the
+/// password files (`--vault-password-file`, else ANSIBLE_VAULT_PASSWORD_FILE, else
+/// ansible.cfg's). For [`crate::vault::keyring_from`].
+pub fn vault_sources(cfg: &AnsibleCfg, vault_ids: &[String], password_files: &[PathBuf]) -> (Vec<String>, Vec<PathBuf>) {
+    let mut ids = match std::env::var("ANSIBLE_VAULT_IDENTITY_LIST") {
+        Ok(v) => split_list(&v),
+        Err(_) => cfg.vault_identity_list.clone(),
+    };
+    ids.extend(vault_ids.iter().cloned());
+    let mut files = password_files.to_vec();
+    if files.is_empty() {
+        if let Some(f) = std::env::var("ANSIBLE_VAULT_PASSWORD_FILE").ok().filter(|f| !f.is_empty()).or(cfg.vault_password_file.clone()) {
+            files.push(PathBuf::from(f));
         }
+    }
+    (ids, files)
+}
+
+impl Cli {
+    /// The run's vault passwords: [`vault_sources`], then `--ask-vault-pass`.
+    pub fn vault_keyring(&self, cfg: &AnsibleCfg) -> Result<crate::vault::Keyring, CliError> {
+        let (ids, files) = vault_sources(cfg, &self.vault_ids, &self.vault_password_files);
         crate::vault::keyring_from(&ids, &files, self.ask_vault_pass).map_err(|e| CliError::Usage(e.to_string()))
     }
 
@@ -362,6 +390,22 @@ mod tests {
         assert_eq!(c.tags, vec!["a", "b"]);
         assert_eq!(c.verbose, 2);
         assert_eq!(c.playbook, PathBuf::from("play.yml"));
+    }
+
+    #[test]
+    fn vault_is_a_command_beside_the_playbook_argument() {
+        let c = Cli::try_parse_from(["provision", "vault", "encrypt", "--vault-id", "prod@pw", "x.yml"]).unwrap();
+        let Some(Command::Vault(v)) = &c.command else { panic!("{c:?}") };
+        assert_eq!(v.keys.vault_ids, vec!["prod@pw"]);
+        assert!(matches!(&v.action, crate::vault_cmd::Action::Encrypt { files, output: None } if files == &["x.yml"]));
+        for args in [&["provision"][..], &["provision", "play.yml", "-i", "inv"], &["provision", "-i", "inv", "vault"], &["provision", "--check"]] {
+            let c = Cli::try_parse_from(args).unwrap();
+            assert!(c.command.is_none(), "{args:?}");
+        }
+        assert_eq!(Cli::try_parse_from(["provision", "-i", "inv", "vault"]).unwrap().playbook, PathBuf::from("vault"));
+        assert!(Cli::try_parse_from(["provision", "vault"]).is_err(), "an action is needed");
+        let c = AnsibleCfg::parse("[defaults]\nvault_encrypt_identity = prod\n");
+        assert_eq!(c.vault_encrypt_identity.as_deref(), Some("prod"));
     }
 
     #[test]

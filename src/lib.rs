@@ -9,4 +9,5 @@ pub mod playbook;
 pub mod report;
 pub mod template;
 pub mod vault;
+pub mod vault_cmd;
 pub mod yaml;

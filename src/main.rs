@@ -123,6 +123,10 @@ fn list(cli: &Cli, pb: &Playbook, inventory: &Inventory, opts: &executor::RunOpt
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let cfg = AnsibleCfg::load();
+    if let Some(cli::Command::Vault(v)) = &cli.command {
+        provision::vault_cmd::run(v, &cfg)?;
+        return Ok(0);
+    }
     if let Some(m) = &cfg.ansible_managed {
         provision::modules::template::set_ansible_managed(m.clone());
     }

@@ -69,6 +69,12 @@ impl Secret {
     pub fn new(id: impl Into<String>, password: impl Into<Vec<u8>>) -> Secret {
         Secret { id: id.into(), password: password.into() }
     }
+
+    /// Encrypt with this password under `label` (see [`seal`]), with a fresh random salt.
+    pub fn seal(&self, plaintext: &[u8], label: Option<&str>) -> String {
+        let salt: [u8; 32] = rand::random();
+        seal(plaintext, &self.password, &salt, label)
+    }
 }
 
 /// The passwords of a run, in the order given.
@@ -111,6 +117,11 @@ fn parse(text: &str) -> Result<Envelope, VaultError> {
         return Err(VaultError::Format("the vault body lacks its salt, HMAC or ciphertext".into()));
     };
     Ok(Envelope { label, salt: unhex(salt, "the salt")?, hmac: unhex(hmac, "the HMAC")?, ciphertext: unhex(ciphertext, "the ciphertext")? })
+}
+
+/// The vault id an envelope's header names (format 1.2), `None` for a 1.1 envelope.
+pub fn label(text: &str) -> Result<Option<String>, VaultError> {
+    parse(text).map(|env| env.label)
 }
 
 fn derive(password: &[u8], salt: &[u8]) -> [u8; 2 * KEY_LEN + IV_LEN] {
@@ -191,6 +202,11 @@ impl Keyring {
     /// Decrypt vault text: the password of the envelope's vault id first, then every other
     /// (as Ansible does).
     pub fn decrypt(&self, text: &str) -> Result<Vec<u8>, VaultError> {
+        self.decrypt_with_secret(text).map(|(plain, _)| plain)
+    }
+
+    /// [`Keyring::decrypt`], also telling which password opened the envelope.
+    pub fn decrypt_with_secret(&self, text: &str) -> Result<(Vec<u8>, &Secret), VaultError> {
         let env = parse(text)?;
         if self.secrets.is_empty() {
             return Err(VaultError::NoSecrets);
@@ -199,7 +215,7 @@ impl Keyring {
         order.extend(self.secrets.iter().filter(|s| env.label.as_deref() != Some(s.id.as_str())));
         for s in order {
             if let Some(plain) = open(&env, &s.password)? {
-                return Ok(plain);
+                return Ok((plain, s));
             }
         }
         let ids: Vec<String> = self.secrets.iter().map(|s| format!("vault id '{}'", s.id)).collect();
@@ -237,7 +253,8 @@ pub fn password_from_file(path: &Path, id: &str) -> Result<Vec<u8>, VaultError> 
         return Err(VaultError::Password(format!("the vault password file {} is a directory", path.display())));
     }
     let password = if meta.permissions().mode() & 0o111 != 0 {
-        let mut cmd = std::process::Command::new(&path);
+        // `pass.sh` is the file here, not a command looked for in PATH.
+        let mut cmd = std::process::Command::new(if path.is_relative() { Path::new(".").join(&path) } else { path.clone() });
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         if stem.ends_with("-client") {
             cmd.args(["--vault-id", id]);
@@ -276,9 +293,45 @@ pub fn password_from_prompt(id: &str) -> Result<Vec<u8>, VaultError> {
     Ok(p.into_bytes())
 }
 
+/// Ask twice on the terminal for a new password to encrypt with, as `ansible-vault` does
+/// ("New Vault password: ", "Confirm New Vault password: "; with the vault id unless `default`).
+pub fn new_password_from_prompt(id: &str) -> Result<Vec<u8>, VaultError> {
+    new_password_with(id, |prompt| rpassword::prompt_password(prompt))
+}
+
+fn new_password_with(id: &str, mut ask: impl FnMut(&str) -> std::io::Result<String>) -> Result<Vec<u8>, VaultError> {
+    let (first, again) = if id == "default" {
+        ("New Vault password: ".to_string(), "Confirm New Vault password: ".to_string())
+    } else {
+        (format!("New vault password ({id}): "), format!("Confirm new vault password ({id}): "))
+    };
+    let read = |p: std::io::Result<String>| p.map_err(|e| VaultError::Password(format!("cannot read the vault password from the terminal: {e}")));
+    let p = read(ask(&first))?;
+    if p.is_empty() {
+        return Err(VaultError::Password("an empty vault password was given".into()));
+    }
+    if read(ask(&again))? != p {
+        return Err(VaultError::Password("the passwords do not match".into()));
+    }
+    Ok(p.into_bytes())
+}
+
+/// What a password asked for on the terminal is for: opening vaults (asked once) or
+/// encrypting (a new password, asked twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    Existing,
+    New,
+}
+
 /// Build the run's keyring from `--vault-id` specs and `--vault-password-file` paths (in
 /// that order, as Ansible lists them), and `--ask-vault-pass`.
 pub fn keyring_from(ids: &[String], files: &[PathBuf], ask: bool) -> Result<Keyring, VaultError> {
+    keyring_prompting(ids, files, ask, Prompt::Existing)
+}
+
+/// [`keyring_from`], asking on the terminal as `prompt` says.
+pub fn keyring_prompting(ids: &[String], files: &[PathBuf], ask: bool, prompt: Prompt) -> Result<Keyring, VaultError> {
     let mut secrets = Vec::new();
     let mut asked = std::collections::HashSet::new();
     let mut add = |id: String, source: Option<&Path>| -> Result<(), VaultError> {
@@ -288,7 +341,10 @@ pub fn keyring_from(ids: &[String], files: &[PathBuf], ask: bool) -> Result<Keyr
                 if !asked.insert(id.clone()) {
                     return Ok(());
                 }
-                password_from_prompt(&id)?
+                match prompt {
+                    Prompt::Existing => password_from_prompt(&id)?,
+                    Prompt::New => new_password_from_prompt(&id)?,
+                }
             }
         };
         secrets.push(Secret::new(id, password));
@@ -482,6 +538,46 @@ mod tests {
         assert_eq!(k.ids(), vec!["prod", "default"]);
         assert_eq!(parse_vault_id("x"), ("default".to_string(), "x".to_string()));
         assert_eq!(parse_vault_id("dev@prompt"), ("dev".to_string(), "prompt".to_string()));
+    }
+
+    #[test]
+    fn labels_the_secret_that_opened_and_sealing_with_it() {
+        assert_eq!(label(LABELLED).unwrap().as_deref(), Some("prod"));
+        assert_eq!(label(FILE).unwrap(), None);
+        assert!(matches!(label("plain"), Err(VaultError::NotVault)));
+        let k = ring(&[("default", "nope"), ("default", "hunter2-pw")]);
+        let (plain, s) = k.decrypt_with_secret(LABELLED).unwrap();
+        assert_eq!(plain, b"labelled");
+        // the second of two `default` passwords: sealing with it, under the file's label
+        let t = s.seal(b"again", Some("prod"));
+        assert!(t.starts_with("$ANSIBLE_VAULT;1.2;AES256;prod\n"), "{t}");
+        assert_eq!(ring(&[("x", "hunter2-pw")]).decrypt(&t).unwrap(), b"again");
+        assert!(ring(&[("x", "nope")]).decrypt(&t).is_err());
+        assert_ne!(s.seal(b"again", None), s.seal(b"again", None), "a fresh salt each time");
+    }
+
+    #[test]
+    fn new_passwords_are_asked_twice() {
+        let mut prompts = Vec::new();
+        let p = new_password_with("default", |q| {
+            prompts.push(q.to_string());
+            Ok("pw".into())
+        })
+        .unwrap();
+        assert_eq!(p, b"pw");
+        assert_eq!(prompts, vec!["New Vault password: ", "Confirm New Vault password: "]);
+        prompts.clear();
+        new_password_with("prod", |q| {
+            prompts.push(q.to_string());
+            Ok("pw".into())
+        })
+        .unwrap();
+        assert_eq!(prompts, vec!["New vault password (prod): ", "Confirm new vault password (prod): "]);
+        let mut given = ["a", "b"].into_iter();
+        let e = new_password_with("default", |_| Ok(given.next().unwrap().into())).unwrap_err().to_string();
+        assert_eq!(e, "vault password: the passwords do not match");
+        let e = new_password_with("default", |_| Ok(String::new())).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
     }
 
     #[test]
