@@ -353,7 +353,8 @@ pub(crate) fn single_expression(s: &str) -> Option<&str> {
 /// Evaluate an expression with the given context; undefined results are errors.
 fn eval_expression(env: &Environment<'static>, expr: &str, ctx: &Value) -> Result<Value, Error> {
     let short = strip_fqcn(expr);
-    let rewritten = rewrite_safe_paths_expr(&short);
+    let formatted = percent_format_expr(&short);
+    let rewritten = rewrite_safe_paths_expr(&formatted);
     let env: &Environment<'_> = env;
     let compiled = env.compile_expression(&rewritten)?;
     let v = compiled.eval(ctx)?;
@@ -782,12 +783,17 @@ pub(crate) fn find_controller_file(role_path: Option<&std::path::Path>, playbook
 }
 
 /// A template's or string's source as it is rendered: collection names of filters and
-/// tests shortened ([`strip_fqcn`]), then `default`'s paths made safe ([`rewrite_safe_paths`]).
+/// tests shortened ([`strip_fqcn`]), Python's `%` on string literals turned into the
+/// `format` filter ([`rewrite_percent_format`]), then `default`'s paths made safe
+/// ([`rewrite_safe_paths`]).
 fn prepared(src: &str) -> Cow<'_, str> {
-    match strip_fqcn(src) {
-        Cow::Borrowed(s) => rewrite_safe_paths(s),
-        Cow::Owned(s) => Cow::Owned(rewrite_safe_paths(&s).into_owned()),
+    let mut out = strip_fqcn(src);
+    for step in [rewrite_percent_format, rewrite_safe_paths] {
+        if let Cow::Owned(s) = step(&out) {
+            out = Cow::Owned(s);
+        }
     }
+    out
 }
 
 /// Filters and tests by their collection names (`x | ansible.builtin.to_json`,
@@ -817,6 +823,11 @@ fn rewrite_safe_paths(src: &str) -> Cow<'_, str> {
     if !safe_path_regex().is_match(src) {
         return Cow::Borrowed(src);
     }
+    rewrite_blocks(src, rewrite_safe_paths_expr)
+}
+
+/// `expr` applied to the inside of every `{{ }}` and `{% %}` block of a template.
+fn rewrite_blocks<'a>(src: &'a str, expr: impl Fn(&str) -> Cow<'_, str>) -> Cow<'a, str> {
     let mut out = String::with_capacity(src.len() + 32);
     let mut rest = src;
     loop {
@@ -835,7 +846,7 @@ fn rewrite_safe_paths(src: &str) -> Cow<'_, str> {
         match rest[body_start..].find(close) {
             Some(end) => {
                 let body = &rest[body_start..body_start + end];
-                out.push_str(&rewrite_safe_paths_expr(body));
+                out.push_str(&expr(body));
                 out.push_str(close);
                 rest = &rest[body_start + end + 2..];
             }
@@ -847,6 +858,155 @@ fn rewrite_safe_paths(src: &str) -> Cow<'_, str> {
     }
     out.push_str(rest);
     Cow::Owned(out)
+}
+
+/// Python's `%` on a string literal, which Ansible's Jinja has and MiniJinja hasn't:
+/// `'%s-%02d' % (name, n)` becomes `('%s-%02d' | format(name, n))`, `'%s' % x | upper`
+/// becomes `('%s' | format(x | upper))` (filters bind tighter than `%`). Only a literal on
+/// the left: `fmt % x` with a variable stays the number operator.
+fn rewrite_percent_format(src: &str) -> Cow<'_, str> {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let quick = RE.get_or_init(|| regex::Regex::new(r#"['"]\s*%[^}]"#).expect("valid regex"));
+    if !quick.is_match(src) {
+        return Cow::Borrowed(src);
+    }
+    rewrite_blocks(src, percent_format_expr)
+}
+
+fn percent_format_expr(expr: &str) -> Cow<'_, str> {
+    let b = expr.as_bytes();
+    let mut out = String::new();
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        if b[i] != b'\'' && b[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let Some(end) = string_end(b, i) else { return Cow::Borrowed(expr) };
+        let mut j = skip_ws(b, end);
+        if j < b.len() && b[j] == b'%' {
+            j = skip_ws(b, j + 1);
+            let (args, after) = if b.get(j) == Some(&b'(') {
+                let Some(close) = closing(b, j) else { return Cow::Borrowed(expr) };
+                (&expr[j + 1..close], close + 1)
+            } else {
+                let Some(e) = operand_end(b, j) else { return Cow::Borrowed(expr) };
+                (&expr[j..e], e)
+            };
+            if args.trim().is_empty() {
+                return Cow::Borrowed(expr);
+            }
+            out.push_str(&expr[copied..i]);
+            out.push_str(&format!("({} | format({}))", &expr[i..end], percent_format_expr(args)));
+            copied = after;
+            i = after;
+        } else {
+            i = end;
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(expr);
+    }
+    out.push_str(&expr[copied..]);
+    Cow::Owned(out)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// The index after the string literal starting at `i` (its quote).
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let q = b[i];
+    let mut k = i + 1;
+    while k < b.len() {
+        match b[k] {
+            b'\\' => k += 2,
+            c if c == q => return Some(k + 1),
+            _ => k += 1,
+        }
+    }
+    None
+}
+
+/// The index of the bracket closing the one at `i`, skipping string literals.
+fn closing(b: &[u8], i: usize) -> Option<usize> {
+    let mut depth = 0;
+    let mut k = i;
+    while k < b.len() {
+        match b[k] {
+            b'\'' | b'"' => {
+                k = string_end(b, k)?;
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(k);
+                }
+            }
+            _ => {}
+        }
+        k += 1;
+    }
+    None
+}
+
+/// Where the right operand of `%` starting at `i` ends: a literal, name or bracketed value,
+/// then attributes, subscripts, calls and filters (`| f` or `| f(...)`).
+fn operand_end(b: &[u8], i: usize) -> Option<usize> {
+    let word = |k: &mut usize| {
+        while *k < b.len() && (b[*k].is_ascii_alphanumeric() || b[*k] == b'_') {
+            *k += 1;
+        }
+    };
+    let mut k = i;
+    match *b.get(k)? {
+        b'\'' | b'"' => k = string_end(b, k)?,
+        b'[' | b'{' => k = closing(b, k)? + 1,
+        b'-' | b'0'..=b'9' => {
+            k += 1;
+            while k < b.len() && (b[k].is_ascii_digit() || b[k] == b'.') {
+                k += 1;
+            }
+        }
+        c if c.is_ascii_alphabetic() || c == b'_' => word(&mut k),
+        _ => return None,
+    }
+    loop {
+        match b.get(k) {
+            Some(b'.') => {
+                k += 1;
+                word(&mut k);
+            }
+            Some(b'[' | b'(') => k = closing(b, k)? + 1,
+            _ => {
+                let j = skip_ws(b, k);
+                if b.get(j) == Some(&b'|') && b.get(j + 1) != Some(&b'|') {
+                    let mut f = skip_ws(b, j + 1);
+                    let start = f;
+                    word(&mut f);
+                    while b.get(f) == Some(&b'.') {
+                        f += 1;
+                        word(&mut f);
+                    }
+                    if f == start {
+                        return None;
+                    }
+                    k = f;
+                    if b.get(k) == Some(&b'(') {
+                        k = closing(b, k)? + 1;
+                    }
+                } else {
+                    return Some(k);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -884,3 +884,17 @@ fn paths_urls_dicts_and_dates() {
     let s = r("{{ now() }}", &v);
     assert_eq!(s.len(), "2026-11-24 10:00:00.000000".len(), "{s}");
 }
+
+#[test]
+fn percent_on_a_string_literal_formats_like_python() {
+    let v = vars(json!({"name": "web", "n": 7, "pair": ["a", "b"], "port": 8000, "x": 2.5}));
+    assert_eq!(r("{{ '%s-%02d' % (name, n) }}", &v), "web-07");
+    assert_eq!(r("{{ \"%s\" % name | upper }}", &v), "WEB");
+    assert_eq!(r("{{ 'http://%s:%d/' % (name, port) ~ 'x' }}", &v), "http://web:8000/x");
+    assert_eq!(r("{{ '%s' % pair[1] }}/{{ '%.1f' % x }}/{{ '%d%%' % 50 }}", &v), "b/2.5/50%");
+    assert_eq!(r("{% set u = 'u-%s' % name %}{{ u }}", &v), "u-web");
+    assert_eq!(r("{{ ['%s-%s' % (name, n), 'z'] | join(',') }}", &v), "web-7,z");
+    // Not a string on the left: the number operator; inside a string: text.
+    assert_eq!(r("{{ n % 4 }} {{ 'a % b' }} {{ '50%' }}", &v), "3 a % b 50%");
+    assert_eq!(ev("'%s=%s' % ('k', 'v')", &v), json!("k=v"));
+}
