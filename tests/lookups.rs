@@ -13,6 +13,7 @@ const ROLE_TASKS: &str = r#"
 - name: OS-specific variables, with a default
   include_vars: "{{ item }}"
   with_first_found:
+    - "{{ os_release_name }}.yml"
     - "{{ os_family }}.yml"
     - default.yml
 - name: web hosts, numbered
@@ -86,7 +87,8 @@ fn ansible_loops_lookups_and_yaml_strings() {
     let r = provision_env(p.path(), &args, &[]);
     r.assert_ok();
     let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}\n{}", r.stdout));
-    // with_first_found + include_vars: Debian.yml on a, the default on b
+    // with_first_found + include_vars: Debian.yml on a, the default on b (the term naming an
+    // undefined variable left out, as Ansible does)
     assert_eq!(read("a-web01"), "apt\n");
     assert_eq!(read("a-web02"), "apt\n");
     assert_eq!(read("b-web01"), "unknown\n");

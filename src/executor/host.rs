@@ -769,9 +769,39 @@ impl HostRun {
         }
     }
 
+    /// `v` rendered, with the strings that use an undefined variable left out of lists and
+    /// mappings (`None`: `v` itself is such a string).
+    fn render_defined(&self, v: &Value, vars: &Vars) -> Result<Option<Value>, crate::template::TemplateError> {
+        Ok(match v {
+            Value::Array(items) => Some(Value::Array(items.iter().map(|i| self.render_defined(i, vars)).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())),
+            Value::Object(m) => {
+                let mut out = Map::new();
+                for (k, x) in m {
+                    if let Some(x) = self.render_defined(x, vars)? {
+                        out.insert(k.clone(), x);
+                    }
+                }
+                Some(Value::Object(out))
+            }
+            other => match self.templar.render_value(other, vars) {
+                Ok(x) => Some(x),
+                Err(e) if e.undefined => None,
+                Err(e) => return Err(e),
+            },
+        })
+    }
+
     /// A task's loop items as rendered; `with_items` flattens one level
     /// (`["{{ list }}", 9]` is the list's items, then 9) and takes a lone value as one item.
     fn render_loop(&self, task: &Task, src: &Value, vars: &Vars) -> Result<Value, crate::template::TemplateError> {
+        if task.loop_control.lookup.as_deref() == Some("first_found") {
+            // As Ansible's `with_first_found`: terms naming an undefined variable are left out
+            // (`"{{ ansible_distribution }}.yml"` where that fact is missing).
+            let terms = self.render_defined(src, vars)?.unwrap_or(Value::Array(vec![]));
+            let module = task.module.rsplit('.').next().unwrap_or(&task.module);
+            let subdir = if module.contains("template") { "templates" } else if module.contains("var") { "vars" } else { "files" };
+            return self.templar.query_loop("first_found", &terms, subdir, vars);
+        }
         let v = self.templar.render_value(src, vars)?;
         if let Some(plugin) = &task.loop_control.lookup {
             // Ansible's `with_first_found` searches by the task's module: templates/ for a

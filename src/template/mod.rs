@@ -50,6 +50,8 @@ pub struct TemplateError {
     pub message: String,
     /// Line within the template text, when known (1-based).
     pub line: Option<usize>,
+    /// A variable (or attribute) was undefined.
+    pub undefined: bool,
 }
 
 /// Cheap to clone; shareable across threads.
@@ -197,7 +199,7 @@ impl Templar {
         let hidden = Value::from(indexmap::IndexMap::from([(Value::from(lookups::TERMS_KW), Value::from(minijinja::value::Serde(&terms))), (Value::from(lookups::WITH_KW), Value::from(subdir))]));
         let ctx = minijinja::value::merge_maps([hidden, ctx]);
         let expr = format!("query({}, {k}={k}, {w}={w})", json_dumps(&Json::String(plugin.to_string())), k = lookups::TERMS_KW, w = lookups::WITH_KW);
-        eval_expression(&self.env, &expr, &ctx).and_then(|v| to_json(&v)).map_err(|e| TemplateError { message: describe_error(&e, None), line: None })
+        eval_expression(&self.env, &expr, &ctx).and_then(|v| to_json(&v)).map_err(|e| TemplateError { message: describe_error(&e, None), line: None, undefined: e.kind() == ErrorKind::UndefinedError })
     }
 
     /// Is `name` a lookup plugin provision has (for `with_<name>:`)?
@@ -246,7 +248,7 @@ impl Templar {
                 Some(l) => message.push_str(&format!(" (in template {name}, line {l})")),
                 None => message.push_str(&format!(" (in template {name})")),
             }
-            TemplateError { message, line }
+            TemplateError { message, line, undefined: e.kind() == ErrorKind::UndefinedError }
         })
     }
 
@@ -310,7 +312,8 @@ impl Templar {
         };
         result.and_then(finish).map_err(|e| {
             let source = if bare { Source::Expression } else { Source::Text };
-            expr_error(describe_undefined(&e, &self.env, t, &ctx, source), expr)
+            let undefined = e.kind() == ErrorKind::UndefinedError;
+            TemplateError { undefined, ..expr_error(describe_undefined(&e, &self.env, t, &ctx, source), expr) }
         })
     }
 }
@@ -602,7 +605,7 @@ fn string_error(e: &Error, src: &str, env: &Environment<'static>, ctx: &Value) -
     let line = e.line();
     let mut message = describe_undefined(e, env, src, ctx, Source::Text);
     message.push_str(&format!(" in \"{}\"", snippet(src)));
-    TemplateError { message, line }
+    TemplateError { message, line, undefined: e.kind() == ErrorKind::UndefinedError }
 }
 
 fn expr_error(mut message: String, expr: &str) -> TemplateError {
@@ -610,6 +613,7 @@ fn expr_error(mut message: String, expr: &str) -> TemplateError {
     TemplateError {
         message,
         line: None,
+        undefined: false,
     }
 }
 
