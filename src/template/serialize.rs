@@ -196,22 +196,16 @@ fn yaml_needs_quotes(s: &str) -> bool {
     if s.is_empty() || s.trim() != s {
         return true;
     }
+    // What PyYAML's resolver would read back as a boolean, null or special float (it knows
+    // these spellings only: `y`, `n` and `yEs` stay plain strings).
+    const WORDS: &[&str] = &[
+        "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL", "~",
+    ];
+    if WORDS.contains(&s) {
+        return true;
+    }
     let lower = s.to_ascii_lowercase();
-    if matches!(
-        lower.as_str(),
-        "y" | "n"
-            | "yes"
-            | "no"
-            | "true"
-            | "false"
-            | "on"
-            | "off"
-            | "null"
-            | "~"
-            | ".inf"
-            | "-.inf"
-            | ".nan"
-    ) {
+    if matches!(lower.as_str(), ".inf" | "-.inf" | "+.inf" | ".nan") {
         return true;
     }
     if s.parse::<f64>().is_ok() || looks_numeric(s) {
@@ -357,11 +351,13 @@ fn yaml_block(v: &Json, level: usize, indent: usize, nice: bool, out: &mut Strin
             }
         }
         Json::Array(a) => {
+            // PyYAML: a collection item starts its block right after the dash, at the next
+            // indentation; a scalar item follows "- ".
             let prefix = format!("-{}", " ".repeat(indent - 1));
             for item in a {
                 if !is_collection(item) || use_flow(item, nice) {
                     out.push_str(&pad);
-                    out.push_str(&prefix);
+                    out.push_str("- ");
                     yaml_scalar(item, out);
                     out.push('\n');
                 } else {

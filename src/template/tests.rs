@@ -465,6 +465,12 @@ fn filters_serialization() {
         ),
         json!("a:\n- 1\n- x: 1\nb:\n  c: 'yes'\n")
     );
+    // ansible-core 2.19's output for the same data: scalar items after "- ", a mapping item's
+    // block at the indentation, only PyYAML's boolean spellings quoted.
+    assert_eq!(
+        ev("{'a': [1, 2, {'x': 'y', 'z': [3]}], 'b': {'d': 'yes', 'n': 'n', 'm': 'yEs', 'o': 'Off'}} | to_nice_yaml", &e),
+        json!("a:\n- 1\n- 2\n-   x: y\n    z:\n    - 3\nb:\n    d: 'yes'\n    m: yEs\n    n: n\n    o: 'Off'\n")
+    );
     assert_eq!(
         ev("'a: [1, 2]\\nb: x' | from_yaml", &e),
         json!({"a": [1, 2], "b": "x"})
