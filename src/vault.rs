@@ -228,8 +228,7 @@ impl Keyring {
             Some(id) => self.secrets.iter().find(|s| s.id == id).ok_or_else(|| VaultError::UnknownId(id.to_string(), self.ids().join(", ")))?,
             None => self.secrets.first().ok_or(VaultError::NoSecrets)?,
         };
-        let salt: [u8; 32] = rand::random();
-        Ok(seal(plaintext, &secret.password, &salt, Some(&secret.id)))
+        Ok(secret.seal(plaintext, Some(&secret.id)))
     }
 }
 

@@ -474,3 +474,25 @@ fn vault_interoperates_with_ansible_vault() {
     let back = vault_cmd(d, &["decrypt", "--vault-password-file", "pw", "--output", "-"], envelope_of(&s).as_bytes(), &[]);
     assert_eq!(back.stdout, "their-str", "{}", back.stderr);
 }
+
+#[test]
+fn vaulted_inventories_ini_and_yaml_are_read_with_the_password() {
+    let p = project(&[
+        ("pw", "hunter2\n"),
+        ("site.yml", "- hosts: web\n  gather_facts: false\n  tasks: []\n"),
+        ("inv.ini", "[web]\nweb-ini-1\nweb-ini-2\n"),
+        ("inv.yml", "web:\n  hosts:\n    web-yaml-1:\n"),
+        ("inv", "web:\n  hosts:\n    web-sniffed-1:\n"),
+    ]);
+    for f in ["inv.ini", "inv.yml", "inv"] {
+        vault_ok(p.path(), &["encrypt", "--vault-password-file", "pw", f]);
+    }
+    for (inv, host) in [("inv.ini", "web-ini-2"), ("inv.yml", "web-yaml-1"), ("inv", "web-sniffed-1")] {
+        let r = provision_env(p.path(), &["-i", inv, "site.yml", "--list-hosts", "--vault-password-file", "pw"], &[("ANSIBLE_CONFIG", "/nonexistent")]);
+        assert_eq!(r.code, 0, "{inv}: {}", r.stderr);
+        assert!(r.stdout.contains(host), "{inv}: {}", r.stdout);
+        let r = provision_env(p.path(), &["-i", inv, "site.yml", "--list-hosts"], &[("ANSIBLE_CONFIG", "/nonexistent")]);
+        assert_eq!(r.code, 1, "{inv}: {}", r.stdout);
+        assert!(r.stderr.contains(&format!("{inv}:1:1: vault-encrypted, and no vault password was given")), "{inv}: {}", r.stderr);
+    }
+}

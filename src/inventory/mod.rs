@@ -529,6 +529,15 @@ impl Inventory {
 
     fn load_file(&mut self, path: &Path) -> Result<(), InventoryError> {
         let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+        // A vault-encrypted inventory (INI or YAML) is read as what it decrypts to. Its
+        // values are not all taken for secrets (it is mostly names and addresses); secret
+        // values in it are `!vault` values or secret-looking names, as anywhere.
+        let text = if crate::vault::is_encrypted(text.as_bytes()) {
+            let plain = crate::vault::decrypt(&text).map_err(|e| InventoryError::Parse(format!("{}:1:1: {e}", path.display())))?;
+            String::from_utf8(plain).map_err(|_| InventoryError::Parse(format!("{}: the vault-encrypted inventory is not UTF-8 text", path.display())))?
+        } else {
+            text
+        };
         if text.starts_with("#!") {
             return Err(InventoryError::Parse(format!(
                 "{}:1: dynamic inventory scripts are not supported; use a static INI or YAML inventory",
