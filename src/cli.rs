@@ -137,6 +137,11 @@ pub struct Cli {
     #[arg(long, env = "PROVISION_OVERLAP_PLAYS", num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub overlap_plays: Option<bool>,
 
+    /// Start the run at the first task whose name (or `role : name`) is this or matches it as
+    /// a glob; earlier plays and tasks don't run.
+    #[arg(long, value_name = "NAME")]
+    pub start_at_task: Option<String>,
+
     /// File holding the vault password (an executable one is run and what it prints is the
     /// password). Repeatable. Default: ANSIBLE_VAULT_PASSWORD_FILE or ansible.cfg's
     /// `vault_password_file`.
@@ -350,6 +355,7 @@ impl Cli {
             private_key: self.private_key.clone().or(cfg.private_key_file.as_deref().map(crate::connection::expand_tilde)),
             r#become: self.r#become,
             overlap_plays: self.overlap_plays.or(cfg.overlap_plays).unwrap_or(false),
+            start_at: None,
         })
     }
 }

@@ -132,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     // Before anything is read: vars files and values may be vault-encrypted.
     provision::vault::install(cli.vault_keyring(&cfg)?);
-    let opts = cli.run_options(&cfg)?;
+    let mut opts = cli.run_options(&cfg)?;
     let inv_arg = cli
         .inventory
         .clone()
@@ -148,6 +148,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     let pb = playbook::load(&cli.playbook)?;
     validate(&pb)?;
+    if let Some(name) = &cli.start_at_task {
+        // Ansible says so at the end, having run nothing; here nothing starts.
+        opts.start_at = Some(playbook::find_start(&pb, name, |t| opts.selects(t)).with_context(|| format!("--start-at-task: no task of the playbook is named '{name}' (or matches it){}", if opts.tags.only.is_empty() && opts.tags.skip.is_empty() && opts.roles.is_none() { "" } else { " among the tasks selected" }))?);
+    }
     let mut inventory = Inventory::load(&inv_path)?;
     inventory.add_vars_dir(&pb.dir)?;
     for w in inventory.warnings() {

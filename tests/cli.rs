@@ -496,3 +496,34 @@ fn vaulted_inventories_ini_and_yaml_are_read_with_the_password() {
         assert!(r.stderr.contains(&format!("{inv}:1:1: vault-encrypted, and no vault password was given")), "{inv}: {}", r.stderr);
     }
 }
+
+#[test]
+fn start_at_task_skips_earlier_plays_and_tasks() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().display().to_string();
+    let site = format!(
+        "- name: first\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: one\n      copy: {{content: x, dest: {out}/one}}\n- name: second\n  hosts: all\n  tasks:\n    - name: two\n      copy: {{content: x, dest: {out}/two}}\n    - name: deploy app\n      copy: {{content: x, dest: {out}/three}}\n      tags: [app]\n    - name: four\n      copy: {{content: x, dest: {out}/four}}\n"
+    );
+    let p = project(&[("hosts.yml", "all:\n  hosts:\n    h: {ansible_connection: local}\n"), ("site.yml", &site)]);
+    let files = || ["one", "two", "three", "four"].into_iter().filter(|f| d.path().join(f).exists()).collect::<Vec<_>>();
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "--start-at-task", "deploy*"]);
+    r.assert_ok();
+    assert_eq!(files(), ["three", "four"], "{}", r.stdout);
+    assert!(!r.stdout.contains("PLAY [first]") && r.stdout.contains("Gathering Facts"), "{}", r.stdout);
+    // Tags select first, then the start is looked for among what they keep.
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "--start-at-task", "two", "--tags", "app"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("among the tasks selected"), "{}", r.stderr);
+    std::fs::remove_file(d.path().join("four")).unwrap();
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "--start-at-task", "second*", "--tags", "app"]);
+    assert_eq!(r.code, 1, "a play's name is not a task's");
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "--start-at-task", "deploy app", "--tags", "app"]);
+    r.assert_ok();
+    assert_eq!(files(), ["three"]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "--start-at-task", "one"]);
+    r.assert_ok();
+    assert_eq!(files(), ["one", "two", "three", "four"]);
+    let r = provision(p.path(), &["-i", "hosts.yml", "site.yml", "--start-at-task", "deploy"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("--start-at-task: no task of the playbook is named 'deploy'"), "{}", r.stderr);
+}

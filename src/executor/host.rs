@@ -589,7 +589,7 @@ impl HostRun {
                 // or an earlier one: run no further task (handlers still run).
                 break;
             }
-            if !self.selected(task) {
+            if !self.selected(task) || ctx.opts.before_start(ctx.play_idx, i) {
                 continue;
             }
             let meta = schedule::meta_action(task).is_some();

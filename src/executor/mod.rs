@@ -45,9 +45,17 @@ pub struct RunOptions {
     /// `--overlap-plays`: plays on disjoint hosts that don't read each other run at the same
     /// time (see [`schedule`]); otherwise each play starts when the one before has ended.
     pub overlap_plays: bool,
+    /// `--start-at-task`: the (play, task) indexes the run starts at; earlier plays and the
+    /// play's earlier tasks don't run.
+    pub start_at: Option<(usize, usize)>,
 }
 
 impl RunOptions {
+    /// Does `--start-at-task` leave task `index` of play `play` out?
+    pub fn before_start(&self, play: usize, index: usize) -> bool {
+        self.start_at.is_some_and(|(p, t)| play < p || (play == p && index < t))
+    }
+
     /// Does `--tags`/`--skip-tags`/`--roles` let `task` run?
     pub fn selects(&self, task: &crate::playbook::Task) -> bool {
         if !self.tags.selects(&task.tags) {
@@ -78,6 +86,7 @@ impl Default for RunOptions {
             private_key: None,
             r#become: false,
             overlap_plays: false,
+            start_at: None,
         }
     }
 }
@@ -369,7 +378,9 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
                 // An error means that play's task is gone (it panicked): don't wait forever.
                 let _ = w.wait_for(|p| *p >= need).await;
             }
-            if !shared.ended.load(std::sync::atomic::Ordering::Acquire) {
+            // A play before `--start-at-task`'s runs nothing, not even its fact gathering.
+            let skipped = shared.opts.start_at.is_some_and(|(p, _)| play_idx < p);
+            if !skipped && !shared.ended.load(std::sync::atomic::Ordering::Acquire) {
                 run_play(&shared, play_idx, hosts, &phase).await;
             }
             phase.send_replace(PlayPhase::Finished);

@@ -158,6 +158,17 @@ impl Task {
     }
 }
 
+/// `--start-at-task PATTERN`: the first task, in play order, among those `selects` keeps,
+/// whose name or `role : name` is the pattern or matches it as a shell glob (Ansible's
+/// fnmatch), as (play, task) indexes.
+pub fn find_start(pb: &Playbook, pattern: &str, selects: impl Fn(&Task) -> bool) -> Option<(usize, usize)> {
+    let glob = globset::Glob::new(pattern).ok().map(|g| g.compile_matcher());
+    let matches = |s: &str| s == pattern || glob.as_ref().is_some_and(|g| g.is_match(s));
+    pb.plays.iter().enumerate().find_map(|(p, play)| {
+        play.tasks.iter().position(|t| selects(t) && (t.name.as_deref().is_some_and(matches) || matches(&t.display_name()))).map(|t| (p, t))
+    })
+}
+
 #[derive(Debug)]
 pub struct Play {
     pub name: String,
@@ -913,6 +924,21 @@ mod tests {
     fn site_error(dir: &Path, site: &str) -> String {
         write(dir, "site.yml", site);
         load(&dir.join("site.yml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn start_at_task_finds_names_role_names_and_globs_among_selected_tasks() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "roles/app/tasks/main.yml", "- name: migrate\n  ping:\n- name: collect static\n  ping:\n");
+        write(d.path(), "site.yml", "- hosts: all\n  tasks:\n    - name: base\n      ping:\n- hosts: all\n  roles: [app]\n  tasks:\n    - name: migrate\n      ping:\n");
+        let pb = load(&d.path().join("site.yml")).unwrap();
+        let all = |_: &Task| true;
+        assert_eq!(find_start(&pb, "base", all), Some((0, 0)));
+        assert_eq!(find_start(&pb, "migrate", all), Some((1, 0)), "the role's task comes first");
+        assert_eq!(find_start(&pb, "app : collect*", all), Some((1, 1)));
+        assert_eq!(find_start(&pb, "collect static", all), Some((1, 1)));
+        assert_eq!(find_start(&pb, "migrate", |t: &Task| t.role.is_none()), Some((1, 2)));
+        assert_eq!(find_start(&pb, "deploy", all), None);
     }
 
     #[test]
