@@ -137,6 +137,11 @@ pub struct Cli {
     #[arg(long, env = "PROVISION_OVERLAP_PLAYS", num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub overlap_plays: Option<bool>,
 
+    /// Ask for the sudo password used to become another user (hosts whose variables set
+    /// `ansible_become_password` use theirs).
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
+
     /// Start the run at the first task whose name (or `role : name`) is this or matches it as
     /// a glob; earlier plays and tasks don't run.
     #[arg(long, value_name = "NAME")]
@@ -356,6 +361,7 @@ impl Cli {
             r#become: self.r#become,
             overlap_plays: self.overlap_plays.or(cfg.overlap_plays).unwrap_or(false),
             start_at: None,
+            become_password: None,
         })
     }
 }

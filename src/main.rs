@@ -133,6 +133,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     // Before anything is read: vars files and values may be vault-encrypted.
     provision::vault::install(cli.vault_keyring(&cfg)?);
     let mut opts = cli.run_options(&cfg)?;
+    if cli.ask_become_pass {
+        let p = rpassword::prompt_password("BECOME password: ").context("cannot read the become password from the terminal")?;
+        opts.become_password = Some(p);
+    }
     let inv_arg = cli
         .inventory
         .clone()

@@ -2158,3 +2158,73 @@ fn delegate_facts_gives_the_facts_to_the_host_delegated_to() {
         &format!("ok: [{search}] => now itself"),
     ]);
 }
+
+// ------------------------------------------------------------------------ become password
+
+const BECOME_PW_SITE: &str = r#"- name: become with a sudo password
+  hosts: all
+  become: true
+  tasks:
+    - name: who
+      command: id -un
+      register: who
+      changed_when: false
+    - name: a root file whose content goes over stdin
+      copy: {dest: /root/md-become-pw, content: "nothing secret\n", mode: "0600"}
+    - name: as nobody, whom the rule lets in without a password
+      command: id -un
+      become_user: nobody
+      register: nob
+      changed_when: false
+    - name: record
+      copy: {dest: /var/tmp/md-become, content: "{{ who.stdout }} {{ nob.stdout }}\n"}
+"#;
+
+#[test]
+fn become_password_from_a_vaulted_variable_reaches_sudo_and_never_the_output() {
+    const PW: &str = "Sud0-pass-77";
+    let tb = bed();
+    let ring = provision::vault::Keyring::new(vec![provision::vault::Secret::new("default", "md-vault-pw")]);
+    let vaulted = ring.encrypt(PW.as_bytes(), None).unwrap().trim_end().replace('\n', "\n  ");
+    let inventory: String = std::fs::read_to_string(tb.inventory()).unwrap().lines().filter(|l| !l.contains("ansible_user:")).map(|l| format!("{l}\n")).collect();
+    let p = project(&[
+        ("site.yml", BECOME_PW_SITE),
+        ("hosts.yml", &inventory),
+        ("vault-pass", "md-vault-pw\n"),
+        ("group_vars/all.yml", &format!("md_sudo_pw: !vault |\n  {vaulted}\nansible_become_password: \"{{{{ md_sudo_pw }}}}\"\n")),
+        ("wrong.yml", "ansible_become_password: not-the-password\n"),
+    ]);
+    let short = "web1";
+    let _l = lock(short);
+    let host = tb.host(short);
+    tb.ssh_ok(
+        short,
+        &format!(
+            "userdel -r mdsudo 2>/dev/null; useradd -m -s /bin/sh mdsudo && echo 'mdsudo:{PW}' | chpasswd && mkdir -p /home/mdsudo/.ssh && cp /root/.ssh/authorized_keys /home/mdsudo/.ssh/ && chown -R mdsudo: /home/mdsudo/.ssh && \
+             printf 'mdsudo ALL=(ALL) ALL\\nmdsudo ALL=(nobody) NOPASSWD: ALL\\n' > /etc/sudoers.d/mdsudo && chmod 440 /etc/sudoers.d/mdsudo && rm -f /root/md-become-pw /var/tmp/md-become"
+        ),
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["-i", "hosts.yml", "site.yml", "--limit", &host, "--user", "mdsudo", "--vault-password-file", "vault-pass", "--diff"];
+        args.extend_from_slice(extra);
+        provision_env(p.path(), &args, &[("ANSIBLE_CONFIG", "/nonexistent")])
+    };
+    let first = run(&[]);
+    first.assert_ok();
+    assert_eq!(tb.ssh_ok(short, "cat /root/md-become-pw /var/tmp/md-become; stat -c '%a %U' /root/md-become-pw"), "nothing secret\nroot nobody\n600 root\n");
+    let second = run(&["-vv"]);
+    second.assert_no_changes();
+    let check = run(&["--check"]);
+    check.assert_no_changes();
+    for r in [&first, &second, &check] {
+        assert!(!r.stdout.contains(PW) && !r.stderr.contains(PW), "the password was printed:\n{}\n{}", r.stdout, r.stderr);
+    }
+    // Without the password sudo can't be used; with a wrong one it refuses.
+    let none = run(&["-e", "ansible_become_password="]);
+    assert_eq!(none.code, 2, "{}", none.stdout);
+    assert!(none.stdout.contains("sudo: a password is required"), "{}", none.stdout);
+    let wrong = run(&["-e", "@wrong.yml"]);
+    assert_eq!(wrong.code, 2, "{}", wrong.stdout);
+    assert!(wrong.stdout.contains("incorrect password attempt"), "{}", wrong.stdout);
+    tb.ssh_ok(short, "userdel -r mdsudo 2>/dev/null; rm -f /etc/sudoers.d/mdsudo /root/md-become-pw /var/tmp/md-become; true");
+}

@@ -151,6 +151,9 @@ pub struct HostRun {
     uncertain: HashSet<String>,
     /// Strings never to print.
     secrets: Vec<String>,
+    /// The sudo password for becoming another user (`ansible_become_password`, or
+    /// `--ask-become-pass`), when one is given.
+    become_password: Option<String>,
     /// Bumped whenever host variables change (register, set_fact): a task prepared ahead
     /// (for its probes) is reused only if nothing changed since.
     generation: u64,
@@ -298,6 +301,7 @@ impl HostRun {
             predicted_change: false,
             uncertain: HashSet::new(),
             secrets: Vec::new(),
+            become_password: None,
             generation: 0,
             prepared: HashMap::new(),
             absorbed: HashMap::new(),
@@ -318,6 +322,10 @@ impl HostRun {
             above.extend(r.vars.keys().cloned());
         }
         run.above_defaults = above;
+        run.become_password = run.resolve_become_password();
+        if let Some(p) = &run.become_password {
+            run.secrets.push(p.clone());
+        }
         for (k, v) in run.base_vars.iter() {
             if secret_name(k) {
                 if let Value::String(s) = v {
@@ -1168,20 +1176,67 @@ impl HostRun {
         Ok(env.iter().map(|(k, v)| format!("export {k}={}\n", modules::sh_quote(v))).collect())
     }
 
+    /// The host's sudo password: the first of Ansible's become password variables that is
+    /// set (rendered), else `--ask-become-pass`'s answer.
+    fn resolve_become_password(&self) -> Option<String> {
+        const NAMES: &[&str] = &["ansible_become_password", "ansible_become_pass", "ansible_sudo_password", "ansible_sudo_pass"];
+        // Extra vars win over the host's variables (they are not in `base_vars`); a null or
+        // empty value means none.
+        let given = NAMES.iter().find_map(|n| self.ctx.opts.extra_vars.get(*n)).or_else(|| NAMES.iter().find_map(|n| self.base_vars.get(*n)));
+        match given {
+            Some(Value::String(s)) => {
+                let mut top = self.host_vars.clone();
+                merge(&mut top, &self.ctx.opts.extra_vars);
+                Some(self.templar.render_str(s, &top).unwrap_or_else(|_| s.clone())).filter(|p| !p.is_empty())
+            }
+            Some(Value::Null) => None,
+            Some(other) => Some(other.to_string()),
+            None => self.ctx.opts.become_password.clone(),
+        }
+    }
+
     /// Wrap a script to run as `user` (become). The wrapped script's failure to start is
-    /// explained by [`become_failure`].
-    fn wrap(&self, script: &str, user: &str) -> String {
+    /// explained by [`become_failure`]. When sudo needs the host's become password, the
+    /// script reads it as the first line of its stdin (see [`become_stdin`]): `true` says so.
+    /// `data`: the script's own stdin follows the password and is passed on to it.
+    fn wrap(&self, script: &str, user: &str, data: bool) -> (String, bool) {
         let login = self.login();
         if user == login || user.is_empty() {
-            return script.to_string();
+            return (script.to_string(), false);
         }
         let inner = format!("cd ~ 2>/dev/null || cd /\n{script}");
+        let (u, i) = (modules::sh_quote(user), modules::sh_quote(&inner));
         if login == "root" {
-            let u = modules::sh_quote(user);
-            format!("cd / && HOME=$(getent passwd {u} | cut -d: -f6) exec runuser -u {u} -- sh -c {}", modules::sh_quote(&inner))
-        } else {
-            format!("exec sudo -n -H -u {} -- sh -c {}", modules::sh_quote(user), modules::sh_quote(&inner))
+            return (format!("cd / && HOME=$(getent passwd {u} | cut -d: -f6) exec runuser -u {u} -- sh -c {i}"), false);
         }
+        if self.become_password.is_none() || self.delegate.is_some() {
+            return (format!("exec sudo -n -H -u {u} -- sh -c {i}"), false);
+        }
+        // The password arrives on stdin, never in the command (which `ps` shows). sudo is
+        // asked without it first: a NOPASSWD rule or a cached login needs none, and then the
+        // line is dropped; otherwise sudo reads it (-S, no prompt text, cache ignored so it
+        // always asks) and the script gets the rest of stdin.
+        let feed = if data { "{ printf '%s\\n' \"$__provision_pw\"; exec cat; }" } else { "printf '%s\\n' \"$__provision_pw\"" };
+        (
+            format!(
+                "IFS= read -r __provision_pw\nif sudo -n -u {u} true 2>/dev/null; then unset __provision_pw; exec sudo -n -H -u {u} -- sh -c {i}; fi\n{feed} | sudo -S -k -p '' -H -u {u} -- sh -c {i}"
+            ),
+            true,
+        )
+    }
+
+    /// The stdin of a script whose wraps (see [`Self::wrap`]) read `lines` password lines
+    /// first, then `data`.
+    fn become_stdin(&self, lines: usize, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(p) = self.become_password.as_ref().filter(|_| lines > 0) {
+            for _ in 0..lines {
+                out.extend_from_slice(p.as_bytes());
+                out.push(b'\n');
+            }
+        }
+        out.extend_from_slice(data);
+        out
     }
 
     /// Probes for a task: from cache, else one batch with the uncached probes of the following
@@ -1215,18 +1270,21 @@ impl HostRun {
             users.dedup();
             let mut parts = Vec::new();
             let mut groups = Vec::new();
+            let mut password_lines = 0;
             for user in users {
                 let group: Vec<&Probe> = batch.iter().filter(|(u, _)| *u == user).map(|(_, p)| p).collect();
                 let tag = probe::new_tag();
                 let (script, members) = probe::group_script(&tag, &group);
-                parts.push(format!("(\n{}\n)", self.wrap(&script, &user)));
+                let (wrapped, reads_password) = self.wrap(&script, &user, false);
+                password_lines += usize::from(reads_password);
+                parts.push(format!("(\n{wrapped}\n)"));
                 groups.push((user, tag, group, members));
             }
             self.ctx.events.round_trip(&self.host);
             tracing::debug!(host = %self.host, probes = batch.len(), users = groups.len(), "exec probe batch");
             let script = parts.join("\n");
             tracing::trace!(host = %self.host, "probe batch script:\n{script}");
-            let out = self.conn.exec(&script, Some(&[])).await?;
+            let out = self.conn.exec(&script, Some(&self.become_stdin(password_lines, &[]))).await?;
             for (user, tag, group, members) in groups {
                 let results = match probe::parse_batch(&tag, members.len(), &out.stdout) {
                     Ok(r) => r,
@@ -1262,12 +1320,12 @@ impl HostRun {
         let group: Vec<&Probe> = probes.iter().collect();
         let tag = probe::new_tag();
         let (script, members) = probe::group_script(&tag, &group);
-        let script = self.wrap(&script, run_as);
+        let (script, reads_password) = self.wrap(&script, run_as, false);
         tracing::debug!(host = %self.host, to = %to.name, probes = probes.len(), "exec delegated probes");
         if to.same_host {
             self.ctx.events.round_trip(&self.host);
         }
-        let out = to.conn.exec(&script, Some(&[])).await?;
+        let out = to.conn.exec(&script, Some(&self.become_stdin(usize::from(reads_password), &[]))).await?;
         let results = probe::parse_batch(&tag, members.len(), &out.stdout).map_err(|e| ItemError::Task(become_failure(run_as, &e.to_string(), out.exit_code, &out.stderr_str())))?;
         let mut by_index: Vec<Option<ProbeResult>> = vec![None; probes.len()];
         for (i, r) in probe::per_probe(&tag, members, results) {
@@ -1546,7 +1604,8 @@ impl HostRun {
             async_status::launch_script(&jid, limit, &format!("{env}{}", action.script), &spec, action.stdin.is_some())
         };
         let stdin = plan.actions.first().and_then(|a| a.stdin.clone()).unwrap_or_default();
-        let script = self.wrap(&script, run_as);
+        let (script, reads_password) = self.wrap(&script, run_as, true);
+        let stdin = self.become_stdin(usize::from(reads_password), &stdin);
         let conn = self.action_conn();
         tracing::debug!(host = %self.host, jid = %jid, "start async job");
         let out = conn.exec(&script, Some(&stdin)).await;
@@ -1568,7 +1627,8 @@ impl HostRun {
     async fn wait_for_host(&mut self, wait: &modules::Wait, run_as: &str, started: std::time::Instant) -> Result<(), String> {
         tokio::time::sleep(wait.delay).await;
         let deadline = started + wait.delay + wait.timeout;
-        let script = self.wrap(&wait.test, run_as);
+        let (script, reads_password) = self.wrap(&wait.test, run_as, false);
+        let stdin = self.become_stdin(usize::from(reads_password), &[]);
         let per_try = wait.connect_timeout.unwrap_or(std::time::Duration::from_secs(10));
         let mut redial = false;
         let mut last: String;
@@ -1577,7 +1637,7 @@ impl HostRun {
             let tried = if redial { conn.reconnect(wait.connect_timeout).await.map_err(|e| e.to_string()) } else { Ok(()) };
             match tried {
                 Err(e) => last = e,
-                Ok(()) => match tokio::time::timeout(per_try, conn.exec(&script, Some(&[]))).await {
+                Ok(()) => match tokio::time::timeout(per_try, conn.exec(&script, Some(&stdin))).await {
                     Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
                     Ok(Ok(out)) => {
                         redial = false;
@@ -1692,10 +1752,11 @@ impl HostRun {
                         let script = format!("{env}{}", action.script);
                         // `async`: the action stops at the time limit (TERM, then KILL 5 s later).
                         let script = if limit > 0 { format!("timeout -k 5 {limit} sh -c {}", modules::sh_quote(&script)) } else { script };
-                        let script = self.wrap(&script, &run_as);
+                        let (script, reads_password) = self.wrap(&script, &run_as, true);
+                        let stdin = self.become_stdin(usize::from(reads_password), action.stdin.as_deref().unwrap_or(&[]));
                         let conn = self.action_conn();
                         tracing::debug!(host = %self.host, action = %action.summary, delegated = delegated, "exec action");
-                        let out = conn.exec(&script, Some(action.stdin.as_deref().unwrap_or(&[]))).await;
+                        let out = conn.exec(&script, Some(&stdin)).await;
                         if self.on_host() {
                             self.invalidate(&action.touches);
                         }
@@ -1959,6 +2020,12 @@ fn become_failure(user: &str, framing: &str, exit_code: i32, stderr: &str) -> St
     if mine.iter().any(|l| l.contains("does not exist") || l.contains("unknown user")) {
         return format!("cannot become '{user}': no such user on the host");
     }
+    if stderr.contains("a password is required") {
+        return format!("cannot become '{user}': sudo asks for a password; give it with ansible_become_password (in a vaulted vars file, say) or --ask-become-pass");
+    }
+    if stderr.contains("incorrect password attempt") {
+        return format!("cannot become '{user}': sudo refused the become password (incorrect password)");
+    }
     let said = if mine.is_empty() { stderr.trim().lines().collect::<Vec<_>>().join("; ") } else { mine.join("; ") };
     format!("cannot run the probes as '{user}' (exit {exit_code}): {}", if said.is_empty() { framing.to_string() } else { said })
 }
@@ -1985,11 +2052,17 @@ mod tests {
         assert_eq!(become_failure("postgres", "batch did not start", 1, stderr), "cannot become 'postgres': no such user on the host");
         assert_eq!(become_failure("devartis", "batch did not start", 1, stderr), "cannot become 'devartis': no such user on the host");
         assert_eq!(become_failure("app", "x", 1, "sudo: unknown user app\nsudo: error initializing audit plugin sudoers_audit\n"), "cannot become 'app': no such user on the host");
-        // anything else: what the host said
+        // sudo's password: how to give one, or that it was wrong
         assert_eq!(
             become_failure("app", "batch did not start", 1, "sudo: a password is required\n"),
-            "cannot run the probes as 'app' (exit 1): sudo: a password is required"
+            "cannot become 'app': sudo asks for a password; give it with ansible_become_password (in a vaulted vars file, say) or --ask-become-pass"
         );
+        assert_eq!(
+            become_failure("root", "batch did not start", 1, "Sorry, try again.\nsudo: no password was provided\nsudo: 1 incorrect password attempt\n"),
+            "cannot become 'root': sudo refused the become password (incorrect password)"
+        );
+        // anything else: what the host said
+        assert_eq!(become_failure("app", "batch did not start", 1, "sudo: sorry, you must have a tty\n"), "cannot run the probes as 'app' (exit 1): sudo: sorry, you must have a tty");
         assert_eq!(become_failure("app", "batch did not start", 137, ""), "cannot run the probes as 'app' (exit 137): batch did not start");
     }
 }

@@ -48,6 +48,8 @@ pub struct RunOptions {
     /// `--start-at-task`: the (play, task) indexes the run starts at; earlier plays and the
     /// play's earlier tasks don't run.
     pub start_at: Option<(usize, usize)>,
+    /// `--ask-become-pass`: the sudo password for hosts whose variables give none.
+    pub become_password: Option<String>,
 }
 
 impl RunOptions {
@@ -87,6 +89,7 @@ impl Default for RunOptions {
             r#become: false,
             overlap_plays: false,
             start_at: None,
+            become_password: None,
         }
     }
 }
