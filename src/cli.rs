@@ -142,6 +142,11 @@ pub struct Cli {
     #[arg(short = 'K', long)]
     pub ask_become_pass: bool,
 
+    /// Run notified handlers even after a task failed. Always so here: accepted for Ansible's
+    /// command lines.
+    #[arg(long)]
+    pub force_handlers: bool,
+
     /// Start the run at the first task whose name (or `role : name`) is this or matches it as
     /// a glob; earlier plays and tasks don't run.
     #[arg(long, value_name = "NAME")]
@@ -402,6 +407,13 @@ mod tests {
         assert_eq!(c.tags, vec!["a", "b"]);
         assert_eq!(c.verbose, 2);
         assert_eq!(c.playbook, PathBuf::from("play.yml"));
+    }
+
+    #[test]
+    fn ansible_flags_with_nothing_to_change_are_accepted() {
+        let c = Cli::try_parse_from(["provision", "-i", "prod", "--force-handlers", "-K", "--start-at-task", "x"]).unwrap();
+        assert!(c.force_handlers && c.ask_become_pass);
+        assert_eq!(c.start_at_task.as_deref(), Some("x"));
     }
 
     #[test]
