@@ -1225,6 +1225,13 @@ impl HostRun {
         )
     }
 
+    /// [`Self::wrap`] for a script sent alone, with the stdin it then needs: the password
+    /// line if it reads one, then `data` (which the script reads when `reads_data`).
+    fn wrapped(&self, script: &str, user: &str, data: &[u8], reads_data: bool) -> (String, Vec<u8>) {
+        let (script, reads_password) = self.wrap(script, user, reads_data);
+        (script, self.become_stdin(usize::from(reads_password), data))
+    }
+
     /// The stdin of a script whose wraps (see [`Self::wrap`]) read `lines` password lines
     /// first, then `data`.
     fn become_stdin(&self, lines: usize, data: &[u8]) -> Vec<u8> {
@@ -1320,12 +1327,12 @@ impl HostRun {
         let group: Vec<&Probe> = probes.iter().collect();
         let tag = probe::new_tag();
         let (script, members) = probe::group_script(&tag, &group);
-        let (script, reads_password) = self.wrap(&script, run_as, false);
+        let (script, stdin) = self.wrapped(&script, run_as, &[], false);
         tracing::debug!(host = %self.host, to = %to.name, probes = probes.len(), "exec delegated probes");
         if to.same_host {
             self.ctx.events.round_trip(&self.host);
         }
-        let out = to.conn.exec(&script, Some(&self.become_stdin(usize::from(reads_password), &[]))).await?;
+        let out = to.conn.exec(&script, Some(&stdin)).await?;
         let results = probe::parse_batch(&tag, members.len(), &out.stdout).map_err(|e| ItemError::Task(become_failure(run_as, &e.to_string(), out.exit_code, &out.stderr_str())))?;
         let mut by_index: Vec<Option<ProbeResult>> = vec![None; probes.len()];
         for (i, r) in probe::per_probe(&tag, members, results) {
@@ -1604,8 +1611,7 @@ impl HostRun {
             async_status::launch_script(&jid, limit, &format!("{env}{}", action.script), &spec, action.stdin.is_some())
         };
         let stdin = plan.actions.first().and_then(|a| a.stdin.clone()).unwrap_or_default();
-        let (script, reads_password) = self.wrap(&script, run_as, true);
-        let stdin = self.become_stdin(usize::from(reads_password), &stdin);
+        let (script, stdin) = self.wrapped(&script, run_as, &stdin, true);
         let conn = self.action_conn();
         tracing::debug!(host = %self.host, jid = %jid, "start async job");
         let out = conn.exec(&script, Some(&stdin)).await;
@@ -1627,8 +1633,7 @@ impl HostRun {
     async fn wait_for_host(&mut self, wait: &modules::Wait, run_as: &str, started: std::time::Instant) -> Result<(), String> {
         tokio::time::sleep(wait.delay).await;
         let deadline = started + wait.delay + wait.timeout;
-        let (script, reads_password) = self.wrap(&wait.test, run_as, false);
-        let stdin = self.become_stdin(usize::from(reads_password), &[]);
+        let (script, stdin) = self.wrapped(&wait.test, run_as, &[], false);
         let per_try = wait.connect_timeout.unwrap_or(std::time::Duration::from_secs(10));
         let mut redial = false;
         let mut last: String;
@@ -1752,8 +1757,7 @@ impl HostRun {
                         let script = format!("{env}{}", action.script);
                         // `async`: the action stops at the time limit (TERM, then KILL 5 s later).
                         let script = if limit > 0 { format!("timeout -k 5 {limit} sh -c {}", modules::sh_quote(&script)) } else { script };
-                        let (script, reads_password) = self.wrap(&script, &run_as, true);
-                        let stdin = self.become_stdin(usize::from(reads_password), action.stdin.as_deref().unwrap_or(&[]));
+                        let (script, stdin) = self.wrapped(&script, &run_as, action.stdin.as_deref().unwrap_or(&[]), true);
                         let conn = self.action_conn();
                         tracing::debug!(host = %self.host, action = %action.summary, delegated = delegated, "exec action");
                         let out = conn.exec(&script, Some(&stdin)).await;
