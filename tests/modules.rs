@@ -2222,9 +2222,9 @@ fn become_password_from_a_vaulted_variable_reaches_sudo_and_never_the_output() {
     // Without the password sudo can't be used; with a wrong one it refuses.
     let none = run(&["-e", "ansible_become_password="]);
     assert_eq!(none.code, 2, "{}", none.stdout);
-    assert!(none.stdout.contains("sudo: a password is required"), "{}", none.stdout);
+    assert!(none.stdout.contains("cannot become 'root': sudo asks for a password; give it with ansible_become_password"), "{}", none.stdout);
     let wrong = run(&["-e", "@wrong.yml"]);
     assert_eq!(wrong.code, 2, "{}", wrong.stdout);
-    assert!(wrong.stdout.contains("incorrect password attempt"), "{}", wrong.stdout);
+    assert!(wrong.stdout.contains("cannot become 'root': sudo refused the become password"), "{}", wrong.stdout);
     tb.ssh_ok(short, "userdel -r mdsudo 2>/dev/null; rm -f /etc/sudoers.d/mdsudo /root/md-become-pw /var/tmp/md-become; true");
 }

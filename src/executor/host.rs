@@ -1225,6 +1225,17 @@ impl HostRun {
         )
     }
 
+    /// Did sudo, wrapped around a script for `user` (see [`Self::wrap`]), refuse to run it
+    /// for want of the right password? Its own words then start stderr (the script never ran).
+    fn sudo_refused(&self, user: &str, out: &ExecOutput) -> bool {
+        let login = self.login();
+        if user == login || user.is_empty() || login == "root" || out.exit_code != 1 {
+            return false;
+        }
+        let err = out.stderr_str();
+        err.starts_with("sudo: a password is required") || (err.starts_with("Sorry, try again.") && err.contains("incorrect password attempt"))
+    }
+
     /// [`Self::wrap`] for a script sent alone, with the stdin it then needs: the password
     /// line if it reads one, then `data` (which the script reads when `reads_data`).
     fn wrapped(&self, script: &str, user: &str, data: &[u8], reads_data: bool) -> (String, Vec<u8>) {
@@ -1764,11 +1775,16 @@ impl HostRun {
                         if self.on_host() {
                             self.invalidate(&action.touches);
                         }
-                        match out {
+                        let out = match out {
                             // The host going down under its own reboot command.
                             Err(crate::connection::ConnectionError::Lost { .. }) if action.wait.is_some() => ExecOutput::default(),
                             out => out?,
+                        };
+                        // sudo itself refused (no or a wrong password): the action never ran.
+                        if self.sudo_refused(&run_as, &out) {
+                            return Err(ItemError::Task(become_failure(&run_as, "", out.exit_code, &out.stderr_str())));
                         }
+                        out
                     };
                     if let (Some(wait), 0) = (&action.wait, out.exit_code) {
                         if let Err(e) = self.wait_for_host(wait, &run_as, started).await {
