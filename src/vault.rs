@@ -42,6 +42,8 @@ pub enum VaultError {
     WrongPassword(String),
     #[error("vault password: {0}")]
     Password(String),
+    #[error("what the vault-encrypted data holds is not UTF-8 text")]
+    NotText,
     #[error("--encrypt-vault-id '{0}' is none of the given vault ids ({1})")]
     UnknownId(String, String),
 }
@@ -427,15 +429,21 @@ pub fn hide(text: String, mask: &str) -> String {
     out
 }
 
+/// Decrypt vault text that holds text (a vars file, an inventory, a `!vault` value) with the
+/// installed keyring.
+pub fn decrypt_text(text: &str) -> Result<String, VaultError> {
+    String::from_utf8(decrypt(text)?).map_err(|_| VaultError::NotText)
+}
+
+/// [`read_file`] of a text file.
+pub fn read_to_string(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|_| std::io::Error::other("not UTF-8 text"))
+}
+
 /// A controller-side file's content, decrypted if it is vault-encrypted (the `copy` and
 /// `template` sources, the `file` lookup); what it decrypts to is recorded as revealed.
 pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let data = std::fs::read(path)?;
-    decrypt_file_data(path, data)
-}
-
-/// [`read_file`] for content already read.
-pub fn decrypt_file_data(path: &Path, data: Vec<u8>) -> std::io::Result<Vec<u8>> {
     if !is_encrypted(&data) {
         return Ok(data);
     }

@@ -256,8 +256,7 @@ fn options() -> serde_saphyr::Options {
 /// what they decrypt to, with the run's vault passwords ([`crate::vault::install`]).
 pub fn parse_str(file: &Arc<PathBuf>, source: &str) -> Result<Node, YamlError> {
     if crate::vault::is_encrypted(source.as_bytes()) {
-        let plain = crate::vault::decrypt(source).map_err(|e| YamlError::at(file, source, 1, 1, e.to_string()))?;
-        let plain = String::from_utf8(plain).map_err(|_| YamlError::at(file, source, 1, 1, "the vault-encrypted file is not UTF-8 text"))?;
+        let plain = crate::vault::decrypt_text(source).map_err(|e| YamlError::at(file, source, 1, 1, e.to_string()))?;
         let node = parse_plain(file, &plain).map_err(|e| YamlError { snippet: String::new(), ..e })?;
         reveal_strings(&node);
         return Ok(node);
@@ -282,12 +281,11 @@ fn decrypt_vaults(node: &mut Node, file: &Arc<PathBuf>) {
     match &mut node.value {
         NodeValue::Vault(text) => {
             let at = Location { file: file.clone(), line: node.line, column: node.column };
-            node.value = match crate::vault::decrypt(text).map(String::from_utf8) {
-                Ok(Ok(plain)) => {
+            node.value = match crate::vault::decrypt_text(text) {
+                Ok(plain) => {
                     crate::vault::reveal(&plain);
                     NodeValue::Str(plain)
                 }
-                Ok(Err(_)) => NodeValue::Str(vault_error(&at, "the !vault value is not UTF-8 text")),
                 Err(e) => NodeValue::Str(vault_error(&at, &e.to_string())),
             };
         }

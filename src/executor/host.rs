@@ -1200,10 +1200,10 @@ impl HostRun {
     /// script reads it as the first line of its stdin (see [`become_stdin`]): `true` says so.
     /// `data`: the script's own stdin follows the password and is passed on to it.
     fn wrap(&self, script: &str, user: &str, data: bool) -> (String, bool) {
-        let login = self.login();
-        if user == login || user.is_empty() {
+        if !self.becomes(user) {
             return (script.to_string(), false);
         }
+        let login = self.login();
         let inner = format!("cd ~ 2>/dev/null || cd /\n{script}");
         let (u, i) = (modules::sh_quote(user), modules::sh_quote(&inner));
         if login == "root" {
@@ -1225,11 +1225,15 @@ impl HostRun {
         )
     }
 
+    /// Does running as `user` mean becoming someone else than the login (see [`Self::wrap`])?
+    fn becomes(&self, user: &str) -> bool {
+        !user.is_empty() && user != self.login()
+    }
+
     /// Did sudo, wrapped around a script for `user` (see [`Self::wrap`]), refuse to run it
     /// for want of the right password? Its own words then start stderr (the script never ran).
     fn sudo_refused(&self, user: &str, out: &ExecOutput) -> bool {
-        let login = self.login();
-        if user == login || user.is_empty() || login == "root" || out.exit_code != 1 {
+        if !self.becomes(user) || self.login() == "root" || out.exit_code != 1 {
             return false;
         }
         let err = out.stderr_str();

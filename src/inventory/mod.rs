@@ -533,8 +533,7 @@ impl Inventory {
         // values are not all taken for secrets (it is mostly names and addresses); secret
         // values in it are `!vault` values or secret-looking names, as anywhere.
         let text = if crate::vault::is_encrypted(text.as_bytes()) {
-            let plain = crate::vault::decrypt(&text).map_err(|e| InventoryError::Parse(format!("{}:1:1: {e}", path.display())))?;
-            String::from_utf8(plain).map_err(|_| InventoryError::Parse(format!("{}: the vault-encrypted inventory is not UTF-8 text", path.display())))?
+            crate::vault::decrypt_text(&text).map_err(|e| InventoryError::Parse(format!("{}:1:1: {e}", path.display())))?
         } else {
             text
         };

@@ -194,6 +194,14 @@ pub fn write_file_action(path: &str, content: &[u8], owner: Option<&str>, group:
     Action::new(format!("write {path}"), s, Scope::path(path)).with_stdin(content.to_vec())
 }
 
+/// `a` (a write of `path`) makes the missing folders above `path` first, as Ansible does for
+/// a new file.
+pub fn create_parent_dirs(a: &mut Action, path: &str) {
+    if let Some(dir) = std::path::Path::new(path).parent().and_then(|d| d.to_str()).filter(|d| !d.is_empty()) {
+        a.script = format!("mkdir -p -- {}\n{}", sh_quote(dir), a.script);
+    }
+}
+
 /// Like [`write_file_action`], but the new content is first checked with `validate` (a command
 /// containing `%s`, replaced by the temp file's path) and never put in place if that fails.
 pub fn write_file_validated_action(path: &str, content: &[u8], owner: Option<&str>, group: Option<&str>, mode: Option<u32>, existing_mode: Option<u32>, validate: Option<&str>) -> Action {

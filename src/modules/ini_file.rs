@@ -29,7 +29,7 @@
 
 use super::args::{self, opt_boolish, opt_string};
 use super::lineinfile::{current_text, edit_plan, parse_text_file, record_backup, text_file_probe, FileArgs};
-use super::{sh_quote, ActionOutput, ModuleError, ModuleTask, Plan, Probe, ProbeResult};
+use super::{ActionOutput, ModuleError, ModuleTask, Plan, Probe, ProbeResult};
 use regex::Regex;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
@@ -514,11 +514,8 @@ impl ModuleTask for IniTask {
         let new = edit.changed.then_some(edit.content.as_str());
         let (diffs, mut actions) = edit_plan(&self.path, &target, &st, new, &self.file, self.backup);
         if new.is_some() && !st.exists() {
-            // Ansible creates the missing folders of a new file.
-            if let Some(dir) = std::path::Path::new(&target).parent().and_then(|d| d.to_str()).filter(|d| !d.is_empty()) {
-                if let Some(w) = actions.iter_mut().find(|a| a.summary.starts_with("write")) {
-                    w.script = format!("mkdir -p -- {}\n{}", sh_quote(dir), w.script);
-                }
+            if let Some(w) = actions.iter_mut().find(|a| a.summary.starts_with("write")) {
+                super::common::create_parent_dirs(w, &target);
             }
         }
         plan.diffs = diffs;

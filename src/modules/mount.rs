@@ -540,8 +540,7 @@ impl MountTask {
             common::write_file_action(&self.fstab, content.as_bytes(), Some(&st.owner), Some(&st.group), None, Some(st.mode))
         } else {
             let mut a = common::write_file_action(&self.fstab, content.as_bytes(), None, None, None, None);
-            let dir = std::path::Path::new(&self.fstab).parent().map(|p| p.display().to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| ".".into());
-            a.script = format!("mkdir -p -- {}\n{}", sh_quote(&dir), a.script);
+            common::create_parent_dirs(&mut a, &self.fstab);
             a
         };
         a.summary = format!("write the line of {} in {}", self.name, self.fstab);

@@ -155,8 +155,7 @@ impl Module for TemplateModule {
         let path = ctx
             .find_local("templates", &a.src)
             .ok_or_else(|| ModuleError::LocalFile(format!("Could not find or access '{}' (searched templates/ of the role and the playbook directory)", a.src)))?;
-        let text = crate::vault::read_file(&path)
-            .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::other("not UTF-8 text")))
+        let text = crate::vault::read_to_string(&path)
             .map_err(|e| ModuleError::LocalFile(format!("Could not read template '{}': {e}", path.display())))?;
         let mut vars = ctx.vars.clone();
         if ctx.templar.var(ctx.vars, "ansible_managed").is_none() {

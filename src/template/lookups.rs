@@ -61,7 +61,7 @@ fn lookup_values(state: &State, plugin: &str, positional: &[Value], kwargs: &Kwa
             for t in terms {
                 let term = t.as_str().ok_or_else(|| err("lookup('file'): paths must be strings"))?;
                 let path = find_in_search_path(state, "files", term).unwrap_or_else(|| PathBuf::from(term));
-                let content = match crate::vault::read_file(&path).and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::other("not UTF-8 text"))) {
+                let content = match crate::vault::read_to_string(&path) {
                     Ok(c) => c,
                     Err(_) if lenient => continue,
                     Err(e) => return Err(err(format!("lookup('file'): could not read '{term}': {e}"))),
@@ -337,8 +337,7 @@ fn first_found(state: &State, terms: &[Value], kwargs: &Kwargs, subdir: Option<&
 /// `templates/`) rendered with the task's variables, plus `template_vars`.
 fn render_template_file(state: &State, name: &str, template_vars: Option<&Value>) -> Result<String, Error> {
     let path = find_in_search_path(state, "templates", name).ok_or_else(|| err(format!("lookup('template'): could not find template '{name}' (searched templates/ of the role and the playbook directory)")))?;
-    let text = crate::vault::read_file(&path)
-        .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::other("not UTF-8 text")))
+    let text = crate::vault::read_to_string(&path)
         .map_err(|e| err(format!("lookup('template'): could not read {}: {e}", path.display())))?;
     let root = super::lazy::current_root().ok_or_else(|| err("lookup('template'): no variables to render with"))?;
     let ctx = match template_vars {
