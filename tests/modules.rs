@@ -1990,6 +1990,8 @@ fn vault_site(inline: &str) -> String {
       unarchive: {{src: bundle.tar.gz, dest: /srv/vt}}
     - name: fragments, one of them vaulted
       assemble: {{src: frags, dest: /srv/vt/assembled, remote_src: false}}
+    - name: a vaulted script run
+      script: {{cmd: setup.sh from-script, creates: /srv/vt/from-script}}
 "#
     )
 }
@@ -2019,6 +2021,7 @@ fn vault_encrypted_vars_values_and_files_reach_the_host_and_never_the_output() {
     std::fs::create_dir_all(p.path().join("files/frags")).unwrap();
     std::fs::write(p.path().join("files/frags/10-plain"), "plain = 1\n").unwrap();
     std::fs::write(p.path().join("files/frags/20-vaulted"), ring.encrypt(b"fragment = frag-secret-3k\n", None).unwrap()).unwrap();
+    std::fs::write(p.path().join("files/setup.sh"), ring.encrypt(b"#!/bin/sh\necho \"ran $1\" >/srv/vt/\"$1\"\n", None).unwrap()).unwrap();
     let short = "web1";
     let _l = lock(short);
     tb.ssh_ok(short, "rm -rf /srv/vt");
@@ -2036,9 +2039,10 @@ fn vault_encrypted_vars_values_and_files_reach_the_host_and_never_the_output() {
         );
         assert_eq!(t.ssh("cat /srv/vt/app.env.vault"), VAULT_FILE, "decrypt: false copies the vault text");
         assert_eq!(t.ssh("cat /srv/vt/bundle/inside.txt /srv/vt/assembled"), "unpacked\nplain = 1\nfragment = frag-secret-3k\n");
+        assert_eq!(t.ssh("cat /srv/vt/from-script"), "ran from-script\n", "the vaulted script ran decrypted");
     });
     no_secret(&check);
-    assert_eq!(t.changed(&first).len(), 8, "{}", first.stdout);
+    assert_eq!(t.changed(&first).len(), 9, "{}", first.stdout);
     // The diffs were shown, with the secrets hidden.
     assert_has(&first.stdout, &["+greeting = ********", "+token = ********", "+********\n+********\n"]);
     assert!(first.stdout.contains("ok: [md-web1] => ******** / ********"), "{}", first.stdout);

@@ -14,8 +14,9 @@
 //! with Ansible's message; they are checked before anything else, so a missing script or a
 //! relative `chdir` only fails a task that would run. In check mode a task with
 //! `creates`/`removes` that would run reports changed; without them it is skipped ("Check
-//! mode is not supported for this task."). Not supported: `async` with `poll: 0`, Windows
-//! hosts, vault-encrypted scripts (`decrypt`, refused as by Ansible's argument spec).
+//! mode is not supported for this task."). A vault-encrypted script is decrypted with the
+//! run's vault passwords, as Ansible always does (its argument spec refuses `decrypt`, so it
+//! can't be turned off). Not supported: `async` with `poll: 0`, Windows hosts.
 
 use super::args::{self, opt_string};
 use super::command::fill_result;
@@ -160,14 +161,14 @@ fn build(args: &Map<String, Value>, ctx: &PrepareContext) -> Result<ScriptTask, 
     })
 }
 
-/// The script's bytes, found as `copy`'s `src` is.
+/// The script's bytes, found as `copy`'s `src` is, decrypted if vault-encrypted.
 fn read_source(ctx: &PrepareContext, source: &str) -> Result<Vec<u8>, Refusal> {
     let path = ctx.find_local("files", source).ok_or_else(|| {
         Refusal::Source(format!(
             "Could not find or access '{source}' (searched files/ of the role and the playbook directory)"
         ))
     })?;
-    std::fs::read(&path)
+    crate::vault::read_file(&path)
         .map_err(|e| Refusal::Source(format!("Could not read '{}': {e}", path.display())))
 }
 
