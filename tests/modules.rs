@@ -2180,13 +2180,19 @@ const BECOME_PW_SITE: &str = r#"- name: become with a sudo password
       become_user: nobody
       register: nob
       changed_when: false
+    - name: on another host, with that host's own sudo password
+      command: id -un
+      delegate_to: "{{ md_other }}"
+      register: there
+      changed_when: false
     - name: record
-      copy: {dest: /var/tmp/md-become, content: "{{ who.stdout }} {{ nob.stdout }}\n"}
+      copy: {dest: /var/tmp/md-become, content: "{{ who.stdout }} {{ nob.stdout }} {{ there.stdout }}\n"}
 "#;
 
 #[test]
 fn become_password_from_a_vaulted_variable_reaches_sudo_and_never_the_output() {
     const PW: &str = "Sud0-pass-77";
+    const OTHER_PW: &str = "0ther-pass-88";
     let tb = bed();
     let ring = provision::vault::Keyring::new(vec![provision::vault::Secret::new("default", "md-vault-pw")]);
     let vaulted = ring.encrypt(PW.as_bytes(), None).unwrap().trim_end().replace('\n', "\n  ");
@@ -2195,19 +2201,24 @@ fn become_password_from_a_vaulted_variable_reaches_sudo_and_never_the_output() {
         ("site.yml", BECOME_PW_SITE),
         ("hosts.yml", &inventory),
         ("vault-pass", "md-vault-pw\n"),
-        ("group_vars/all.yml", &format!("md_sudo_pw: !vault |\n  {vaulted}\nansible_become_password: \"{{{{ md_sudo_pw }}}}\"\n")),
+        ("group_vars/all.yml", &format!("md_sudo_pw: !vault |\n  {vaulted}\nansible_become_password: \"{{{{ md_sudo_pw }}}}\"\nmd_other: {}\n", tb.host("search1"))),
         ("wrong.yml", "ansible_become_password: not-the-password\n"),
+        // The host tasks are delegated to has a sudo password of its own.
+        (&format!("host_vars/{}.yml", tb.host("search1")), &format!("ansible_become_password: {OTHER_PW}\n")),
     ]);
     let short = "web1";
     let _l = lock(short);
+    let _other = lock("search1");
     let host = tb.host(short);
-    tb.ssh_ok(
-        short,
-        &format!(
-            "userdel -r mdsudo 2>/dev/null; useradd -m -s /bin/sh mdsudo && echo 'mdsudo:{PW}' | chpasswd && mkdir -p /home/mdsudo/.ssh && cp /root/.ssh/authorized_keys /home/mdsudo/.ssh/ && chown -R mdsudo: /home/mdsudo/.ssh && \
-             printf 'mdsudo ALL=(ALL) ALL\\nmdsudo ALL=(nobody) NOPASSWD: ALL\\n' > /etc/sudoers.d/mdsudo && chmod 440 /etc/sudoers.d/mdsudo && rm -f /root/md-become-pw /var/tmp/md-become"
-        ),
-    );
+    for (on, pw) in [(short, PW), ("search1", OTHER_PW)] {
+        tb.ssh_ok(
+            on,
+            &format!(
+                "userdel -r mdsudo 2>/dev/null; useradd -m -s /bin/sh mdsudo && echo 'mdsudo:{pw}' | chpasswd && mkdir -p /home/mdsudo/.ssh && cp /root/.ssh/authorized_keys /home/mdsudo/.ssh/ && chown -R mdsudo: /home/mdsudo/.ssh && \
+                 printf 'mdsudo ALL=(ALL) ALL\\nmdsudo ALL=(nobody) NOPASSWD: ALL\\n' > /etc/sudoers.d/mdsudo && chmod 440 /etc/sudoers.d/mdsudo && rm -f /root/md-become-pw /var/tmp/md-become"
+            ),
+        );
+    }
     let run = |extra: &[&str]| {
         let mut args = vec!["-i", "hosts.yml", "site.yml", "--limit", &host, "--user", "mdsudo", "--vault-password-file", "vault-pass", "--diff"];
         args.extend_from_slice(extra);
@@ -2215,13 +2226,15 @@ fn become_password_from_a_vaulted_variable_reaches_sudo_and_never_the_output() {
     };
     let first = run(&[]);
     first.assert_ok();
-    assert_eq!(tb.ssh_ok(short, "cat /root/md-become-pw /var/tmp/md-become; stat -c '%a %U' /root/md-become-pw"), "nothing secret\nroot nobody\n600 root\n");
+    assert_eq!(tb.ssh_ok(short, "cat /root/md-become-pw /var/tmp/md-become; stat -c '%a %U' /root/md-become-pw"), "nothing secret\nroot nobody root\n600 root\n");
     let second = run(&["-vv"]);
     second.assert_no_changes();
     let check = run(&["--check"]);
     check.assert_no_changes();
     for r in [&first, &second, &check] {
-        assert!(!r.stdout.contains(PW) && !r.stderr.contains(PW), "the password was printed:\n{}\n{}", r.stdout, r.stderr);
+        for pw in [PW, OTHER_PW] {
+            assert!(!r.stdout.contains(pw) && !r.stderr.contains(pw), "a password was printed:\n{}\n{}", r.stdout, r.stderr);
+        }
     }
     // Without the password sudo can't be used; with a wrong one it refuses.
     let none = run(&["-e", "ansible_become_password="]);
@@ -2230,5 +2243,7 @@ fn become_password_from_a_vaulted_variable_reaches_sudo_and_never_the_output() {
     let wrong = run(&["-e", "@wrong.yml"]);
     assert_eq!(wrong.code, 2, "{}", wrong.stdout);
     assert!(wrong.stdout.contains("cannot become 'root': sudo refused the become password"), "{}", wrong.stdout);
-    tb.ssh_ok(short, "userdel -r mdsudo 2>/dev/null; rm -f /etc/sudoers.d/mdsudo /root/md-become-pw /var/tmp/md-become; true");
+    for on in [short, "search1"] {
+        tb.ssh_ok(on, "userdel -r mdsudo 2>/dev/null; rm -f /etc/sudoers.d/mdsudo /root/md-become-pw /var/tmp/md-become; true");
+    }
 }

@@ -33,9 +33,14 @@ pub struct Delegate {
     /// The task's own host, logged in to as another user (`remote_user`): its changes are
     /// the host's and its actions are the host's round trips.
     pub same_host: bool,
+    /// The sudo password for becoming another user there: the delegated host's own become
+    /// password variables, as Ansible takes a delegate's connection and become variables
+    /// from it (else `--ask-become-pass`'s answer).
+    pub become_password: Option<String>,
 }
 
-type Connected = Result<(Arc<dyn Transport>, String), String>;
+/// A delegate's connection, who it logs in as and its become password.
+type Connected = Result<(Arc<dyn Transport>, String, Option<String>), String>;
 
 /// A connection opened once, on first use (its result kept, failure included).
 type Slot = Arc<tokio::sync::OnceCell<Connected>>;
@@ -104,14 +109,14 @@ impl DelegatePool {
     pub async fn get(&self, host: &str, remote_user: Option<&str>, inventory: &Inventory, templar: &Templar, opts: &RunOptions) -> Result<Delegate, String> {
         let key = (host.to_string(), remote_user.map(str::to_string));
         let cell = self.conns.lock().await.entry(key).or_default().clone();
-        let (conn, login) = cell.get_or_init(|| connect(host, remote_user, inventory, templar, opts)).await.clone()?;
-        Ok(Delegate { name: host.to_string(), conn, login, controller: false, same_host: false })
+        let (conn, login, become_password) = cell.get_or_init(|| connect(host, remote_user, inventory, templar, opts)).await.clone()?;
+        Ok(Delegate { name: host.to_string(), conn, login, controller: false, same_host: false, become_password })
     }
 
     pub async fn close(&self) {
         let cells: Vec<_> = self.conns.lock().await.values().cloned().collect();
         for cell in cells {
-            if let Some(Ok((conn, _))) = cell.get() {
+            if let Some(Ok((conn, _, _))) = cell.get() {
                 tracing::debug!("closing a delegation connection");
                 conn.close().await;
             }
@@ -137,7 +142,12 @@ async fn connect(host: &str, remote_user: Option<&str>, inventory: &Inventory, t
             out.stdout_str().trim().to_string()
         }
     };
-    Ok((conn, login))
+    let vars = inventory.host_vars(host);
+    let become_password = super::become_password(&vars, &vars, templar, opts);
+    if let Some(p) = &become_password {
+        crate::vault::reveal(p);
+    }
+    Ok((conn, login, become_password))
 }
 
 #[cfg(test)]

@@ -1176,22 +1176,17 @@ impl HostRun {
         Ok(env.iter().map(|(k, v)| format!("export {k}={}\n", modules::sh_quote(v))).collect())
     }
 
-    /// The host's sudo password: the first of Ansible's become password variables that is
-    /// set (rendered), else `--ask-become-pass`'s answer.
+    /// The host's sudo password (see [`super::become_password`]).
     fn resolve_become_password(&self) -> Option<String> {
-        const NAMES: &[&str] = &["ansible_become_password", "ansible_become_pass", "ansible_sudo_password", "ansible_sudo_pass"];
-        // Extra vars win over the host's variables (they are not in `base_vars`); a null or
-        // empty value means none.
-        let given = NAMES.iter().find_map(|n| self.ctx.opts.extra_vars.get(*n)).or_else(|| NAMES.iter().find_map(|n| self.base_vars.get(*n)));
-        match given {
-            Some(Value::String(s)) => {
-                let mut top = self.host_vars.clone();
-                merge(&mut top, &self.ctx.opts.extra_vars);
-                Some(self.templar.render_str(s, &top).unwrap_or_else(|_| s.clone())).filter(|p| !p.is_empty())
-            }
-            Some(Value::Null) => None,
-            Some(other) => Some(other.to_string()),
-            None => self.ctx.opts.become_password.clone(),
+        super::become_password(&self.base_vars, &self.host_vars, &self.templar, &self.ctx.opts)
+    }
+
+    /// The sudo password where the item running now runs: its delegate's when it is
+    /// delegated to another host (none on the controller), else the host's.
+    fn current_become_password(&self) -> Option<&String> {
+        match &self.delegate {
+            Some(d) if !d.same_host => d.become_password.as_ref(),
+            _ => self.become_password.as_ref(),
         }
     }
 
@@ -1209,7 +1204,7 @@ impl HostRun {
         if login == "root" {
             return (format!("cd / && HOME=$(getent passwd {u} | cut -d: -f6) exec runuser -u {u} -- sh -c {i}"), false);
         }
-        if self.become_password.is_none() || self.delegate.is_some() {
+        if self.current_become_password().is_none() {
             return (format!("exec sudo -n -H -u {u} -- sh -c {i}"), false);
         }
         // The password arrives on stdin, never in the command (which `ps` shows). sudo is
@@ -1251,7 +1246,7 @@ impl HostRun {
     /// first, then `data`.
     fn become_stdin(&self, lines: usize, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        if let Some(p) = self.become_password.as_ref().filter(|_| lines > 0) {
+        if let Some(p) = self.current_become_password().filter(|_| lines > 0) {
             for _ in 0..lines {
                 out.extend_from_slice(p.as_bytes());
                 out.push(b'\n');
@@ -1393,7 +1388,7 @@ impl HostRun {
             return Err(ItemError::Task(format!("{}: delegate_to: empty host name", task.location)));
         }
         if matches!(to.as_str(), "localhost" | "127.0.0.1" | "::1") || ctx.inventory.host_vars(&to).get("ansible_connection").and_then(|c| c.as_str()) == Some("local") {
-            return Ok(Some(super::delegate::Delegate { name: to, conn: self.local_conn(), login: local_user().to_string(), controller: true, same_host: false }));
+            return Ok(Some(super::delegate::Delegate { name: to, conn: self.local_conn(), login: local_user().to_string(), controller: true, same_host: false, become_password: None }));
         }
         let user = keyword(&to)?;
         ctx.delegates.get(&to, user.as_deref(), &ctx.inventory, &ctx.templar, &ctx.opts).await.map(Some).map_err(ItemError::Unreachable)

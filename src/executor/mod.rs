@@ -638,6 +638,24 @@ pub(super) fn keyword_user(raw: Option<&str>, h: &str, inventory: &Inventory, te
     Ok((!user.is_empty()).then(|| user.to_string()))
 }
 
+/// A host's sudo password: the first of Ansible's become password variables set in `vars`
+/// (rendered with `render_vars` and the extra vars; extra vars win, a null or empty value
+/// means none), else `--ask-become-pass`'s answer.
+pub(super) fn become_password(vars: &Vars, render_vars: &Vars, templar: &Templar, opts: &RunOptions) -> Option<String> {
+    const NAMES: &[&str] = &["ansible_become_password", "ansible_become_pass", "ansible_sudo_password", "ansible_sudo_pass"];
+    let given = NAMES.iter().find_map(|n| opts.extra_vars.get(*n)).or_else(|| NAMES.iter().find_map(|n| vars.get(*n)));
+    match given {
+        Some(Value::String(s)) => {
+            let mut top = render_vars.clone();
+            top.extend(opts.extra_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Some(templar.render_str(s, &top).unwrap_or_else(|_| s.clone())).filter(|p| !p.is_empty())
+        }
+        Some(Value::Null) => None,
+        Some(other) => Some(other.to_string()),
+        None => opts.become_password.clone(),
+    }
+}
+
 /// Why a connection to a host could not be opened.
 enum ConnectFailure {
     /// Its connection variables don't make sense (the host fails).
