@@ -111,7 +111,7 @@ fn list(cli: &Cli, pb: &Playbook, inventory: &Inventory, opts: &executor::RunOpt
         }
         if cli.list_tasks {
             writeln!(out, "    tasks:")?;
-            for t in play.tasks.iter().filter(|t| opts.selects(t)) {
+            for t in play.tasks.iter().filter(|t| !t.implicit && opts.selects(t)) {
                 writeln!(out, "      {}\tTAGS: [{}]", t.display_name(), t.tags.join(", "))?;
             }
         }

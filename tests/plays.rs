@@ -690,3 +690,49 @@ fn a_failure_no_rescue_takes_runs_the_always_sections_and_fails_the_host() {
     assert_eq!(recap["a"].failed, 1, "the rescue's failure: {}", r.stdout);
     assert!(r.stdout.contains("rescued=1"), "the first failure was rescued: {}", r.stdout);
 }
+
+#[test]
+fn handlers_run_after_each_section_and_may_notify_other_handlers() {
+    // Ansible's play: handlers notified by pre_tasks run before the roles, those of the roles
+    // and tasks before post_tasks. A handler notifying one defined after it runs it in the
+    // same flush; one defined before it waits for the next flush.
+    let site = "- hosts: a\n  gather_facts: false\n\
+                \x20 pre_tasks:\n    - {shell: 'echo pre >> {{ d }}/log', notify: h pre}\n\
+                \x20 roles: [rr]\n\
+                \x20 tasks:\n    - {shell: 'echo task >> {{ d }}/log', notify: reload}\n\
+                \x20 post_tasks:\n    - {shell: 'echo post >> {{ d }}/log'}\n\
+                \x20 handlers:\n\
+                \x20   - {name: restart, shell: 'echo restart >> {{ d }}/log'}\n\
+                \x20   - {name: h pre, shell: 'echo h-pre >> {{ d }}/log'}\n\
+                \x20   - {name: reload, shell: 'echo reload >> {{ d }}/log', notify: [after reload, restart]}\n\
+                \x20   - {name: after reload, shell: 'echo after-reload >> {{ d }}/log'}\n";
+    let (r, dir) = run_project(
+        &[
+            ("site.yml", site),
+            ("roles/rr/tasks/main.yml", "- shell: 'echo role >> {{ d }}/log'\n  notify: rr handler\n"),
+            ("roles/rr/handlers/main.yml", "- name: rr handler\n  shell: 'echo rr-handler >> {{ d }}/log'\n"),
+        ],
+        &[],
+        &[],
+    );
+    r.assert_ok();
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(log, "pre\nh-pre\nrole\ntask\nrr-handler\nreload\nafter-reload\npost\nrestart\n", "{}", r.stdout);
+    // The added flushes are not tasks anyone wrote.
+    let p = project(&[("hosts.yml", INVENTORY3), ("site.yml", site), ("roles/rr/tasks/main.yml", "- shell: 'true'\n"), ("roles/rr/handlers/main.yml", "")]);
+    let list = provision(p.path(), &["-i", "hosts.yml", "site.yml", "--list-tasks"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(!list.stdout.contains("meta"), "{}", list.stdout);
+}
+
+#[test]
+fn a_notify_naming_no_handler_is_an_error_before_anything_runs() {
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n    - file: {path: '{{ d }}/ran', state: touch}\n    - command: 'true'\n      notify: restart ngnix\n  handlers:\n    - name: restart nginx\n      command: 'true'\n    - name: other\n      command: 'true'\n      listen: web restarts\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("site.yml:5:7: notify: no handler is named or listens to 'restart ngnix' (the play's handlers: restart nginx, other)"), "{}", r.stderr);
+    assert!(!exists(&dir, "ran"));
+    // A listen topic is a handler's name too.
+    let (ok, _) = run3(&site.replace("restart ngnix", "web restarts"), &[]);
+    ok.assert_ok();
+}

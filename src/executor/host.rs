@@ -736,15 +736,15 @@ impl HostRun {
     }
 
     /// Run notified handlers in their definition order. Returns Some(outcome) if one failed.
+    /// A handler notified by a handler runs in the same flush when it comes later in the
+    /// list, else at the next flush (as Ansible's handler iteration does).
     async fn run_handlers(&mut self, at: SlotKey) -> Option<HostOutcome> {
         let ctx = self.ctx.clone();
         let play = ctx.play();
         let mut failed = None;
-        let notified = std::mem::take(&mut self.notified);
         for (h, handler) in play.handlers.iter().enumerate() {
-            if !notified.contains(&h) {
-                continue;
-            }
+            let Some(pos) = self.notified.iter().position(|&n| n == h) else { continue };
+            self.notified.remove(pos);
             let key = (at.0, 1, h);
             self.emit_header(key, handler, true);
             match self.run_task(handler, key, usize::MAX).await {
@@ -763,8 +763,7 @@ impl HostRun {
         for name in names {
             let mut found = false;
             for (i, h) in play.handlers.iter().enumerate() {
-                let matches = h.name.as_deref() == Some(name.as_str()) || h.display_name() == *name || h.listen.iter().any(|l| l == name);
-                if matches {
+                if h.answers(name) {
                     found = true;
                     if !self.notified.contains(&i) {
                         self.notified.push(i);

@@ -60,6 +60,9 @@ impl RunOptions {
 
     /// Does `--tags`/`--skip-tags`/`--roles` let `task` run?
     pub fn selects(&self, task: &crate::playbook::Task) -> bool {
+        if task.implicit {
+            return true;
+        }
         if !self.tags.selects(&task.tags) {
             return false;
         }

@@ -109,6 +109,10 @@ pub struct Task {
     pub any_errors_fatal: bool,
     pub role: Option<Arc<Role>>,
     pub location: Location,
+    /// A `meta: flush_handlers` the play adds itself (after `pre_tasks`, and after the roles
+    /// and tasks when `post_tasks` follow, as Ansible's play does): not listed, not chosen
+    /// by name, and not left out by tags or `--roles`.
+    pub implicit: bool,
 }
 
 /// Where a task stands in a block that has `rescue` or `always` tasks (the play's tasks are
@@ -143,12 +147,56 @@ pub struct Retry {
 }
 
 impl Task {
+    /// The `meta: flush_handlers` a play runs between its sections.
+    fn implicit_flush(location: Location) -> Task {
+        Task {
+            name: None,
+            module: "meta".into(),
+            args: Value::String("flush_handlers".into()),
+            when: Vec::new(),
+            loop_items: None,
+            loop_control: LoopControl::default(),
+            register: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            r#become: None,
+            become_user: None,
+            remote_user: None,
+            tags: vec!["always".into()],
+            vars: Vars::new(),
+            changed_when: None,
+            failed_when: None,
+            ignore_errors: false,
+            ignore_unreachable: false,
+            delegate_facts: false,
+            no_log: false,
+            check_mode: None,
+            run_once: false,
+            delegate_to: None,
+            async_limit: None,
+            background: false,
+            retry: None,
+            any_errors_fatal: false,
+            environment: Vec::new(),
+            blocks: Vec::new(),
+            role: None,
+            location,
+            implicit: true,
+        }
+    }
+
     /// Is the task in a block's `rescue` section (it runs only after a failure)?
     pub fn in_rescue(&self) -> bool {
         self.blocks.iter().any(|p| p.section == Section::Rescue)
     }
 
     /// `role : name` as Ansible shows it.
+    /// Does this handler run for a `notify` of `name` (its name, `role : name`, or a `listen`
+    /// topic)?
+    pub fn answers(&self, name: &str) -> bool {
+        self.name.as_deref() == Some(name) || self.display_name() == name || self.listen.iter().any(|l| l == name)
+    }
+
     pub fn display_name(&self) -> String {
         let base = self.name.clone().unwrap_or_else(|| self.module.clone());
         match &self.role {
@@ -165,7 +213,7 @@ pub fn find_start(pb: &Playbook, pattern: &str, selects: impl Fn(&Task) -> bool)
     let glob = globset::Glob::new(pattern).ok().map(|g| g.compile_matcher());
     let matches = |s: &str| s == pattern || glob.as_ref().is_some_and(|g| g.is_match(s));
     pb.plays.iter().enumerate().find_map(|(p, play)| {
-        play.tasks.iter().position(|t| selects(t) && (t.name.as_deref().is_some_and(matches) || matches(&t.display_name()))).map(|t| (p, t))
+        play.tasks.iter().position(|t| !t.implicit && selects(t) && (t.name.as_deref().is_some_and(matches) || matches(&t.display_name()))).map(|t| (p, t))
     })
 }
 
@@ -441,8 +489,18 @@ impl Loader<'_> {
 
         let mut tasks = Vec::new();
         let mut handlers = Vec::new();
+        // Handlers notified by a section run when it ends (the last one's at the play's end).
+        let flush = |tasks: &mut Vec<Task>| {
+            if !tasks.is_empty() {
+                tasks.push(Task::implicit_flush(node.location(file)));
+            }
+        };
+        let later = |keys: &[&str]| keys.iter().any(|k| m.get(*k).is_some_and(|n| !matches!(n.value, NodeValue::Null)));
         if let Some(t) = m.get("pre_tasks") {
             self.task_list(file, t, &base, &mut tasks)?;
+            if later(&["roles", "tasks", "post_tasks"]) {
+                flush(&mut tasks);
+            }
         }
         if let Some(r) = m.get("roles") {
             let seq = r.as_seq().ok_or_else(|| err_at(file, r, "roles must be a list"))?;
@@ -453,6 +511,9 @@ impl Loader<'_> {
         if let Some(t) = m.get("tasks") {
             self.task_list(file, t, &base, &mut tasks)?;
         }
+        if later(&["post_tasks"]) && (later(&["roles", "tasks"])) {
+            flush(&mut tasks);
+        }
         if let Some(t) = m.get("post_tasks") {
             self.task_list(file, t, &base, &mut tasks)?;
         }
@@ -460,6 +521,18 @@ impl Loader<'_> {
             self.task_list(file, h, &base, &mut handlers)?;
         }
         handlers.append(&mut self.included_handlers);
+        // A handler name written out that no handler of the play has or listens to is a
+        // typo that would leave a service unrestarted: an error before anything runs (Ansible
+        // stops the run when such a task notifies). Templated names are checked when used.
+        for t in tasks.iter().chain(&handlers) {
+            for n in t.notify.iter().filter(|n| !crate::template::Templar::is_template(n)) {
+                if !handlers.iter().any(|h| h.answers(n)) {
+                    let known: Vec<String> = handlers.iter().map(Task::display_name).collect();
+                    let known = if known.is_empty() { "the play has none".to_string() } else { format!("the play's handlers: {}", known.join(", ")) };
+                    return Err(PlaybookError::At { location: t.location.clone(), message: format!("notify: no handler is named or listens to '{n}' ({known})") });
+                }
+            }
+        }
         Ok(Play {
             name,
             hosts,
@@ -875,6 +948,7 @@ impl Loader<'_> {
             blocks: Vec::new(),
             role: inh.role.clone(),
             location: node.location(file),
+            implicit: false,
         };
         out.push(task);
         Ok(())
