@@ -736,3 +736,13 @@ fn a_notify_naming_no_handler_is_an_error_before_anything_runs() {
     let (ok, _) = run3(&site.replace("restart ngnix", "web restarts"), &[]);
     ok.assert_ok();
 }
+
+#[test]
+fn a_loop_with_an_ignored_failed_item_registers_as_failed() {
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - command: echo {{ item }}\n      loop: [1, 2, 3]\n      register: lr\n      failed_when: item == 2\n      ignore_errors: true\n\
+                \x20   - copy: {content: \"{{ lr is failed }} {{ lr.failed }} {{ lr.msg }} {{ lr.results | map(attribute='failed') | list }}\\n\", dest: '{{ d }}/out'}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "True True One or more items failed [False, True, False]\n", "{}", r.stdout);
+}

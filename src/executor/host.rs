@@ -972,9 +972,11 @@ impl HostRun {
                 let mut m = Map::new();
                 m.insert("results".into(), Value::Array(results));
                 m.insert("changed".into(), json!(any_changed));
-                m.insert("failed".into(), json!(any_failed));
+                // An item's ignored failure still makes the loop's result failed (`is failed`).
+                let failed = any_failed || ignored_failure;
+                m.insert("failed".into(), json!(failed));
                 m.insert("skipped".into(), json!(all_skipped || empty_loop));
-                m.insert("msg".into(), json!(if any_failed { "One or more items failed" } else { "All items completed" }));
+                m.insert("msg".into(), json!(if failed { "One or more items failed" } else { "All items completed" }));
                 Value::Object(m)
             } else {
                 outcomes[0].1.registered.clone()
