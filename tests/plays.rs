@@ -746,3 +746,21 @@ fn a_loop_with_an_ignored_failed_item_registers_as_failed() {
     r.assert_ok();
     assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "True True One or more items failed [False, True, False]\n", "{}", r.stdout);
 }
+
+#[test]
+fn the_diff_keyword_hides_or_shows_a_tasks_diff() {
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - copy: {content: \"hidden-line\\n\", dest: '{{ d }}/hidden'}\n      diff: false\n\
+                \x20   - block:\n        - copy: {content: \"block-hidden\\n\", dest: '{{ d }}/block'}\n      diff: no\n\
+                \x20   - copy: {content: \"shown-line\\n\", dest: '{{ d }}/shown'}\n";
+    let (r, dir) = run3(site, &["--diff"]);
+    r.assert_ok();
+    assert!(exists(&dir, "hidden") && exists(&dir, "block"));
+    assert!(!r.stdout.contains("hidden-line") && !r.stdout.contains("block-hidden"), "{}", r.stdout);
+    assert!(r.stdout.contains("+shown-line"), "{}", r.stdout);
+    assert!(!r.stderr.contains("ignored"), "{}", r.stderr);
+    // `diff: true` shows it without --diff.
+    let (r, _) = run3(&site.replace("diff: false", "diff: true"), &[]);
+    r.assert_ok();
+    assert!(r.stdout.contains("+hidden-line") && !r.stdout.contains("+shown-line"), "{}", r.stdout);
+}

@@ -540,7 +540,7 @@ impl HostRun {
             status: out.status,
             item: if hidden { item.map(|_| "(censored due to no_log)".to_string()) } else { item.map(|i| self.scrub(&i)) },
             msg: if hidden && out.msg.is_some() { Some(censored.clone()) } else { out.msg.as_ref().map(|m| self.scrub(m)) },
-            diffs: if hidden {
+            diffs: if hidden || task.diff == Some(false) {
                 vec![]
             } else {
                 out.diffs
@@ -560,6 +560,7 @@ impl HostRun {
             // The whole result with -vv; a failure's always (what failed: exit code, output).
             result: if hidden { json!({"censored": censored}) } else if self.ctx.opts.verbosity >= 2 || out.status == Status::Failed { self.scrub_value(&out.registered) } else { Value::Null },
             counts,
+            show_diff: task.diff == Some(true),
         };
         self.ctx.events.emit(Event::Result { play: self.ctx.play_idx, key, task: task.display_name(), result });
     }

@@ -84,6 +84,9 @@ pub struct Task {
     pub delegate_facts: bool,
     pub no_log: bool,
     pub check_mode: Option<bool>,
+    /// `diff` (task, block, include, role or play): `false` hides the task's diffs even with
+    /// `--diff`, `true` shows them without it.
+    pub diff: Option<bool>,
     pub run_once: bool,
     /// `delegate_to` (`local_action` is `delegate_to: localhost`): where the task runs
     /// instead of its host (as written; rendered when the task runs): the controller or
@@ -171,6 +174,7 @@ impl Task {
             delegate_facts: false,
             no_log: false,
             check_mode: None,
+            diff: None,
             run_once: false,
             delegate_to: None,
             async_limit: None,
@@ -255,11 +259,11 @@ const TASK_KEYWORDS: &[&str] = &[
 ];
 
 /// Keywords accepted but not implemented: loading warns once instead of failing.
-const IGNORED_KEYWORDS: &[&str] = &["become_method", "diff", "debugger", "collections", "module_defaults", "throttle", "timeout"];
+const IGNORED_KEYWORDS: &[&str] = &["become_method", "debugger", "collections", "module_defaults", "throttle", "timeout"];
 
 
 const BLOCK_KEYWORDS: &[&str] =
-    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "become_method", "any_errors_fatal", "environment", "ignore_unreachable"];
+    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "diff", "become_method", "any_errors_fatal", "environment", "ignore_unreachable"];
 
 /// Inherited keywords passed down from blocks, includes and roles.
 #[derive(Debug, Clone, Default)]
@@ -274,6 +278,8 @@ struct Inherit {
     ignore_unreachable: Option<bool>,
     no_log: Option<bool>,
     check_mode: Option<bool>,
+    /// `diff`: this task's diffs shown (`true`, even without `--diff`) or not (`false`).
+    diff: Option<bool>,
     any_errors_fatal: Option<bool>,
     /// `environment` of the play, roles, blocks and includes around the task, outermost first.
     environment: Vec<Value>,
@@ -434,7 +440,7 @@ impl Loader<'_> {
             "name", "hosts", "vars", "vars_files", "roles", "tasks", "pre_tasks", "post_tasks", "handlers", "become", "become_user",
             "gather_facts", "tags", "remote_user", "serial", "strategy", "any_errors_fatal", "max_fail_percentage", "become_method",
             "collections", "environment", "force_handlers", "ignore_errors", "no_log", "check_mode", "order", "module_defaults",
-            "ignore_unreachable",
+            "ignore_unreachable", "diff",
         ];
         for (k, v) in m {
             if !PLAY_KEYS.contains(&k.as_str()) {
@@ -473,6 +479,7 @@ impl Loader<'_> {
             ignore_unreachable: m.get("ignore_unreachable").map(|b| bool_of(file, b, "ignore_unreachable")).transpose()?,
             no_log: m.get("no_log").map(|b| bool_of(file, b, "no_log")).transpose()?,
             check_mode: m.get("check_mode").map(|b| bool_of(file, b, "check_mode")).transpose()?,
+            diff: m.get("diff").map(|b| bool_of(file, b, "diff")).transpose()?,
             any_errors_fatal: m.get("any_errors_fatal").map(|b| bool_of(file, b, "any_errors_fatal")).transpose()?,
             environment: m.get("environment").map(Node::to_json).into_iter().collect(),
             ..Default::default()
@@ -568,6 +575,7 @@ impl Loader<'_> {
                         "become" => inh.r#become = Some(bool_of(file, v, "become")?),
                         "become_user" => inh.become_user = v.as_str().map(str::to_string),
                         "remote_user" => inh.remote_user = v.as_str().map(str::to_string),
+                        "diff" => inh.diff = Some(bool_of(file, v, "diff")?),
                         "environment" => inh.environment.push(v.to_json()),
                         "vars" => params.extend(vars_of(file, v, "role vars")?),
                         _ => {
@@ -694,6 +702,9 @@ impl Loader<'_> {
         if let Some(b) = m.get("check_mode") {
             inh.check_mode = Some(bool_of(file, b, "check_mode")?);
         }
+        if let Some(b) = m.get("diff") {
+            inh.diff = Some(bool_of(file, b, "diff")?);
+        }
         if let Some(b) = m.get("any_errors_fatal") {
             inh.any_errors_fatal = Some(bool_of(file, b, "any_errors_fatal")?);
         }
@@ -757,7 +768,7 @@ impl Loader<'_> {
                     _ => return Err(err_at(file, target, "include needs a file name")),
                 };
                 for k in m.keys() {
-                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", key].contains(&k.as_str()) {
+                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", key].contains(&k.as_str()) {
                         return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
                     }
                 }
@@ -934,6 +945,7 @@ impl Loader<'_> {
             delegate_facts: m.get("delegate_facts").map(|b| bool_of(file, b, "delegate_facts")).transpose()?.unwrap_or(false),
             no_log: inh.no_log.unwrap_or(false),
             check_mode: inh.check_mode,
+            diff: inh.diff,
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
             delegate_to: if local_action.is_some() { Some("localhost".to_string()) } else { string_opt("delegate_to")? },
             async_limit: m.get("async").map(Node::to_json),

@@ -74,12 +74,15 @@ pub struct TaskResult {
     /// Counts in the recap (false for individual loop items; the summary line counts).
     #[serde(skip)]
     pub counts: bool,
+    /// The task says `diff: true`: its diffs are shown without `--diff`.
+    #[serde(skip)]
+    pub show_diff: bool,
 }
 
 impl TaskResult {
     /// A result with only a status and a message (connection, facts, play-level failures).
     pub fn new(host: &str, status: Status, msg: Option<String>) -> TaskResult {
-        TaskResult { host: host.to_string(), status, item: None, msg, diffs: vec![], actions: vec![], ignored: false, changed: false, rescued: false, result: Value::Null, counts: true }
+        TaskResult { host: host.to_string(), status, item: None, msg, diffs: vec![], actions: vec![], ignored: false, changed: false, rescued: false, result: Value::Null, counts: true, show_diff: false }
     }
 }
 
@@ -292,7 +295,7 @@ impl<W: Write + Send> HumanReporter<W> {
             Status::Failed => ("failed", red()),
             Status::Unreachable => ("fatal", red()),
         };
-        if self.opts.diff && !r.diffs.is_empty() {
+        if (self.opts.diff || r.show_diff) && !r.diffs.is_empty() {
             let d = render_diffs(&r.diffs);
             let _ = write!(self.out, "{d}");
         }
