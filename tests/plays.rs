@@ -764,3 +764,42 @@ fn the_diff_keyword_hides_or_shows_a_tasks_diff() {
     r.assert_ok();
     assert!(r.stdout.contains("+hidden-line") && !r.stdout.contains("+shown-line"), "{}", r.stdout);
 }
+
+#[test]
+fn roles_entries_and_includes_load_the_files_they_name_and_run_once_unless_they_differ() {
+    let site = "- hosts: a\n  gather_facts: false\n\
+                \x20 roles:\n    - {role: common, when: false}\n    - {role: common, when: true}\n    - dup\n    - dup\n\
+                \x20 tasks:\n\
+                \x20   - include_role: {name: app, tasks_from: other}\n      vars: {app_port: 7000}\n\
+                \x20   - import_role: {name: app, tasks_from: other.yml}\n\
+                \x20   - import_role: {name: app}\n\
+                \x20   - import_role: {name: app}\n\
+                \x20   - include_role: {name: app, tasks_from: show, vars_from: extra, defaults_from: alt, handlers_from: alt}\n";
+    let log = "shell: echo {{ what }} >> {{ d }}/log\n";
+    let files = [
+        ("site.yml", site),
+        ("roles/common/tasks/main.yml", "- vars: {what: common}\n  shell: echo {{ what }} >> {{ d }}/log\n"),
+        ("roles/dup/meta/main.yml", "allow_duplicates: true\n"),
+        ("roles/dup/tasks/main.yml", "- vars: {what: dup}\n  shell: echo {{ what }} >> {{ d }}/log\n"),
+        ("roles/app/defaults/main.yml", "app_port: 8000\nflavour: main-default\n"),
+        ("roles/app/defaults/alt.yml", "app_port: 8000\nflavour: alt-default\n"),
+        ("roles/app/vars/extra.yml", "colour: extra-var\n"),
+        ("roles/app/tasks/main.yml", &format!("- vars: {{what: main}}\n  {log}")),
+        ("roles/app/tasks/other.yml", &format!("- vars: {{what: 'other {{{{ app_port }}}}'}}\n  {log}")),
+        ("roles/app/tasks/show.yml", &format!("- vars: {{what: '{{{{ flavour }}}} {{{{ colour }}}}'}}\n  {log}  notify: alt handler\n")),
+        ("roles/app/handlers/alt.yml", "- name: alt handler\n  shell: echo alt-handler >> {{ d }}/log\n"),
+    ];
+    let (r, dir) = run_project(&files, &[], &[]);
+    r.assert_ok();
+    let got = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(got, "common\ndup\ndup\nother 7000\nother 8000\nmain\nalt-default extra-var\nalt-handler\n", "{}", r.stdout);
+    // A loop on an include is refused where it is written (includes are static).
+    let looped = "- hosts: a\n  gather_facts: false\n  tasks:\n    - include_role: {name: dup}\n      loop: [1, 2]\n";
+    let (r, _) = run_project(&[("site.yml", looped), ("roles/dup/tasks/main.yml", "- debug: {msg: hi}\n")], &[], &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("site.yml:5:7: 'loop' on include_role is not supported"), "{}", r.stderr);
+    let missing = "- hosts: a\n  gather_facts: false\n  tasks:\n    - include_role: {name: dup, tasks_from: nope}\n";
+    let (r, _) = run_project(&[("site.yml", missing), ("roles/dup/tasks/main.yml", "- debug: {msg: hi}\n")], &[], &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("role 'dup': tasks/nope not found"), "{}", r.stderr);
+}

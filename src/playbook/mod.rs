@@ -286,6 +286,20 @@ struct Inherit {
     role: Option<Arc<Role>>,
 }
 
+/// Which files of a role an entry loads (`include_role`'s `tasks_from` and the like), and
+/// what else tells it from another entry of the same role.
+#[derive(Default)]
+struct RoleFrom {
+    tasks: Option<String>,
+    vars: Option<String>,
+    defaults: Option<String>,
+    handlers: Option<String>,
+    /// Loaded by `include_role`/`import_role` rather than listed in `roles:`.
+    include: bool,
+    /// The entry's own `when`, `tags` (and an include's `vars`).
+    own: Value,
+}
+
 struct Loader<'a> {
     playbook_dir: &'a Path,
     /// Roles already loaded in the current play (name + params), to run dependencies once.
@@ -563,6 +577,9 @@ impl Loader<'_> {
     fn role_entry(&mut self, file: &Arc<PathBuf>, node: &Node, inherit: &Inherit, tasks: &mut Vec<Task>, handlers: &mut Vec<Task>) -> Result<(), PlaybookError> {
         let mut inh = inherit.clone();
         let mut params = Vars::new();
+        // What tells this entry from another of the same role (Ansible's role identity): its
+        // own `when` and `tags` besides its parameters.
+        let mut own = serde_json::Map::new();
         let name = match &node.value {
             NodeValue::Str(s) => s.clone(),
             NodeValue::Map(m) => {
@@ -570,8 +587,14 @@ impl Loader<'_> {
                 for (k, v) in m {
                     match k.as_str() {
                         "role" | "name" => name = v.as_str().map(str::to_string),
-                        "tags" => inh.tags.extend(str_list(file, v, "tags")?),
-                        "when" => inh.when.extend(conditions(v)),
+                        "tags" => {
+                            own.insert("tags".into(), v.to_json());
+                            inh.tags.extend(str_list(file, v, "tags")?)
+                        }
+                        "when" => {
+                            own.insert("when".into(), v.to_json());
+                            inh.when.extend(conditions(v))
+                        }
                         "become" => inh.r#become = Some(bool_of(file, v, "become")?),
                         "become_user" => inh.become_user = v.as_str().map(str::to_string),
                         "remote_user" => inh.remote_user = v.as_str().map(str::to_string),
@@ -587,7 +610,7 @@ impl Loader<'_> {
             }
             _ => return Err(err_at(file, node, "role entry must be a name or a mapping")),
         };
-        self.load_role(file, node, &name, params, &inh, tasks, handlers)
+        self.load_role(file, node, &name, params, &RoleFrom { own: Value::Object(own), ..RoleFrom::default() }, &inh, tasks, handlers)
     }
 
     fn role_dir(&self, name: &str) -> Option<PathBuf> {
@@ -603,38 +626,61 @@ impl Loader<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn load_role(&mut self, file: &Arc<PathBuf>, at: &Node, name: &str, params: Vars, inherit: &Inherit, tasks: &mut Vec<Task>, handlers: &mut Vec<Task>) -> Result<(), PlaybookError> {
-        let key = (name.to_string(), Value::Object(params.clone()));
-        if self.loaded_roles.contains(&key) {
-            return Ok(()); // Ansible runs a role once per play unless its parameters differ.
+    fn load_role(&mut self, file: &Arc<PathBuf>, at: &Node, name: &str, params: Vars, from: &RoleFrom, inherit: &Inherit, tasks: &mut Vec<Task>, handlers: &mut Vec<Task>) -> Result<(), PlaybookError> {
+        let dir = self.role_dir(name).ok_or_else(|| {
+            err_at(file, at, format!("role '{name}' not found (looked in {}/roles/{name})", self.playbook_dir.display()))
+        })?;
+        let meta = match find_main(&dir.join("meta")) {
+            Some(p) => Some(yaml::load_file(&p)?),
+            None => None,
+        };
+        let meta_map = meta.as_ref().and_then(|(_, _, n)| n.as_map());
+        let allow_duplicates = meta_map.and_then(|m| m.get("allow_duplicates")).is_some_and(|v| matches!(v.to_json(), Value::Bool(true)) || v.as_str().is_some_and(|s| ["yes", "true", "True"].contains(&s)));
+        // Ansible runs a role once per play unless it is another entry: other parameters,
+        // `when`, `tags`, entry files, or included rather than listed (or the role allows
+        // duplicates).
+        let key = (name.to_string(), serde_json::json!({"params": params, "from": [from.tasks, from.vars, from.defaults, from.handlers], "include": from.include, "own": from.own}));
+        if self.loaded_roles.contains(&key) && !allow_duplicates {
+            return Ok(());
         }
         if self.loaded_roles.iter().filter(|(n, _)| n == name).count() > 20 {
             return Err(err_at(file, at, format!("role '{name}': dependency cycle")));
         }
         self.loaded_roles.push(key);
-        let dir = self.role_dir(name).ok_or_else(|| {
-            err_at(file, at, format!("role '{name}' not found (looked in {}/roles/{name})", self.playbook_dir.display()))
-        })?;
         let role_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string());
 
         // meta dependencies first.
-        if let Some(meta) = find_main(&dir.join("meta")) {
-            let (mfile, _, mnode) = yaml::load_file(&meta)?;
+        if let Some((mfile, _, mnode)) = &meta {
             if let Some(deps) = mnode.as_map().and_then(|m| m.get("dependencies")) {
                 if let Some(seq) = deps.as_seq() {
                     for d in seq {
                         let mut dep_inherit = inherit.clone();
                         dep_inherit.role = None;
-                        self.role_entry(&mfile, d, &dep_inherit, tasks, handlers)?;
+                        self.role_entry(mfile, d, &dep_inherit, tasks, handlers)?;
                     }
                 }
             }
         }
-        let defaults = match find_main(&dir.join("defaults")) {
+        // `tasks_from: install` is tasks/install.yml (or .yaml, or the name as given).
+        let entry = |sub: &str, chosen: &Option<String>| -> Result<Option<PathBuf>, PlaybookError> {
+            match chosen {
+                None => Ok(find_main(&dir.join(sub))),
+                Some(f) => {
+                    let base = dir.join(sub);
+                    [f.clone(), format!("{f}.yml"), format!("{f}.yaml")]
+                        .iter()
+                        .map(|n| base.join(n))
+                        .find(|p| p.is_file())
+                        .map(Some)
+                        .ok_or_else(|| err_at(file, at, format!("role '{name}': {sub}/{f} not found (nor {f}.yml, {f}.yaml)")))
+                }
+            }
+        };
+        let defaults = match entry("defaults", &from.defaults)? {
             Some(p) => load_vars_file(&p)?,
             None => Vars::new(),
         };
-        let vars = match find_main(&dir.join("vars")) {
+        let vars = match entry("vars", &from.vars)? {
             Some(p) => load_vars_file(&p)?,
             None => Vars::new(),
         };
@@ -642,11 +688,11 @@ impl Loader<'_> {
         self.roles.push(role.clone());
         let mut inh = inherit.clone();
         inh.role = Some(role.clone());
-        if let Some(p) = find_main(&dir.join("tasks")) {
+        if let Some(p) = entry("tasks", &from.tasks)? {
             let (tfile, _, tnode) = yaml::load_file(&p)?;
             self.task_list(&tfile, &tnode, &inh, tasks)?;
         }
-        if let Some(p) = find_main(&dir.join("handlers")) {
+        if let Some(p) = entry("handlers", &from.handlers)? {
             let (hfile, _, hnode) = yaml::load_file(&p)?;
             // Handlers keep the role (for files/templates lookups and vars) but not the role's
             // `when` (Ansible applies it to tasks only).
@@ -789,11 +835,46 @@ impl Loader<'_> {
         }
         for key in ["include_role", "import_role", "ansible.builtin.include_role", "ansible.builtin.import_role"] {
             if let Some(target) = m.get(key) {
-                let rm = target.as_map().ok_or_else(|| err_at(file, target, "include_role needs {name: ROLE}"))?;
-                let name = rm.get("name").and_then(|n| n.as_str()).ok_or_else(|| err_at(file, target, "include_role needs name"))?.to_string();
-                let inh = self.apply_common(file, m, inherit)?;
+                for k in m.keys() {
+                    if k == "loop" || k.starts_with("with_") {
+                        return Err(err_at_key(file, k, &m[k], format!("'{k}' on {key} is not supported (includes are static here): list the role once per item, or loop inside the role")));
+                    }
+                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", "environment", "any_errors_fatal", key].contains(&k.as_str()) {
+                        return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
+                    }
+                }
+                let rm = target.as_map().ok_or_else(|| err_at(file, target, format!("{key} needs {{name: ROLE}}")))?;
+                let name = rm.get("name").or_else(|| rm.get("role")).and_then(|n| n.as_str()).ok_or_else(|| err_at(file, target, format!("{key} needs name")))?.to_string();
+                let mut from = RoleFrom { include: true, ..RoleFrom::default() };
+                let mut apply = None;
+                for (k, v) in rm {
+                    let text = || v.as_str().map(str::to_string).ok_or_else(|| err_at(file, v, format!("{k} must be a file name")));
+                    match k.as_str() {
+                        "name" | "role" | "public" | "rolespec_validate" | "allow_duplicates" => {}
+                        "tasks_from" => from.tasks = Some(text()?),
+                        "vars_from" => from.vars = Some(text()?),
+                        "defaults_from" => from.defaults = Some(text()?),
+                        "handlers_from" => from.handlers = Some(text()?),
+                        "apply" => apply = Some(v),
+                        _ => return Err(err_at(file, v, format!("unknown {key} option '{k}'; valid: name, tasks_from, vars_from, defaults_from, handlers_from, apply, public, allow_duplicates, rolespec_validate"))),
+                    }
+                }
+                let mut own = serde_json::Map::new();
+                for k in ["when", "tags", "vars"] {
+                    if let Some(v) = m.get(k) {
+                        own.insert(k.into(), v.to_json());
+                    }
+                }
+                from.own = Value::Object(own);
+                let mut inh = self.apply_common(file, m, inherit)?;
+                if let Some(a) = apply {
+                    // `apply`: keywords for every task of the role (static here, as the
+                    // include's own keywords are).
+                    let am = a.as_map().ok_or_else(|| err_at(file, a, "apply must be a mapping of task keywords"))?;
+                    inh = self.apply_common(file, am, &inh)?;
+                }
                 let mut handlers = Vec::new();
-                self.load_role(file, target, &name, Vars::new(), &Inherit { role: None, ..inh }, out, &mut handlers)?;
+                self.load_role(file, target, &name, Vars::new(), &from, &Inherit { role: None, ..inh }, out, &mut handlers)?;
                 self.included_handlers.append(&mut handlers);
                 return Ok(());
             }
