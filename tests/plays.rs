@@ -803,3 +803,17 @@ fn roles_entries_and_includes_load_the_files_they_name_and_run_once_unless_they_
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stderr.contains("role 'dup': tasks/nope not found"), "{}", r.stderr);
 }
+
+#[test]
+fn an_include_tasks_when_is_evaluated_once_and_an_import_tasks_when_per_task() {
+    let inc = "- set_fact: {flag: false}\n- shell: echo {{ label }} >> {{ d }}/log\n";
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - set_fact: {flag: true}\n\
+                \x20   - include_tasks: inc.yml\n      vars: {label: included}\n      when: flag\n\
+                \x20   - set_fact: {flag: true}\n\
+                \x20   - import_tasks: inc.yml\n      vars: {label: imported}\n      when: flag\n\
+                \x20   - include_tasks: inc.yml\n      vars: {label: never}\n      when: flag\n";
+    let (r, dir) = run_project(&[("site.yml", site), ("inc.yml", inc)], &[], &[]);
+    r.assert_ok();
+    assert_eq!(std::fs::read_to_string(dir.path().join("log")).unwrap(), "included\n", "{}", r.stdout);
+}

@@ -144,6 +144,8 @@ pub struct HostRun {
     stale: HashSet<(String, String)>,
     /// Handler indices notified and not yet run, in notification order.
     notified: Vec<usize>,
+    /// What each `include_tasks`' `when` gave, once evaluated (see `Task::gates`).
+    gates: HashMap<usize, bool>,
     /// Check mode: an earlier task predicted a change (later errors may be consequences).
     predicted_change: bool,
     /// Check mode: variables whose value is not what a real run would give (registered by a
@@ -298,6 +300,7 @@ impl HostRun {
             probe_cache: HashMap::new(),
             stale: HashSet::new(),
             notified: Vec::new(),
+            gates: HashMap::new(),
             predicted_change: false,
             uncertain: HashSet::new(),
             secrets: Vec::new(),
@@ -640,7 +643,11 @@ impl HostRun {
                 // meta: flush_handlers, end_host / end_batch / end_play (others are no-ops
                 // here), under the task's `when`.
                 let action = schedule::meta_action(task).unwrap_or_default().to_string();
-                let when = if task.when.is_empty() { Ok(true) } else { self.eval_when(task, &self.task_vars(task)) };
+                let vars = self.task_vars(task);
+                let when = match self.gates_open(task, &vars) {
+                    Ok(true) if !task.when.is_empty() => self.eval_when(task, &vars),
+                    other => other,
+                };
                 let error = match when {
                     Ok(false) => {
                         self.passed(key);
@@ -831,6 +838,14 @@ impl HostRun {
     /// One task (all loop items).
     async fn run_task(&mut self, task: &Task, key: SlotKey, index: usize) -> TaskEnd {
         let vars = self.task_vars(task);
+        match self.gates_open(task, &vars) {
+            Ok(true) => {}
+            Ok(false) => return self.finish_task(task, key, vec![(None, skipped_outcome("Conditional result was False"))], true, index),
+            Err(e) => {
+                let out = self.task_error(task, e);
+                return self.finish_task(task, key, vec![(None, out)], false, index);
+            }
+        }
         let outcomes: Vec<(Option<String>, ItemOutcome)>;
         let mut skipped_all = false;
         if let Some(items_src) = &task.loop_items {
@@ -1036,6 +1051,25 @@ impl HostRun {
 
     fn eval_when(&self, task: &Task, vars: &Vars) -> Result<bool, String> {
         self.eval_conditions(&task.when, vars, "when", task)
+    }
+
+    /// Are the `include_tasks` around `task` open? Each include's `when` is evaluated the
+    /// first time one of its tasks comes, then kept.
+    fn gates_open(&mut self, task: &Task, vars: &Vars) -> Result<bool, String> {
+        for g in &task.gates {
+            let open = match self.gates.get(&g.id) {
+                Some(o) => *o,
+                None => {
+                    let o = self.eval_conditions(&g.when, vars, "when", task)?;
+                    self.gates.insert(g.id, o);
+                    o
+                }
+            };
+            if !open {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// All conditions true (ANDed, evaluated in order up to the first false one, like Ansible).

@@ -84,6 +84,10 @@ pub struct Task {
     pub delegate_facts: bool,
     pub no_log: bool,
     pub check_mode: Option<bool>,
+    /// The `when` of each `include_tasks` around the task (outermost first): evaluated once
+    /// per host, when the first of the included tasks comes, as Ansible evaluates it at the
+    /// include, so a task of the file changing what it reads doesn't skip the rest.
+    pub gates: Vec<Gate>,
     /// `diff` (task, block, include, role or play): `false` hides the task's diffs even with
     /// `--diff`, `true` shows them without it.
     pub diff: Option<bool>,
@@ -116,6 +120,14 @@ pub struct Task {
     /// and tasks when `post_tasks` follow, as Ansible's play does): not listed, not chosen
     /// by name, and not left out by tags or `--roles`.
     pub implicit: bool,
+}
+
+/// The conditions of one `include_tasks` (see [`Task::gates`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// Unique in the play.
+    pub id: usize,
+    pub when: Vec<Value>,
 }
 
 /// Where a task stands in a block that has `rescue` or `always` tasks (the play's tasks are
@@ -175,6 +187,7 @@ impl Task {
             no_log: false,
             check_mode: None,
             diff: None,
+            gates: Vec::new(),
             run_once: false,
             delegate_to: None,
             async_limit: None,
@@ -281,6 +294,7 @@ struct Inherit {
     /// `diff`: this task's diffs shown (`true`, even without `--diff`) or not (`false`).
     diff: Option<bool>,
     any_errors_fatal: Option<bool>,
+    gates: Vec<Gate>,
     /// `environment` of the play, roles, blocks and includes around the task, outermost first.
     environment: Vec<Value>,
     role: Option<Arc<Role>>,
@@ -821,7 +835,13 @@ impl Loader<'_> {
                 if fname.contains("{{") {
                     return Err(err_at(file, target, "templated include file names are not supported (includes are static)"));
                 }
-                let inh = self.apply_common(file, m, inherit)?;
+                let mut inh = self.apply_common(file, m, inherit)?;
+                if key.ends_with("include_tasks") && inh.when.len() > inherit.when.len() {
+                    // The include's own `when` is evaluated once, at the include.
+                    let when = inh.when.split_off(inherit.when.len());
+                    inh.gates.push(Gate { id: self.blocks, when });
+                    self.blocks += 1;
+                }
                 let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
                 let mut candidates = vec![base.join(&fname)];
                 if let Some(r) = &inherit.role {
@@ -1027,6 +1047,7 @@ impl Loader<'_> {
             no_log: inh.no_log.unwrap_or(false),
             check_mode: inh.check_mode,
             diff: inh.diff,
+            gates: inh.gates.clone(),
             run_once: m.get("run_once").map(|b| bool_of(file, b, "run_once")).transpose()?.unwrap_or(false),
             delegate_to: if local_action.is_some() { Some("localhost".to_string()) } else { string_opt("delegate_to")? },
             async_limit: m.get("async").map(Node::to_json),
