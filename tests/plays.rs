@@ -817,3 +817,24 @@ fn an_include_tasks_when_is_evaluated_once_and_an_import_tasks_when_per_task() {
     r.assert_ok();
     assert_eq!(std::fs::read_to_string(dir.path().join("log")).unwrap(), "included\n", "{}", r.stdout);
 }
+
+#[test]
+fn check_mode_reports_a_tasks_own_input_errors_after_a_predicted_change() {
+    // A typo in a variable, a bad argument and a missing controller file are the task's
+    // own mistakes, not consequences of an earlier change check mode didn't make.
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - copy: {content: \"x\\n\", dest: '{{ d }}/first'}\n\
+                \x20   - command: cat {{ d }}/first\n      register: out\n\
+                \x20   - name: reads a guessed value\n      copy: {content: '{{ out.stdout_lines[0] }}', dest: '{{ d }}/second'}\n\
+                \x20   - name: TYPO\n      copy: {content: '{{ app_nmae }}', dest: '{{ d }}/third'}\n";
+    let (r, dir) = run3(site, &["--check"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("cannot predict in check mode"), "{}", r.stdout);
+    assert!(r.stdout.contains("fatal: [a]: FAILED!") && r.stdout.contains("app_nmae"), "{}", r.stdout);
+    assert!(!exists(&dir, "first"));
+    for bad in ["file: {path: '{{ d }}/x', mode: abc, state: touch}", "copy: {src: files/nope.conf, dest: '{{ d }}/y'}"] {
+        let (r, _) = run3(&site.replace("copy: {content: '{{ app_nmae }}', dest: '{{ d }}/third'}", bad), &["--check"]);
+        assert_eq!(r.code, 2, "{bad}:\n{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("TASK [TYPO]") && r.stdout.contains("fatal: [a]: FAILED!"), "{bad}:\n{}", r.stdout);
+    }
+}

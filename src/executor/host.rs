@@ -64,6 +64,10 @@ pub enum HostOutcome {
 enum ItemError {
     /// Input or module error: the task fails (reported with its location).
     Task(String),
+    /// The task's own input is wrong (its arguments don't template or parse, a controller
+    /// file is missing): no state of the host explains it, so check mode reports it too
+    /// unless the task reads a value check mode could only guess.
+    Input(String),
     /// The connection died.
     Unreachable(String),
 }
@@ -842,7 +846,7 @@ impl HostRun {
             Ok(true) => {}
             Ok(false) => return self.finish_task(task, key, vec![(None, skipped_outcome("Conditional result was False"))], true, index),
             Err(e) => {
-                let out = self.task_error(task, e);
+                let out = self.input_error(task, e);
                 return self.finish_task(task, key, vec![(None, out)], false, index);
             }
         }
@@ -1514,7 +1518,7 @@ impl HostRun {
         match self.eval_when(task, vars) {
             Ok(true) => {}
             Ok(false) => return skipped_outcome("Conditional result was False"),
-            Err(e) => return self.task_error(task, e),
+            Err(e) => return self.input_error(task, e),
         }
         let Some(retry) = &task.retry else {
             return self.attempt(task, vars, index, item).await;
@@ -1590,6 +1594,7 @@ impl HostRun {
             Ok(o) => o,
             Err(ItemError::Unreachable(e)) => unreachable_outcome(e, task.ignore_unreachable),
             Err(ItemError::Task(e)) => self.task_error(task, e),
+            Err(ItemError::Input(e)) => self.input_error(task, e),
         }
     }
 
@@ -1728,6 +1733,19 @@ impl HostRun {
         o
     }
 
+    /// [`Self::task_error`] for an error in the task's own input ([`ItemError::Input`]): in
+    /// check mode it is put down to earlier changes not made only when the task reads a value
+    /// check mode could only guess.
+    fn input_error(&self, task: &Task, e: String) -> ItemOutcome {
+        let check = task.check_mode.unwrap_or(self.ctx.opts.check);
+        if check && self.predicted_change && self.mentions_uncertain(task) {
+            return self.task_error(task, e);
+        }
+        let mut o = failed_outcome(e);
+        o.ignored = task.ignore_errors;
+        o
+    }
+
     async fn run_item_inner(&mut self, task: &Task, vars: &Vars, index: usize, item: usize) -> Result<ItemOutcome, ItemError> {
         self.delegate = self.delegation(task, vars).await?;
         let delegate = self.delegate.as_ref().filter(|d| !d.same_host).map(|d| d.name.clone());
@@ -1747,9 +1765,9 @@ impl HostRun {
         // Reuse the task prepared during lookahead when no variable changed since.
         let mut mtask = match self.prepared.remove(&(index, item)) {
             Some((generation, t)) if generation == self.generation => t,
-            _ => self.prepare(task, vars, &run_as).map_err(ItemError::Task)?,
+            _ => self.prepare(task, vars, &run_as).map_err(ItemError::Input)?,
         };
-        let env = self.task_env(task, vars).map_err(ItemError::Task)?;
+        let env = self.task_env(task, vars).map_err(ItemError::Input)?;
         let probes = with_env(mtask.probes(), &env);
         let results = if probes.is_empty() { vec![] } else { self.probe(&probes, &run_as, index).await? };
         let mut plan: Plan = mtask.plan(&results).map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?;
