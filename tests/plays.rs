@@ -838,3 +838,86 @@ fn check_mode_reports_a_tasks_own_input_errors_after_a_predicted_change() {
         assert!(r.stdout.contains("TASK [TYPO]") && r.stdout.contains("fatal: [a]: FAILED!"), "{bad}:\n{}", r.stdout);
     }
 }
+
+#[test]
+fn set_fact_in_a_loop_builds_on_what_the_item_before_set() {
+    let site = "- hosts: a\n  gather_facts: false\n  vars: {acc: [], byname: {}}\n  tasks:\n\
+                \x20   - set_fact: {acc: \"{{ acc + [item | upper] }}\"}\n      loop: [a, b, c]\n\
+                \x20   - set_fact:\n        byname: \"{{ byname | combine({item.n: item.v}) }}\"\n      loop: [{n: x, v: 1}, {n: y, v: 2}]\n\
+                \x20   - copy: {content: \"{{ acc | join(',') }} {{ byname | to_json }}\\n\", dest: '{{ d }}/out'}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "A,B,C {\"x\": 1, \"y\": 2}\n", "{}", r.stdout);
+}
+
+#[test]
+fn ansible_play_hosts_spans_the_batches_without_failed_hosts_and_play_hosts_is_the_batch() {
+    let site = "- hosts: all\n  gather_facts: false\n  serial: 2\n  tasks:\n\
+                \x20   - shell: echo '{{ inventory_hostname }} {{ ansible_play_hosts | join(\",\") }} {{ ansible_play_batch | join(\",\") }} {{ play_hosts | join(\",\") }} {{ ansible_play_hosts_all | join(\",\") }}' >> {{ d }}/log\n\
+                \x20   - fail: {msg: b fails}\n      when: inventory_hostname == 'b'\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let mut lines: Vec<String> = std::fs::read_to_string(dir.path().join("log")).unwrap().lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["a a,b,c a,b a,b a,b,c", "b a,b,c a,b a,b a,b,c", "c a,c c c a,b,c"], "{}", r.stdout);
+}
+
+#[test]
+fn module_defaults_fill_the_arguments_a_task_leaves_out() {
+    let site = "- hosts: a\n  gather_facts: false\n\
+                \x20 module_defaults:\n    ansible.builtin.file: {mode: '0600', state: touch}\n    copy: {mode: '0640'}\n\
+                \x20 tasks:\n\
+                \x20   - file: {path: '{{ d }}/play-default'}\n\
+                \x20   - file: {path: '{{ d }}/own-mode', mode: '0644'}\n\
+                \x20   - block:\n        - file: {path: '{{ d }}/block-default'}\n      module_defaults:\n        file: {mode: '0700'}\n\
+                \x20   - copy: {content: \"x\\n\", dest: '{{ d }}/copied'}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |n: &str| std::fs::metadata(dir.path().join(n)).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode("play-default"), mode("own-mode"), mode("block-default"), mode("copied")), (0o600, 0o644, 0o700, 0o640), "{}", r.stdout);
+}
+
+#[test]
+fn order_takes_the_hosts_in_the_order_the_play_says() {
+    let site = "- hosts: all\n  gather_facts: false\n  serial: 1\n  order: reverse_inventory\n  tasks:\n    - shell: echo {{ inventory_hostname }} >> {{ d }}/log\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    assert_eq!(std::fs::read_to_string(dir.path().join("log")).unwrap(), "c\nb\na\n", "{}", r.stdout);
+    let (r, _) = run3(&site.replace("reverse_inventory", "backwards"), &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("order must be one of"), "{}", r.stderr);
+}
+
+#[test]
+fn a_write_through_one_path_is_seen_through_the_files_other_paths() {
+    // A release folder used through a `current` link, `..` and a hard link: what a task
+    // writes through one path is what the next task reads through another.
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - file: {path: '{{ d }}/releases/1', state: directory}\n\
+                \x20   - file: {src: '{{ d }}/releases/1', path: '{{ d }}/current', state: link}\n\
+                \x20   - copy: {content: \"a=1\\ndebug=1\\n\", dest: '{{ d }}/current/app.conf'}\n\
+                \x20   - lineinfile: {path: '{{ d }}/releases/1/app.conf', regexp: '^debug=', state: absent}\n\
+                \x20   - copy: {content: \"other\\n\", dest: '{{ d }}/releases/1/app.conf', force: false}\n\
+                \x20   - stat: {path: '{{ d }}/releases/1/app.conf'}\n      register: st\n\
+                \x20   - file: {path: '{{ d }}/releases/1/../x', state: touch}\n\
+                \x20   - stat: {path: '{{ d }}/releases/x'}\n      register: x\n\
+                \x20   - copy: {content: \"{{ st.stat.exists }} {{ x.stat.exists }}\\n\", dest: '{{ d }}/out'}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+    assert_eq!(read("releases/1/app.conf"), "a=1\n", "{}", r.stdout);
+    assert_eq!(read("out"), "True True\n", "{}", r.stdout);
+}
+
+#[test]
+fn with_any_errors_fatal_no_host_runs_ahead_of_a_failing_one() {
+    // Ansible's hosts go task by task together: b, done with the first task at once, waits
+    // for a to finish it, and a's fatal failure stops b before the second task.
+    let site = "- hosts: a:b\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n\
+                \x20   - shell: sleep 1; exit 1\n      when: inventory_hostname == 'a'\n\
+                \x20   - file: {path: '{{ d }}/{{ inventory_hostname }}-second', state: touch}\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(!exists(&dir, "b-second") && !exists(&dir, "a-second"), "{}", r.stdout);
+}

@@ -877,6 +877,7 @@ impl HostRun {
             let loop_var = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
             let mut outs = Vec::new();
             let total = items.len();
+            let mut vars = vars;
             for (idx, item) in items.into_iter().enumerate() {
                 let ivars = item_vars(task, &vars, &loop_var, idx, item.clone(), total);
                 let label = match &task.loop_control.label {
@@ -887,6 +888,14 @@ impl HostRun {
                     },
                 };
                 let mut out = self.run_item(task, &ivars, index, idx, key).await;
+                if !(out.facts.is_empty() || task.delegate_facts && out.delegate.is_some()) {
+                    // What an item set (`set_fact` building a list item by item) is what the
+                    // next item sees, as in Ansible (extra vars still win).
+                    for (k, v) in out.facts.iter().filter(|(k, _)| *k != "ansible_facts" && !self.ctx.opts.extra_vars.contains_key(*k)) {
+                        vars.insert(k.clone(), v.clone());
+                    }
+                    self.generation += 1;
+                }
                 // Ansible's per-item result names its item (`r.results | map(attribute='item')`).
                 if let Value::Object(r) = &mut out.registered {
                     r.insert(loop_var.clone(), item.clone());

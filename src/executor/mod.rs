@@ -337,6 +337,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         if let Some(l) = &limit {
             hosts.retain(|h| l.contains(h));
         }
+        play.order.apply(&mut hosts);
         play_hosts.push(hosts);
     }
     let texts = play_texts(&playbook, &inventory, &opts, &play_hosts);
@@ -540,7 +541,7 @@ async fn run_batch(
     }
 
     if !shared.barrier[play_idx] {
-        let ctx = play_context(shared, play_idx, all_hosts, active.clone(), batch, false);
+        let ctx = play_context(shared, play_idx, all_hosts, active.clone(), batch, false, alive_hosts(shared, all_hosts));
         // Later plays reading hostvars wait for this play's facts: tell them as soon as the
         // last host has gathered its facts, not when the play ends.
         let gathering = Arc::new(std::sync::atomic::AtomicUsize::new(active.len()));
@@ -599,7 +600,7 @@ async fn run_batch(
     }
 
     // Phase 2: every host runs the tasks independently.
-    let ctx = play_context(shared, play_idx, all_hosts, running.clone(), batch, true);
+    let ctx = play_context(shared, play_idx, all_hosts, running.clone(), batch, true, alive_hosts(shared, all_hosts));
     let mut joins = Vec::new();
     for h in running {
         let (shared, ctx) = (shared.clone(), ctx.clone());
@@ -777,7 +778,17 @@ async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostReco
 
 /// What a play's hosts share: its templar (with play-wide names) and its host list.
 /// `hostvars` (every inventory host's variables and facts) is built only when asked for.
-fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_hosts: Vec<String>, batch: &Arc<batch::Batch>, hostvars: bool) -> Arc<host::PlayContext> {
+/// The play's hosts that have not failed and were reachable so far (`ansible_play_hosts`).
+fn alive_hosts(shared: &RunShared, all_hosts: &[String]) -> Vec<String> {
+    all_hosts
+        .iter()
+        .filter(|h| shared.records.get(*h).and_then(|r| r.try_lock().ok()).is_none_or(|r| !r.failed && !r.unreachable))
+        .cloned()
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_hosts: Vec<String>, batch: &Arc<batch::Batch>, hostvars: bool, alive: Vec<String>) -> Arc<host::PlayContext> {
     let RunShared { playbook, inventory, opts, events, templar, .. } = shared;
     let play = &playbook.plays[play_idx];
     let mut globals = Vars::new();
@@ -802,7 +813,9 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
         globals.insert("hostvars".into(), Value::Object(map));
     }
     globals.insert("groups".into(), serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
-    for k in ["ansible_play_hosts", "ansible_play_batch"] {
+    // The play's live hosts, all batches; the batch's (`play_hosts` is Ansible's old name).
+    globals.insert("ansible_play_hosts".into(), serde_json::json!(alive));
+    for k in ["ansible_play_batch", "play_hosts"] {
         globals.insert(k.into(), serde_json::json!(play_hosts));
     }
     globals.insert("ansible_play_hosts_all".into(), serde_json::json!(all_hosts));
@@ -816,7 +829,7 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
     globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
     globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
     // The batch's hosts meet before `run_once` tasks, after a `meta: end_play` or `end_batch`
-    // under a condition and, in a play that reads `hostvars`, before any task that follows
+    // under a condition or a task with `any_errors_fatal` and, in a play that reads `hostvars`, before any task that follows
     // one registering or setting a variable.
     let reads_hostvars = shared.reads_hostvars[play_idx];
     let (mut sets_before, mut may_end_before) = (false, false);
@@ -826,7 +839,9 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
         .map(|t| {
             let meet = t.run_once || may_end_before || (reads_hostvars && sets_before);
             sets_before |= t.register.is_some() || crate::modules::sets_vars(&t.module);
-            may_end_before = schedule::ends_batch_on_condition(t);
+            // After a task whose failure is fatal (`any_errors_fatal`), no host goes on before
+            // every host is done with it (Ansible's linear strategy).
+            may_end_before = schedule::ends_batch_on_condition(t) || t.any_errors_fatal;
             meet
         })
         .collect();

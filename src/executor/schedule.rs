@@ -136,7 +136,7 @@ pub fn gates_later_plays(play: &Play) -> bool {
 /// play reads `hostvars` (other hosts' facts), runs tasks once for all its hosts, or may end
 /// the batch on one host's condition (see [`ends_batch_on_condition`]).
 pub fn needs_barrier(text: &str, play: &Play) -> bool {
-    mentions(text, "hostvars") || mentions(text, "run_once") || play.tasks.iter().any(ends_batch_on_condition)
+    mentions(text, "hostvars") || mentions(text, "run_once") || play.tasks.iter().any(|t| ends_batch_on_condition(t) || t.any_errors_fatal)
 }
 
 /// The action of a `meta` task (`end_play`, `flush_handlers`...); None for any other task.

@@ -172,23 +172,17 @@ impl Scope {
     pub fn path(p: impl Into<String>) -> Scope {
         Scope::Paths(vec![p.into()])
     }
-    /// Could a write to `self` change what a read of `other` sees?
+    /// Could a write to `self` change what a read of `other` sees? Any write to a file may
+    /// change what a read of any other path sees: one file may have several paths (a
+    /// symbolic link to it or to a folder above it, `..`, a hard link), which only the host
+    /// knows. So paths overlap whenever both sides name some.
     pub fn overlaps(&self, other: &Scope) -> bool {
         match (self, other) {
             (Scope::Nothing, _) | (_, Scope::Nothing) => false,
-            (Scope::Host, _) | (_, Scope::Host) => true,
-            (Scope::Paths(a), Scope::Paths(b)) => a.iter().any(|x| b.iter().any(|y| path_overlap(x, y))),
+            (Scope::Paths(a), Scope::Paths(b)) => !a.is_empty() && !b.is_empty(),
+            _ => true,
         }
     }
-}
-
-fn path_overlap(a: &str, b: &str) -> bool {
-    let a = a.trim_end_matches('/');
-    let b = b.trim_end_matches('/');
-    if a.is_empty() || b.is_empty() {
-        return true; // "/" covers everything
-    }
-    a == b || b.starts_with(&format!("{a}/")) || a.starts_with(&format!("{b}/"))
 }
 
 /// A mutating step. Runs under `sh` as the task's (become) user, with `stdin` fed if given.
@@ -506,11 +500,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_overlap_by_path_prefix() {
+    fn a_write_to_any_path_may_change_any_other_path() {
         let a = Scope::path("/etc/nginx");
         assert!(a.overlaps(&Scope::path("/etc/nginx/nginx.conf")));
-        assert!(Scope::path("/etc/nginx/x").overlaps(&a));
-        assert!(!a.overlaps(&Scope::path("/etc/nginx2")));
+        // /srv/current may be a link to /srv/releases/1, /etc/nginx2 a link into /etc/nginx.
+        assert!(Scope::path("/srv/current/app.conf").overlaps(&Scope::path("/srv/releases/1/app.conf")));
+        assert!(a.overlaps(&Scope::path("/etc/nginx2")));
+        assert!(!a.overlaps(&Scope::Paths(vec![])));
         assert!(Scope::Host.overlaps(&a));
         assert!(!Scope::Nothing.overlaps(&Scope::Host));
     }

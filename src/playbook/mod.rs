@@ -122,6 +122,33 @@ pub struct Task {
     pub implicit: bool,
 }
 
+/// The arguments `module_defaults` layers (outermost first) give `module`: entries naming
+/// it bare or qualified (`file`, `ansible.builtin.file`), inner layers winning. Action groups
+/// (`group/...`) name no module here.
+fn module_defaults_for(module: &str, layers: &[Value]) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    let Some(target) = modules::lookup(module).map(|m| m.name()) else { return out };
+    let mut apply = |layer: &Value| {
+        if let Value::Object(by_module) = layer {
+            for (k, v) in by_module {
+                if modules::lookup(k).is_some_and(|m| m.name() == target) {
+                    if let Value::Object(args) = v {
+                        out.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                }
+            }
+        }
+    };
+    for layer in layers {
+        match layer {
+            // The older form: a list of mappings.
+            Value::Array(items) => items.iter().for_each(&mut apply),
+            other => apply(other),
+        }
+    }
+    out
+}
+
 /// The conditions of one `include_tasks` (see [`Task::gates`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
@@ -253,7 +280,40 @@ pub struct Play {
     pub max_fail_percentage: Option<f64>,
     /// `serial`: batch sizes as written (numbers, `"30%"`, templates), empty for one batch.
     pub serial: Vec<Value>,
+    /// `order`: the order hosts are taken in (`inventory`, `reverse_inventory`, `sorted`,
+    /// `reverse_sorted`, `shuffle`).
+    pub order: HostOrder,
     pub location: Location,
+}
+
+/// A play's `order` keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostOrder {
+    #[default]
+    Inventory,
+    ReverseInventory,
+    Sorted,
+    ReverseSorted,
+    Shuffle,
+}
+
+impl HostOrder {
+    /// `hosts` (in inventory order) in this order.
+    pub fn apply(self, hosts: &mut [String]) {
+        match self {
+            HostOrder::Inventory => {}
+            HostOrder::ReverseInventory => hosts.reverse(),
+            HostOrder::Sorted => hosts.sort(),
+            HostOrder::ReverseSorted => {
+                hosts.sort();
+                hosts.reverse();
+            }
+            HostOrder::Shuffle => {
+                use rand::seq::SliceRandom;
+                hosts.shuffle(&mut rand::rng());
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -272,11 +332,11 @@ const TASK_KEYWORDS: &[&str] = &[
 ];
 
 /// Keywords accepted but not implemented: loading warns once instead of failing.
-const IGNORED_KEYWORDS: &[&str] = &["become_method", "debugger", "collections", "module_defaults", "throttle", "timeout"];
+const IGNORED_KEYWORDS: &[&str] = &["become_method", "debugger", "collections", "throttle", "timeout"];
 
 
 const BLOCK_KEYWORDS: &[&str] =
-    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "diff", "become_method", "any_errors_fatal", "environment", "ignore_unreachable"];
+    &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "diff", "module_defaults", "become_method", "any_errors_fatal", "environment", "ignore_unreachable"];
 
 /// Inherited keywords passed down from blocks, includes and roles.
 #[derive(Debug, Clone, Default)]
@@ -295,6 +355,9 @@ struct Inherit {
     diff: Option<bool>,
     any_errors_fatal: Option<bool>,
     gates: Vec<Gate>,
+    /// `module_defaults` of the play, roles, blocks and includes around the task, outermost
+    /// first.
+    module_defaults: Vec<Value>,
     /// `environment` of the play, roles, blocks and includes around the task, outermost first.
     environment: Vec<Value>,
     role: Option<Arc<Role>>,
@@ -508,6 +571,7 @@ impl Loader<'_> {
             no_log: m.get("no_log").map(|b| bool_of(file, b, "no_log")).transpose()?,
             check_mode: m.get("check_mode").map(|b| bool_of(file, b, "check_mode")).transpose()?,
             diff: m.get("diff").map(|b| bool_of(file, b, "diff")).transpose()?,
+            module_defaults: m.get("module_defaults").map(Node::to_json).into_iter().collect(),
             any_errors_fatal: m.get("any_errors_fatal").map(|b| bool_of(file, b, "any_errors_fatal")).transpose()?,
             environment: m.get("environment").map(Node::to_json).into_iter().collect(),
             ..Default::default()
@@ -515,6 +579,17 @@ impl Loader<'_> {
         let max_fail_percentage = match m.get("max_fail_percentage") {
             None => None,
             Some(n) => Some(percentage(file, n, "max_fail_percentage")?),
+        };
+        let order = match m.get("order") {
+            None => HostOrder::Inventory,
+            Some(o) => match o.as_str() {
+                Some("inventory") => HostOrder::Inventory,
+                Some("reverse_inventory") => HostOrder::ReverseInventory,
+                Some("sorted") => HostOrder::Sorted,
+                Some("reverse_sorted") => HostOrder::ReverseSorted,
+                Some("shuffle") => HostOrder::Shuffle,
+                _ => return Err(err_at(file, o, "order must be one of inventory, reverse_inventory, sorted, reverse_sorted, shuffle")),
+            },
         };
         let serial = match m.get("serial").map(Node::to_json) {
             None | Some(Value::Null) => vec![],
@@ -583,6 +658,7 @@ impl Loader<'_> {
             any_errors_fatal: base.any_errors_fatal.unwrap_or(false),
             max_fail_percentage,
             serial,
+            order,
             location: node.location(file),
         })
     }
@@ -613,6 +689,7 @@ impl Loader<'_> {
                         "become_user" => inh.become_user = v.as_str().map(str::to_string),
                         "remote_user" => inh.remote_user = v.as_str().map(str::to_string),
                         "diff" => inh.diff = Some(bool_of(file, v, "diff")?),
+                        "module_defaults" => inh.module_defaults.push(v.to_json()),
                         "environment" => inh.environment.push(v.to_json()),
                         "vars" => params.extend(vars_of(file, v, "role vars")?),
                         _ => {
@@ -765,6 +842,9 @@ impl Loader<'_> {
         if let Some(b) = m.get("diff") {
             inh.diff = Some(bool_of(file, b, "diff")?);
         }
+        if let Some(d) = m.get("module_defaults") {
+            inh.module_defaults.push(d.to_json());
+        }
         if let Some(b) = m.get("any_errors_fatal") {
             inh.any_errors_fatal = Some(bool_of(file, b, "any_errors_fatal")?);
         }
@@ -828,7 +908,7 @@ impl Loader<'_> {
                     _ => return Err(err_at(file, target, "include needs a file name")),
                 };
                 for k in m.keys() {
-                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", key].contains(&k.as_str()) {
+                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", "module_defaults", key].contains(&k.as_str()) {
                         return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
                     }
                 }
@@ -859,7 +939,7 @@ impl Loader<'_> {
                     if k == "loop" || k.starts_with("with_") {
                         return Err(err_at_key(file, k, &m[k], format!("'{k}' on {key} is not supported (includes are static here): list the role once per item, or loop inside the role")));
                     }
-                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", "environment", "any_errors_fatal", key].contains(&k.as_str()) {
+                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", "module_defaults", "environment", "any_errors_fatal", key].contains(&k.as_str()) {
                         return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
                     }
                 }
@@ -985,6 +1065,19 @@ impl Loader<'_> {
             return Err(err_at(file, margs, format!("arguments of '{module}' must be a mapping or a string")));
         }
         let inh = self.apply_common(file, m, inherit)?;
+        // `module_defaults` for this module (inner layers win) fill the arguments it lacks.
+        let defaults = module_defaults_for(&module, &inh.module_defaults);
+        if !defaults.is_empty() {
+            let mut a = match args {
+                Value::Object(a) => a,
+                Value::String(s) => serde_json::Map::from_iter([("_raw_params".to_string(), Value::String(s))]),
+                _ => serde_json::Map::new(),
+            };
+            for (k, v) in defaults {
+                a.entry(k).or_insert(v);
+            }
+            args = Value::Object(a);
+        }
         // with_items flattens one level when the task runs (`LoopControl::flatten`).
         let loop_items = if let Some(l) = m.get("loop").or_else(|| m.get("with_items")).or_else(|| m.get("with_list")) {
             Some(l.to_json())
