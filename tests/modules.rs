@@ -318,6 +318,8 @@ const FILES_SITE: &str = r##"
       lineinfile: {path: /etc/md/settings.ini, regexp: '^debug', state: absent}
     - name: new file with one line
       lineinfile: {path: /etc/md/new.conf, line: "created = yes", create: true, mode: "0600"}
+    - name: new file in new folders
+      lineinfile: {path: "{{ root }}/made/deeper/created.conf", line: "first", create: true, mode: "0600"}
     - name: managed block
       blockinfile:
         path: /etc/md/settings.ini
@@ -415,6 +417,7 @@ fn verify_files(t: &Target) {
          test -e /etc/md/obsolete.conf || echo gone1; test -e /etc/md/obsolete.d || echo gone2; \
          cat /etc/md/app.conf; for b in /etc/md/app.conf.*~; do echo BACKUP $b; cat $b; done; \
          echo INI; cat /etc/md/settings.ini; echo NEW; stat -c %a /etc/md/new.conf; cat /etc/md/new.conf; cat /etc/md/hosts.extra; \
+         stat -c '%n %a %U' made/deeper made/deeper/created.conf; cat made/deeper/created.conf; \
          cat /etc/md/motd; test -f done && echo done-exists; cat /etc/md/removed.log; test -e /etc/md/old.flag || echo flag-gone; \
          echo VALIDATED; cat /etc/md/validated.conf; echo KEYS; stat -c '%U %a' /home/mdkey/.ssh /home/mdkey/.ssh/authorized_keys; cut -d' ' -f1,2 /home/mdkey/.ssh/authorized_keys; echo ENV; cat env.txt; echo CONTROLLER; cat controller.txt; ls /srv/files/note-* 2>&1 | grep -c 'No such'; echo JOB; cat /etc/md/job.txt; ls -A /root/.ansible_async | wc -l",
     );
@@ -440,6 +443,7 @@ fn verify_files(t: &Target) {
             "~\nversion 1\n",
             "INI\n[server]\nworkers = 4\nport = 8080\nhost = a.internal\n# BEGIN MD BLOCK\na = 1\nb = 2\n# END MD BLOCK\nNEW\n600\ncreated = yes\n",
             "# BEGIN ANSIBLE MANAGED BLOCK\n10.0.0.1 db\n# END ANSIBLE MANAGED BLOCK\n",
+            "made/deeper 755 root\nmade/deeper/created.conf 600 root\nfirst\n",
             "welcome to ",
             "done-exists",
             "flag-gone",
