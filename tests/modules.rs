@@ -297,6 +297,10 @@ const FILES_SITE: &str = r##"
       file: {path: "{{ root }}/tree/a/b", state: directory}
     - name: file in the tree
       copy: {content: "x\n", dest: "{{ root }}/tree/a/b/f.txt"}
+    - name: a file outside the tree
+      copy: {content: "out\n", dest: "{{ root }}/outside.txt"}
+    - name: a link in the tree to it
+      file: {src: ../../outside.txt, dest: "{{ root }}/tree/a/out-link", state: link}
     - name: tree owned by nobody, recursively
       file: {path: "{{ root }}/tree", state: directory, recurse: true, owner: nobody, group: nogroup, mode: "0750"}
     - name: stamp file
@@ -413,7 +417,7 @@ const FILES_SETUP: &str = "set -e; mkdir -p /etc/md/obsolete.d; echo old > /etc/
 
 fn verify_files(t: &Target) {
     let s = t.ssh(
-        "cd /srv/files; stat -c '%n %U %G %a %F' tree tree/a tree/a/b tree/a/b/f.txt stamp; stat -c 'links=%h' hard.txt; \
+        "cd /srv/files; stat -c '%n %U %G %a %F' tree tree/a tree/a/b tree/a/b/f.txt stamp outside.txt; stat -c 'links=%h' hard.txt; \
          test -e /etc/md/obsolete.conf || echo gone1; test -e /etc/md/obsolete.d || echo gone2; \
          cat /etc/md/app.conf; for b in /etc/md/app.conf.*~; do echo BACKUP $b; cat $b; done; \
          echo INI; cat /etc/md/settings.ini; echo NEW; stat -c %a /etc/md/new.conf; cat /etc/md/new.conf; cat /etc/md/hosts.extra; \
@@ -436,6 +440,8 @@ fn verify_files(t: &Target) {
             "tree/a/b nobody nogroup 750 directory",
             "tree/a/b/f.txt nobody nogroup 750 regular file",
             "stamp root root 600 regular empty file",
+            // the tree's link was followed (Ansible's `follow: yes`)
+            "outside.txt nobody nogroup 750 regular file",
             "links=2",
             "gone1",
             "gone2",
