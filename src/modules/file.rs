@@ -558,7 +558,13 @@ impl ModuleTask for FileTask {
                     .as_ref()
                     .map(|t| format!("-t {t} "))
                     .unwrap_or_default();
-                let s = self.new_path_script(&format!("touch {stamp}-- \"$x\""), false);
+                let attrs = self.new_path_attrs(false);
+                let mut s = format!("set -e\nx={}\ntouch {stamp}-- \"$x\"\n", sh_quote(&self.path));
+                if !attrs.is_empty() {
+                    // attributes that can't be set (an unknown owner): the file made goes again,
+                    // as Ansible removes it
+                    s.push_str(&format!("if ! ( {} ); then rm -f -- \"$x\"; exit 1; fi\n", attrs.join(" && ")));
+                }
                 plan.actions.push(Action::new(
                     format!("create {}", self.path),
                     s,
@@ -805,7 +811,7 @@ impl FileTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{ok, run_probe};
+    use super::super::testutil::{local_probes, ok, run_probe, sh};
     use super::*;
 
     fn task(v: Value) -> FileTask {
@@ -1094,6 +1100,12 @@ mod tests {
             json!({"path": format!("{base}/t"), "state": "touch", "access_time": "preserve", "modification_time": "preserve"}),
         );
         assert!(apply(&t).actions.is_empty());
+        // touch with an owner that doesn't exist: fails, and the file it made is gone again
+        let t = task(json!({"path": format!("{base}/t2"), "state": "touch", "owner": "nosuchuser-xyz"}));
+        let p = t.plan(&local_probes(&t)).unwrap();
+        let (rc, _, _) = sh(&p.actions[0].script, None);
+        assert_ne!(rc, 0);
+        assert!(!std::path::Path::new(&format!("{base}/t2")).exists(), "the touched file was left behind");
         // absent
         let t = task(json!({"path": format!("{base}/a"), "state": "absent"}));
         assert_eq!(apply(&t).actions.len(), 1);
