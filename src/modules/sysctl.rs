@@ -369,9 +369,11 @@ mod host_tests {
         let (done, _) = testhost::converge(&t);
         assert_eq!(second.actions.len(), 1, "{:?}", second.diffs);
         assert!(!done.changed());
-        // the file is right but the value was changed since: reloaded
+        // the file is right but the value was changed since: reloaded (another file: the
+        // read-only key above would fail the reload, in Ansible too)
+        testhost::run("rm -f /etc/sysctl.d/60-ms.conf; echo net.ipv4.ip_forward=1 > /etc/sysctl.d/61-ms.conf", None);
         let t = build(
-            json!({"name": "net.ipv4.ip_forward", "value": "1", "sysctl_file": "/etc/sysctl.d/60-ms.conf"})
+            json!({"name": "net.ipv4.ip_forward", "value": "1", "sysctl_file": "/etc/sysctl.d/61-ms.conf"})
                 .as_object()
                 .unwrap(),
         )
@@ -381,5 +383,6 @@ mod host_tests {
         assert!(first.changed() && first.actions.len() == 1, "{:?}", first.actions);
         assert!(second.actions.is_empty(), "{:?}", second.diffs);
         assert_eq!(testhost::run("sysctl -n net.ipv4.ip_forward", None).stdout_str(), "1\n");
+        testhost::run("rm -f /etc/sysctl.d/61-ms.conf", None);
     }
 }
