@@ -300,7 +300,7 @@ const FILES_SITE: &str = r##"
     - name: a file outside the tree
       copy: {content: "out\n", dest: "{{ root }}/outside.txt"}
     - name: a link in the tree to it
-      file: {src: ../../outside.txt, dest: "{{ root }}/tree/a/out-link", state: link}
+      file: {src: "{{ root }}/outside.txt", dest: "{{ root }}/tree/a/out-link", state: link}
     - name: tree owned by nobody, recursively
       file: {path: "{{ root }}/tree", state: directory, recurse: true, owner: nobody, group: nogroup, mode: "0750"}
     - name: stamp file
@@ -2263,4 +2263,70 @@ fn become_password_from_a_vaulted_variable_reaches_sudo_and_never_the_output() {
     for on in [short, "search1"] {
         tb.ssh_ok(on, "userdel -r mdsudo 2>/dev/null; rm -f /etc/sudoers.d/mdsudo /root/md-become-pw /var/tmp/md-become; true");
     }
+}
+
+// ------------------------------------------------------------------------ parity with Ansible
+
+/// Behaviours a comparison with Ansible 2.19 found different, now as Ansible's.
+const PARITY_SITE: &str = r#"
+- name: parity with Ansible
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: a folder's contents copied on the host
+      copy: {src: /srv/par/src/, dest: /srv/par/contents, remote_src: true}
+    - name: a folder copied on the host, itself
+      copy: {src: /srv/par/src, dest: /srv/par/whole, remote_src: true, owner: nobody}
+    - name: an archive unpacked without its top folder
+      unarchive: {src: /srv/par/pkg.tar.gz, dest: /srv/par/ex, remote_src: true, extra_opts: ['--strip-components=1']}
+    - name: a user, registered
+      user: {name: paruser, shell: /bin/sh, comment: Par User}
+      register: u
+    - name: what it registered (as Ansible's module returns it)
+      copy: {content: "{{ u.home }} {{ u.shell }} {{ u.group is number }} {{ u.comment }} {{ u.uid is number }}\n", dest: /srv/par/user.txt}
+"#;
+
+const PARITY_SETUP: &str = "set -e; rm -rf /srv/par; mkdir -p /srv/par/src/sub /srv/par/pkgsrc/pkg/y /srv/par/ex /srv/par/contents; \
+    echo a > /srv/par/src/a.conf; echo b > /srv/par/src/sub/b.sh; chmod 750 /srv/par/src/sub/b.sh; echo mine > /srv/par/contents/mine; \
+    echo x > /srv/par/pkgsrc/pkg/x; echo z > /srv/par/pkgsrc/pkg/y/z; tar -czf /srv/par/pkg.tar.gz -C /srv/par/pkgsrc pkg";
+
+fn verify_parity(t: &Target) {
+    let s = t.ssh(
+        "cd /srv/par; cat contents/a.conf contents/sub/b.sh contents/mine; stat -c '%n %a %U' contents/sub/b.sh whole/src whole/src/sub/b.sh; \
+         cat ex/x ex/y/z; test -e ex/pkg || echo no-top-folder; cat user.txt",
+    );
+    assert_eq!(
+        s,
+        "a\nb\nmine\ncontents/sub/b.sh 750 root\nwhole/src 755 nobody\nwhole/src/sub/b.sh 750 nobody\nx\nz\nno-top-folder\n/home/paruser /bin/sh True Par User True\n"
+    );
+}
+
+#[test]
+fn copy_unarchive_file_command_and_results_as_ansible() {
+    let tb = bed();
+    let _g = lock("search1");
+    tb.reset(&["search1"]);
+    tb.ssh_ok("search1", PARITY_SETUP);
+    let p = project(&[("site.yml", PARITY_SITE)]);
+    let t = Target { tb, short: "search1", dir: p.path(), transport: "openssh" };
+    let (check, _) = t.cycle(|_| verify_parity(&t));
+    assert_eq!(
+        t.changed(&check),
+        ["a folder's contents copied on the host", "a folder copied on the host, itself", "an archive unpacked without its top folder", "a user, registered"],
+        "{}",
+        check.stdout
+    );
+    // a file changed in the copy: copied again; one in the archive's: unpacked again
+    t.ssh("echo drift > /srv/par/whole/src/a.conf; echo drift > /srv/par/ex/y/z");
+    let r = t.run(&[]);
+    r.assert_ok();
+    assert_eq!(t.changed(&r), ["a folder copied on the host, itself", "an archive unpacked without its top folder"], "{}", r.stdout);
+    verify_parity(&t);
+
+    // touch with an owner that doesn't exist: fails, leaving nothing behind
+    let touch = "- hosts: all\n  gather_facts: false\n  tasks:\n    - file: {path: /srv/par/touched, state: touch, owner: nosuchuser}\n";
+    std::fs::write(p.path().join("touch.yml"), touch).unwrap();
+    let r = t.run_pb("touch.yml", &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert_eq!(t.ssh("test -e /srv/par/touched && echo left || echo gone"), "gone\n");
 }
