@@ -269,6 +269,10 @@ mod tests {
             run(json!({"block": "x", "create": true}), None).unwrap(),
             "# BEGIN ANSIBLE MANAGED BLOCK\nx\n# END ANSIBLE MANAGED BLOCK\n"
         );
+        // a new file's missing folders are made first, as Ansible does
+        let t = build(json!({"block": "x", "create": true, "path": "/etc/x.conf"}).as_object().unwrap()).unwrap();
+        let p = t.plan(&[absent()]).unwrap();
+        assert!(p.actions[0].script.starts_with("mkdir -p -- /etc\n"), "{}", p.actions[0].script);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `command` and `shell`: run something on the host. Always "changed" when it runs (use
 //! `changed_when`); `creates`/`removes` (globs allowed) make it idempotent: a probe checks them
 //! and a satisfied condition means no action. In check mode a command that would run is
-//! skipped ([`CheckSupport::SkipIfActions`]), like Ansible.
+//! skipped ([`CheckSupport::SkipIfActions`]), like Ansible, unless it has `creates`/`removes`:
+//! then it reports the change (Ansible's "Command would have run if not in check mode").
 //!
 //! `command` runs no shell features: the words are split like a shell would (shlex) and each is
 //! quoted, except that `$VAR`/`${VAR}` and a leading `~` are expanded as Ansible does
@@ -411,11 +412,17 @@ impl ModuleTask for CommandTask {
         }
         plan.actions.push(action);
         plan.changed = Some(true);
+        if self.creates.is_some() || self.removes.is_some() {
+            // what check mode registers (a real run's output replaces it)
+            plan.result.insert("rc".into(), json!(0));
+            plan.result.insert("msg".into(), json!("Command would have run if not in check mode"));
+        }
         Ok(plan)
     }
 
     fn finish(&self, mut plan: Plan, outputs: &[ActionOutput]) -> Result<Plan, ModuleError> {
         if let Some(o) = outputs.first() {
+            plan.result.remove("msg");
             fill_result(&mut plan, self.strip_empty_ends, o.exit_code, &o.stdout_str(), &o.stderr_str());
         }
         Ok(plan)
@@ -425,8 +432,14 @@ impl ModuleTask for CommandTask {
         Some(json!({"cmd": self.cmd, "strip_empty_ends": self.strip_empty_ends}))
     }
 
+    /// Ansible (2.19): with `creates`/`removes` (already found not to skip it) the task
+    /// reports the change it would make; without them it can't tell and is skipped.
     fn check_support(&self) -> CheckSupport {
-        CheckSupport::SkipIfActions
+        if self.creates.is_some() || self.removes.is_some() {
+            CheckSupport::Full
+        } else {
+            CheckSupport::SkipIfActions
+        }
     }
 }
 
@@ -525,6 +538,26 @@ mod tests {
         assert!(t.plan(&[ok("")]).unwrap().actions.len() == 1);
         let (rc, out, _) = sh(&t.probes()[0].script, None);
         assert_eq!((rc, out.as_str()), (0, ""));
+    }
+
+    #[test]
+    fn check_mode_predicts_a_change_with_creates_or_removes() {
+        // Ansible 2.19: a command that would run is `changed` in check mode when it has
+        // creates/removes, skipped when it has neither
+        let t = task(false, json!({"_raw_params": "make", "creates": "/opt/app/built"}));
+        assert_eq!(t.check_support(), CheckSupport::Full);
+        let p = t.plan(&[ok("")]).unwrap();
+        assert!(p.changed());
+        assert_eq!(p.result["msg"], "Command would have run if not in check mode");
+        assert_eq!(p.result["rc"], 0);
+        // ran for real: the command's own result
+        let done = t.finish(p, &[crate::modules::testutil::out("built\n")]).unwrap();
+        assert_eq!((done.result["msg"].as_str(), done.result["stdout"].as_str()), (Some(""), Some("built")));
+        let t = task(true, json!({"_raw_params": "rm x", "removes": "/x"}));
+        assert_eq!(t.check_support(), CheckSupport::Full);
+        let t = task(true, json!({"_raw_params": "make"}));
+        assert_eq!(t.check_support(), CheckSupport::SkipIfActions);
+        assert!(!t.plan(&[]).unwrap().result.contains_key("msg"));
     }
 
     #[test]

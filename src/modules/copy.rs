@@ -6,8 +6,10 @@
 //! A vault-encrypted local `src` is decrypted with the run's vault passwords (`decrypt: false`
 //! copies it as it is), as in Ansible.
 //!
-//! Not supported: copying a remote directory recursively, `checksum` (accepted and ignored),
-//! SELinux/attributes.
+//! A folder on the host as `src` (`remote_src`) is copied as Ansible does (see
+//! [`FileWrite::plan_tree`]), compared file by file through their sha256.
+//!
+//! Not supported: `checksum` (accepted and ignored), SELinux/attributes.
 
 use super::args::{self, opt_boolish, opt_string, Mode};
 use super::common::{attributes_plan, content_diff, sha256_hex, stat_lines, FileKind, FileState};
@@ -407,6 +409,123 @@ impl FileWrite {
         s
     }
 
+    /// `remote_src` with a folder as `src`: where its contents go, as Ansible decides
+    /// (`src/`: into `dest`; `src`: into `dest/<name of src>`).
+    fn tree_target(&self) -> Option<String> {
+        let Source::Remote(src) = &self.source else { return None };
+        let dest = self.dest.trim_end_matches('/');
+        Some(if src.ends_with('/') { dest.to_string() } else { format!("{dest}/{}", self.base.as_deref().unwrap_or("")) })
+    }
+
+    /// Lists (after `@src|directory`) the source folder's entries, links followed
+    /// (`@sd|MODE|REL` folders, `@sf|MODE|SHA256|REL` files), and what the target holds
+    /// (`@tt|dir`, or `@tt|notdir` when it is something else; `@td|OWNER|GROUP|REL`, `@tf|OWNER|GROUP|SHA256|REL`,
+    /// `@to|REL` for other kinds).
+    fn tree_probe(&self) -> String {
+        let Some(t) = self.tree_target() else { return String::new() };
+        format!(
+            "t={};              (cd -- \"$s\" && find -L . -mindepth 1 -type d -printf '@sd|%m|%P\\n' && find -L . -mindepth 1 -type f -print | sort | while IFS= read -r f; do printf '@sf|%s|%s|%s\\n' \"$(stat -L -c %a -- \"$f\")\" \"$(sha256sum < \"$f\" | cut -c1-64)\" \"${{f#./}}\"; done); \
+             if [ -e \"$t\" ] && [ ! -d \"$t\" ]; then echo '@tt|notdir'; \
+             elif [ -d \"$t\" ]; then echo '@tt|dir'; (cd -- \"$t\" && find . -mindepth 1 \\( -type d -printf '@td|%u|%g|%P\\n' \\) -o \\( ! -type f -printf '@to|%P\\n' \\) && find . -mindepth 1 -type f -print | sort | while IFS= read -r f; do printf '@tf|%s|%s|%s\\n' \"$(stat -c '%U|%G' -- \"$f\")\" \"$(sha256sum < \"$f\" | cut -c1-64)\" \"${{f#./}}\"; done); fi; ",
+            sh_quote(&t)
+        )
+    }
+
+    /// The plan for a source folder on the host (see [`Self::tree_probe`]): as Ansible's
+    /// `remote_src` copy, missing folders are made and missing or different files copied
+    /// (with the source's mode), what only the target holds is kept, and `owner`/`group` go
+    /// to the whole target recursively.
+    fn plan_tree(&self, extras: &[(String, String)], src: &str, mut plan: Plan) -> Result<Plan, ModuleError> {
+        let t = self.tree_target().unwrap_or_default();
+        if extra(extras, "tt") == Some("notdir") {
+            plan.failed = Some(format!("Destination {t} is not a directory (copying the directory {src})"));
+            return Ok(plan);
+        }
+        let mut have_dirs = std::collections::BTreeMap::new();
+        let mut have_files = std::collections::BTreeMap::new();
+        let mut others = std::collections::BTreeSet::new();
+        for (k, v) in extras {
+            match k.as_str() {
+                "td" => {
+                    let mut it = v.splitn(3, '|');
+                    if let (Some(o), Some(g), Some(rel)) = (it.next(), it.next(), it.next()) {
+                        have_dirs.insert(rel.to_string(), (o.to_string(), g.to_string()));
+                    }
+                }
+                "tf" => {
+                    let mut it = v.splitn(4, '|');
+                    if let (Some(o), Some(g), Some(sha), Some(rel)) = (it.next(), it.next(), it.next(), it.next()) {
+                        have_files.insert(rel.to_string(), (o.to_string(), g.to_string(), sha.to_string()));
+                    }
+                }
+                "to" => {
+                    others.insert(v.clone());
+                }
+                _ => {}
+            }
+        }
+        let q = |rel: &str| sh_quote(&format!("{t}/{rel}"));
+        let qs = |rel: &str| sh_quote(&format!("{}/{rel}", src.trim_end_matches('/')));
+        let mut cmds = vec![format!("set -e\nmkdir -p -- {}", sh_quote(&t))];
+        let mut changed_paths = Vec::new();
+        let mut owned = true;
+        let wrong = |o: &str, g: &str| self.owner.as_deref().is_some_and(|w| w != o) || self.group.as_deref().is_some_and(|w| w != g);
+        for (k, v) in extras {
+            match k.as_str() {
+                "sd" => {
+                    let Some((mode, rel)) = v.split_once('|') else { continue };
+                    match have_dirs.get(rel) {
+                        Some((o, g)) => owned &= !wrong(o, g),
+                        None => {
+                            if others.contains(rel) || have_files.contains_key(rel) {
+                                plan.failed = Some(format!("cannot copy the directory {rel} of {src} over a file in {t}"));
+                                return Ok(plan);
+                            }
+                            cmds.push(format!("mkdir -p -- {}\nchmod {mode} -- {}", q(rel), q(rel)));
+                            changed_paths.push(format!("{t}/{rel}/"));
+                        }
+                    }
+                }
+                "sf" => {
+                    let mut it = v.splitn(3, '|');
+                    let (Some(mode), Some(sha), Some(rel)) = (it.next(), it.next(), it.next()) else { continue };
+                    match have_files.get(rel) {
+                        Some((o, g, have)) if have == sha => owned &= !wrong(o, g),
+                        _ => {
+                            if have_dirs.contains_key(rel) {
+                                plan.failed = Some(format!("cannot copy the file {rel} of {src} over a directory in {t}"));
+                                return Ok(plan);
+                            }
+                            cmds.push(format!("rm -f -- {d}\ncp -L -- {} {d}\nchmod {mode} -- {d}", qs(rel), d = q(rel)));
+                            changed_paths.push(format!("{t}/{rel}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if extra(extras, "tt").is_none() {
+            changed_paths.insert(0, format!("{t}/"));
+        }
+        if !changed_paths.is_empty() || !owned {
+            if let Some(o) = &self.owner {
+                cmds.push(format!("chown -R {} -- {}", sh_quote(o), sh_quote(&t)));
+            }
+            if let Some(g) = &self.group {
+                cmds.push(format!("chgrp -R {} -- {}", sh_quote(g), sh_quote(&t)));
+            }
+            plan.diffs.push(Diff::Field {
+                name: format!("copy of the directory {src}"),
+                before: if changed_paths.is_empty() { "owner/group differ".into() } else { format!("{} missing or different", changed_paths.len()) },
+                after: if changed_paths.is_empty() { format!("{t} owned as asked") } else { changed_paths.join(" ") },
+            });
+            plan.actions.push(Action::new(format!("copy the directory {src} into {t}"), cmds.join("\n"), Scope::path(&t)));
+        }
+        plan.result.insert("dest".into(), json!(self.dest));
+        plan.result.remove("checksum");
+        Ok(plan)
+    }
+
     fn base_result(&self, plan: &mut Plan, target: &str) {
         plan.result.extend(self.result.clone());
         plan.result.insert("dest".into(), json!(target));
@@ -437,9 +556,10 @@ impl ModuleTask for FileWrite {
                 "s={}\nif [ -f \"$s\" ]; then printf '@src_mode|%s\\n' \"$(stat -L -c %a -- \"$s\")\"; \
                  printf '@src_sha256|%s\\n' \"$(sha256sum < \"$s\" | cut -d' ' -f1)\"; \
                  if [ \"$(stat -L -c %s -- \"$s\")\" -le {} ]; then printf '@src_content|%s\\n' \"$(base64 -w0 < \"$s\")\"; fi; \
-                 elif [ -d \"$s\" ]; then echo '@src|directory'; else echo '@src|missing'; fi\n",
+                 elif [ -d \"$s\" ]; then echo '@src|directory'; {}else echo '@src|missing'; fi\n",
                 sh_quote(src),
-                super::common::MAX_DIFF_BYTES
+                super::common::MAX_DIFF_BYTES,
+                self.tree_probe()
             ));
         }
         s.push_str(&stat_lines(true));
@@ -476,12 +596,7 @@ impl ModuleTask for FileWrite {
             Source::Content(c) => (Some(c.clone()), sha256_hex(c), None),
             Source::Remote(src) => {
                 match extra(&extras, "src") {
-                    Some("directory") => {
-                        plan.failed = Some(format!(
-                            "remote_src: copying the directory {src} is not supported"
-                        ));
-                        return Ok(plan);
-                    }
+                    Some("directory") => return self.plan_tree(&extras, src, plan),
                     Some(_) => {
                         plan.failed = Some(format!("Source {src} not found"));
                         return Ok(plan);
@@ -773,6 +888,47 @@ pub(crate) mod tests {
             content_bytes(&json!({"a": [1, "é"], "b": true})),
             br#"{"a": [1, "\u00e9"], "b": true}"#.to_vec()
         );
+    }
+
+    #[test]
+    fn remote_src_directory_is_copied_as_ansible_does() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap().to_string();
+        let w = |f: &str, c: &str| std::fs::write(format!("{base}/{f}"), c).unwrap();
+        let read = |f: &str| std::fs::read_to_string(format!("{base}/{f}")).unwrap();
+        let mode = |f: &str| std::fs::metadata(format!("{base}/{f}")).unwrap().permissions().mode() & 0o7777;
+        std::fs::create_dir_all(format!("{base}/s/sub/deeper")).unwrap();
+        std::fs::create_dir_all(format!("{base}/d")).unwrap();
+        w("s/a.conf", "a\n");
+        w("s/.hidden", "h\n");
+        w("s/sub/deeper/b.sh", "#!/bin/sh\n");
+        std::fs::set_permissions(format!("{base}/s/sub/deeper/b.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::os::unix::fs::symlink(format!("{base}/s/a.conf"), format!("{base}/s/link.conf")).unwrap();
+        w("d/mine", "kept\n");
+        // `src/`: the contents into dest
+        let t = task(json!({"dest": format!("{base}/d"), "src": format!("{base}/s/"), "remote_src": true}));
+        let p = apply(&t);
+        assert_eq!(p.actions.len(), 1, "{:?}", p.diffs);
+        assert_eq!((read("d/a.conf"), read("d/.hidden"), read("d/sub/deeper/b.sh"), read("d/mine")), ("a\n".into(), "h\n".into(), "#!/bin/sh\n".into(), "kept\n".into()));
+        assert_eq!(read("d/link.conf"), "a\n", "links followed (local_follow)");
+        assert_eq!(mode("d/sub/deeper/b.sh"), 0o750, "the source's mode");
+        assert!(apply(&t).actions.is_empty(), "converged");
+        // a changed file is copied again, the others are not touched
+        w("d/a.conf", "changed\n");
+        let p = apply(&t);
+        assert!(matches!(&p.diffs[0], Diff::Field { after, .. } if after == &format!("{base}/d/a.conf")), "{:?}", p.diffs);
+        assert_eq!(read("d/a.conf"), "a\n");
+        // `src` without the slash: the folder itself, made with its parents
+        let t = task(json!({"dest": format!("{base}/e/f"), "src": format!("{base}/s"), "remote_src": true}));
+        apply(&t);
+        assert_eq!(read("e/f/s/sub/deeper/b.sh"), "#!/bin/sh\n");
+        assert!(apply(&t).actions.is_empty());
+        // over a file: fails
+        w("x", "file\n");
+        let t = task(json!({"dest": format!("{base}/x"), "src": format!("{base}/s/"), "remote_src": true}));
+        let p = t.plan(&local_probes(&t)).unwrap();
+        assert!(p.failed.as_deref().is_some_and(|f| f.contains("is not a directory")), "{:?}", p.failed);
     }
 
     #[test]

@@ -105,7 +105,8 @@ fn build(args: &Map<String, Value>) -> Result<CronTask, ModuleError> {
         return Err(ModuleError::Args("cron: job must be a single line".into()));
     }
     let line = if env {
-        format!("{}={job}", name.as_deref().unwrap_or(""))
+        // Ansible's `NAME="value"` (an unquoted line it finds differs, and is rewritten so)
+        format!("{}=\"{job}\"", name.as_deref().unwrap_or(""))
     } else {
         let disabled = if a.disabled.unwrap_or(false) { "#" } else { "" };
         let who = if cron_file.is_some() {
@@ -347,8 +348,12 @@ mod tests {
         let p = t.plan(&[ok("crontab|yes\n#Ansible: x\n* * * * * y\n")]).unwrap();
         assert_eq!(
             p.actions[0].stdin.as_deref(),
-            Some(&b"PATH=/usr/bin:/bin\n#Ansible: x\n* * * * * y\n"[..])
+            Some(&b"PATH=\"/usr/bin:/bin\"\n#Ansible: x\n* * * * * y\n"[..])
         );
+        // as Ansible: the quoted line is right, an unquoted one is rewritten quoted
+        assert!(t.plan(&[ok("crontab|yes\nPATH=\"/usr/bin:/bin\"\n")]).unwrap().actions.is_empty());
+        let p = t.plan(&[ok("crontab|yes\nA=1\nPATH=/usr/bin:/bin\n")]).unwrap();
+        assert_eq!(p.actions[0].stdin.as_deref(), Some(&b"A=1\nPATH=\"/usr/bin:/bin\"\n"[..]));
         let t = build(
             json!({"name": "clean", "cron_file": "app", "user": "www-data", "minute": "*/5", "job": "run"})
                 .as_object()

@@ -4,9 +4,12 @@
 //! One probe reads the path (following a final symlink when `follow`, the default, and the
 //! state is not `link`/`hard`/`absent`), whether `src` exists (links), and for `recurse` the
 //! first entry of the tree whose owner/group/mode differ (`find ... -print -quit`), so a
-//! converged tree costs one `find` and no action.
+//! converged tree costs one `find` and no action. As in Ansible, `recurse` gives the tree's
+//! symbolic links the owner/group and, with `follow` (default), what they point to all the
+//! attributes (a linked folder recursively; a dangling link is left alone).
 //!
-//! Differences from Ansible: `mode` on a symlink is ignored (Linux has no link modes);
+//! Differences from Ansible: `mode` on a symlink is ignored (Linux has no link modes; Ansible
+//! reports a `recurse` with `mode` over a tree holding links as changed on every run);
 //! owner/group of `state: link` apply to the link itself (`chown -h`); `attributes`, SELinux
 //! and timestamp formats other than `now`/`preserve`/`touch -t` stamps are not supported.
 
@@ -390,10 +393,21 @@ impl FileTask {
         if preds.is_empty() {
             return None;
         }
+        let preds = preds.join(" -o ");
+        // `follow` (default): as Ansible, what the tree's symbolic links point to (outside the
+        // tree too, and into linked folders) gets the attributes as well; a dangling link is
+        // left alone.
+        let (followed, links) = if self.follow {
+            (
+                format!("; find -L \"$p\" ! -type l \\( {preds} \\) -print -quit 2>/dev/null"),
+                "[ -z \"$(find \"$p\" -type l -print -quit)\" ] || echo '@links|yes'\n",
+            )
+        } else {
+            (String::new(), "")
+        };
         Some(format!(
-            "if [ -d \"$p\" ]; then\nok=1\n{}\nif [ -n \"$ok\" ]; then printf '@recurse|%s\\n' \"$(find \"$p\" \\( {} \\) -print -quit)\"; fi\nfi\n",
+            "if [ -d \"$p\" ]; then\nok=1\n{}\nif [ -n \"$ok\" ]; then printf '@recurse|%s\\n' \"$({{ find \"$p\" \\( {preds} \\) -print -quit{followed}; }} | head -n 1)\"; fi\n{links}fi\n",
             guards.join("\n"),
-            preds.join(" -o ")
         ))
     }
 
@@ -544,7 +558,13 @@ impl ModuleTask for FileTask {
                     .as_ref()
                     .map(|t| format!("-t {t} "))
                     .unwrap_or_default();
-                let s = self.new_path_script(&format!("touch {stamp}-- \"$x\""), false);
+                let attrs = self.new_path_attrs(false);
+                let mut s = format!("set -e\nx={}\ntouch {stamp}-- \"$x\"\n", sh_quote(&self.path));
+                if !attrs.is_empty() {
+                    // attributes that can't be set (an unknown owner): the file made goes again,
+                    // as Ansible removes it
+                    s.push_str(&format!("if ! ( {} ); then rm -f -- \"$x\"; exit 1; fi\n", attrs.join(" && ")));
+                }
                 plan.actions.push(Action::new(
                     format!("create {}", self.path),
                     s,
@@ -712,6 +732,7 @@ impl ModuleTask for FileTask {
                     });
                 }
                 let q = sh_quote(&target);
+                // Symbolic links themselves get the owner/group (`-R` doesn't follow them)...
                 let mut cmds = Vec::new();
                 if let Some(o) = &self.owner {
                     cmds.push(format!("chown -R {} -- {q}", sh_quote(o)));
@@ -722,10 +743,20 @@ impl ModuleTask for FileTask {
                 if let Some(m) = &self.mode {
                     cmds.push(format!("chmod -R {} -- {q}", chmod_arg(m)));
                 }
+                // ...and with `follow`, what they point to (a dangling one is skipped)
+                let links = self.follow && extra(&extras, "links").is_some();
+                if links {
+                    for (cmd, arg) in [("chown", self.owner.as_deref().map(sh_quote)), ("chgrp", self.group.as_deref().map(sh_quote)), ("chmod", self.mode.as_ref().map(chmod_arg))] {
+                        if let Some(arg) = arg {
+                            cmds.push(format!("find -L {q} ! -type l -exec {cmd} {arg} -- {{}} +"));
+                        }
+                    }
+                }
                 plan.actions.push(Action::new(
                     format!("set attributes of {target} recursively"),
                     cmds.join(" && "),
-                    Scope::path(&target),
+                    // a link's target may be anywhere
+                    if links { Scope::Host } else { Scope::path(&target) },
                 ));
                 self.result_attrs(&mut plan, Some(&st));
                 return Ok(plan);
@@ -780,7 +811,7 @@ impl FileTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{ok, run_probe};
+    use super::super::testutil::{local_probes, ok, run_probe, sh};
     use super::*;
 
     fn task(v: Value) -> FileTask {
@@ -1003,6 +1034,31 @@ mod tests {
                 & 0o7777,
             0o755
         );
+        // symbolic links in the tree: their targets too (follow, the default), not with follow: no
+        use std::os::unix::fs::symlink;
+        std::fs::create_dir_all(format!("{base}/out/d")).unwrap();
+        for f in ["out/t.txt", "out/d/in.txt"] {
+            std::fs::write(format!("{base}/{f}"), "x").unwrap();
+            std::fs::set_permissions(format!("{base}/{f}"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        symlink(format!("{base}/out/t.txt"), format!("{base}/a/b/link")).unwrap();
+        symlink("../../out/d", format!("{base}/a/b/dlink")).unwrap();
+        symlink("/nonexistent-xyz", format!("{base}/a/dangling")).unwrap();
+        let mode_of = |f: &str| std::fs::metadata(format!("{base}/{f}")).unwrap().permissions().mode() & 0o7777;
+        let t = task(json!({"path": format!("{base}/a"), "recurse": true, "mode": "0755", "follow": false}));
+        assert!(apply(&t).actions.is_empty(), "follow: no looks at the tree only");
+        assert_eq!(mode_of("out/t.txt"), 0o600);
+        let t = task(json!({"path": format!("{base}/a"), "recurse": true, "mode": "u=rwX,g=rX,o="}));
+        let p = t.plan(&[run_probe(&t.probes()[0].script)]).unwrap();
+        assert_eq!(p.actions.len(), 1, "{:?}", p.diffs);
+        assert!(p.actions[0].script.contains("find -L"), "{}", p.actions[0].script);
+        assert_eq!(p.actions[0].touches, Scope::Host);
+        apply(&t);
+        assert_eq!((mode_of("out/t.txt"), mode_of("out/d/in.txt"), mode_of("out/d"), mode_of("a/b/f")), (0o640, 0o640, 0o750, 0o750));
+        assert!(apply(&t).actions.is_empty(), "followed recurse converged");
+        std::fs::remove_file(format!("{base}/a/b/link")).unwrap();
+        std::fs::remove_file(format!("{base}/a/b/dlink")).unwrap();
+        std::fs::remove_file(format!("{base}/a/dangling")).unwrap();
         // unknown owner: reported as differing, not a probe failure
         let t =
             task(json!({"path": format!("{base}/a"), "recurse": true, "owner": "nosuchuser-xyz"}));
@@ -1044,6 +1100,12 @@ mod tests {
             json!({"path": format!("{base}/t"), "state": "touch", "access_time": "preserve", "modification_time": "preserve"}),
         );
         assert!(apply(&t).actions.is_empty());
+        // touch with an owner that doesn't exist: fails, and the file it made is gone again
+        let t = task(json!({"path": format!("{base}/t2"), "state": "touch", "owner": "nosuchuser-xyz"}));
+        let p = t.plan(&local_probes(&t)).unwrap();
+        let (rc, _, _) = sh(&p.actions[0].script, None);
+        assert_ne!(rc, 0);
+        assert!(!std::path::Path::new(&format!("{base}/t2")).exists(), "the touched file was left behind");
         // absent
         let t = task(json!({"path": format!("{base}/a"), "state": "absent"}));
         assert_eq!(apply(&t).actions.len(), 1);

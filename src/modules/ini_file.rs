@@ -512,12 +512,8 @@ impl ModuleTask for IniTask {
             plan.msg = Some(edit.msg.to_string());
         }
         let new = edit.changed.then_some(edit.content.as_str());
-        let (diffs, mut actions) = edit_plan(&self.path, &target, &st, new, &self.file, self.backup);
-        if new.is_some() && !st.exists() {
-            if let Some(w) = actions.iter_mut().find(|a| a.summary.starts_with("write")) {
-                super::common::create_parent_dirs(w, &target);
-            }
-        }
+        // (a new file's missing folders are made too)
+        let (diffs, actions) = edit_plan(&self.path, &target, &st, new, &self.file, self.backup);
         plan.diffs = diffs;
         plan.actions = actions;
         Ok(plan)

@@ -293,6 +293,10 @@ pub(crate) fn edit_plan(
                 existing.then_some(st.mode),
                 file.validate.as_deref(),
             );
+            if !existing {
+                // a new file (`create: true`): its missing folders too, as Ansible makes them
+                common::create_parent_dirs(&mut a, real);
+            }
             a.touches = Scope::Paths(vec![path.to_string(), real.to_string()]);
             actions.push(a);
         }
@@ -629,6 +633,7 @@ pub(crate) mod tests {
         );
         assert!(p.actions[0].script.contains("visudo -cf \"$tmp\""));
         assert!(p.actions[0].script.contains("chmod 0600"));
+        assert!(p.actions[0].script.starts_with("mkdir -p -- /etc\n"), "{}", p.actions[0].script);
         assert!(t(json!({"line": "x"}))
             .plan(&[absent()])
             .unwrap_err()

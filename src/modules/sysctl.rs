@@ -1,10 +1,12 @@
 //! `sysctl`: a kernel parameter in a sysctl file (`key=value`, comments kept) and, with
-//! `sysctl_set`, in the running kernel. A changed file is applied with `sysctl -p FILE` when
-//! `reload` (default). With `ignoreerrors`, unknown or read-only keys (containers) don't fail.
+//! `sysctl_set`, in the running kernel. With `reload` (default), a changed file, or a file
+//! already right whose value the kernel doesn't have (as Ansible checks), is applied with
+//! `sysctl -p FILE`. With `ignoreerrors`, unknown or read-only keys (containers) don't fail,
+//! and a reload that left the live value as it was reports no change.
 
 use super::args::{self, opt_boolish, opt_string};
 use super::common;
-use super::{sh_quote, Action, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
+use super::{sh_quote, Action, ActionOutput, Diff, ModuleError, ModuleTask, Plan, Probe, ProbeResult, Scope};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -137,11 +139,30 @@ impl SysctlTask {
     }
 }
 
+/// The live value printed by [`SysctlTask::value_script`] (None: unknown key).
+fn parse_value(out: &str) -> Option<String> {
+    out.lines().find_map(|l| l.strip_prefix("value|")).filter(|v| *v != "unknown").map(norm)
+}
+
+impl SysctlTask {
+    /// Prints `value|<live value>` (tabs and newlines as spaces) or `value|unknown`.
+    fn value_script(&self) -> String {
+        let k = sh_quote(&self.name);
+        format!("if v=$(sysctl -n -- {k} 2>/dev/null); then printf 'value|%s\\n' \"$(printf '%s' \"$v\" | tr '\\t\\n' '  ')\"; else echo 'value|unknown'; fi")
+    }
+
+    fn live_diff(&self, running: &Option<String>) -> Diff {
+        Diff::Field {
+            name: self.name.clone(),
+            before: running.clone().unwrap_or_else(|| "unknown".into()),
+            after: self.value.clone(),
+        }
+    }
+}
+
 impl ModuleTask for SysctlTask {
     fn probes(&self) -> Vec<Probe> {
-        let k = sh_quote(&self.name);
-        let cur = format!("if v=$(sysctl -n -- {k} 2>/dev/null); then printf 'value|%s\\n' \"$(printf '%s' \"$v\" | tr '\\t\\n' '  ')\"; else echo 'value|unknown'; fi");
-        vec![common::file_probe(&self.file, true), Probe::new(cur, Scope::Host)]
+        vec![common::file_probe(&self.file, true), Probe::new(self.value_script(), Scope::Host)]
     }
 
     fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {
@@ -149,13 +170,7 @@ impl ModuleTask for SysctlTask {
             return Err(ModuleError::Probe("missing sysctl probes".into()));
         }
         let st = common::parse_file_state(&probes[0])?;
-        let running = probes[1]
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("value|"))
-            .map(str::to_string)
-            .filter(|v| v != "unknown")
-            .map(|v| norm(&v));
+        let running = parse_value(&probes[1].stdout);
         let mut plan = Plan::ok();
         plan.result.insert("name".into(), json!(self.name));
         if self.present && running.is_none() && !self.ignore && (self.reload || self.set) {
@@ -176,7 +191,6 @@ impl ModuleTask for SysctlTask {
             return Ok(plan);
         }
         let (_, new) = self.edit(text.as_deref().unwrap_or(""));
-        let ignore = if self.ignore { " || true" } else { "" };
         if let Some(n) = &new {
             plan.diffs.push(common::content_diff(&self.file, &st, n.as_bytes()));
             let owner = if st.exists() { st.owner.clone() } else { "root".into() };
@@ -192,31 +206,45 @@ impl ModuleTask for SysctlTask {
             a.summary = format!("set {} in {}", self.name, self.file);
             plan.actions.push(a);
         }
-        let applies = self.present && (self.set || (new.is_some() && self.reload));
-        if applies && running.as_deref() != Some(self.value.as_str()) {
-            plan.diffs.push(Diff::Field {
-                name: self.name.clone(),
-                before: running.clone().unwrap_or_else(|| "unknown".into()),
-                after: self.value.clone(),
-            });
-            let s = if self.set {
-                format!("sysctl -q -w {}{ignore}", sh_quote(&format!("{}={}", self.name, self.value)))
-            } else {
-                String::new()
-            };
-            let s = if !self.set {
-                format!("sysctl -q -p {}{ignore}", sh_quote(&self.file))
-            } else {
-                s
-            };
-            plan.actions.push(Action::new(format!("apply {}", self.name), s, Scope::Host));
-        } else if new.is_some() && self.reload {
-            // file changed (e.g. key removed or value already live): reload it as Ansible does
+        let live_wrong = running.as_deref() != Some(self.value.as_str());
+        let ignore = if self.ignore { " || true" } else { "" };
+        if self.present && self.set && live_wrong {
+            plan.diffs.push(self.live_diff(&running));
             plan.actions.push(Action::new(
+                format!("apply {}", self.name),
+                format!("sysctl -q -w {}{ignore}", sh_quote(&format!("{}={}", self.name, self.value))),
+                Scope::Host,
+            ));
+        } else if self.reload && (new.is_some() || (self.present && live_wrong)) {
+            // As Ansible: a changed file is reloaded, and so is a file already right whose
+            // value is not live (an earlier apply failed, or someone changed it since).
+            if self.present && live_wrong {
+                plan.diffs.push(self.live_diff(&running));
+            }
+            let mut a = Action::new(
                 format!("reload {}", self.file),
                 format!("sysctl -q -p {}{ignore}", sh_quote(&self.file)),
                 Scope::Host,
-            ));
+            );
+            if self.ignore && new.is_none() {
+                // only the live value was to change: say afterwards whether it did
+                a.script.push_str(&format!("; {}", self.value_script()));
+            }
+            plan.actions.push(a);
+        }
+        Ok(plan)
+    }
+
+    fn finish(&self, mut plan: Plan, outputs: &[ActionOutput]) -> Result<Plan, ModuleError> {
+        // With `ignoreerrors`, a reload that could not set the value (read-only in a
+        // container, unknown key) changed nothing: ok, not changed on every run.
+        if self.ignore && plan.actions.len() == 1 && plan.actions[0].script.contains("value|") {
+            if let Some(o) = outputs.first() {
+                let after = parse_value(&o.stdout_str());
+                if after.as_deref() != Some(self.value.as_str()) {
+                    plan.changed = Some(false);
+                }
+            }
         }
         Ok(plan)
     }
@@ -224,7 +252,7 @@ impl ModuleTask for SysctlTask {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{file, ok, run_probe};
+    use super::super::testutil::{file, ok, out, run_probe};
     use super::*;
 
 
@@ -253,6 +281,34 @@ mod tests {
             .unwrap();
         assert_eq!(p.actions.len(), 1);
         assert_eq!(p.actions[0].script, "sysctl -q -w 'net.ipv4.tcp_rmem=4096 131072 33554432'");
+    }
+
+    #[test]
+    fn file_right_but_value_not_live_is_reloaded() {
+        let args = json!({"name": "net.ipv4.ip_forward", "value": "1", "sysctl_file": "/etc/sysctl.d/90-fwd.conf"});
+        let t = build(args.as_object().unwrap()).unwrap();
+        // the file is right, the kernel says 0 (an earlier apply failed, or drift): reload it
+        let p = t.plan(&[file("net.ipv4.ip_forward=1\n"), ok("value|0\n")]).unwrap();
+        assert_eq!(p.actions.len(), 1);
+        assert_eq!(p.actions[0].script, "sysctl -q -p /etc/sysctl.d/90-fwd.conf");
+        assert!(p.diffs.iter().any(|d| matches!(d, Diff::Field { before, after, .. } if before == "0" && after == "1")));
+        // both right: nothing
+        assert!(t.plan(&[file("net.ipv4.ip_forward=1\n"), ok("value|1\n")]).unwrap().actions.is_empty());
+        // reload: false only keeps the file
+        let mut a = args.clone();
+        a["reload"] = json!(false);
+        let t = build(a.as_object().unwrap()).unwrap();
+        assert!(t.plan(&[file("net.ipv4.ip_forward=1\n"), ok("value|0\n")]).unwrap().actions.is_empty());
+        // ignoreerrors: reloaded, but a value the kernel refused is no change
+        let mut a = args.clone();
+        a["ignoreerrors"] = json!(true);
+        let t = build(a.as_object().unwrap()).unwrap();
+        let p = t.plan(&[file("net.ipv4.ip_forward=1\n"), ok("value|0\n")]).unwrap();
+        assert!(p.actions[0].script.starts_with("sysctl -q -p /etc/sysctl.d/90-fwd.conf || true; "));
+        let refused = t.finish(p.clone(), &[out("value|0\n")]).unwrap();
+        assert!(!refused.changed());
+        let took = t.finish(p, &[out("value|1\n")]).unwrap();
+        assert!(took.changed());
     }
 
     #[test]
@@ -309,6 +365,24 @@ mod host_tests {
         )
         .unwrap();
         let (_, second) = testhost::converge(&t);
+        // the kernel refuses the value: reloaded each run (as Ansible), but reported unchanged
+        let (done, _) = testhost::converge(&t);
+        assert_eq!(second.actions.len(), 1, "{:?}", second.diffs);
+        assert!(!done.changed());
+        // the file is right but the value was changed since: reloaded (another file: the
+        // read-only key above would fail the reload, in Ansible too)
+        testhost::run("rm -f /etc/sysctl.d/60-ms.conf; echo net.ipv4.ip_forward=1 > /etc/sysctl.d/61-ms.conf", None);
+        let t = build(
+            json!({"name": "net.ipv4.ip_forward", "value": "1", "sysctl_file": "/etc/sysctl.d/61-ms.conf"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        testhost::run("sysctl -q -w net.ipv4.ip_forward=0", None);
+        let (first, second) = testhost::converge(&t);
+        assert!(first.changed() && first.actions.len() == 1, "{:?}", first.actions);
         assert!(second.actions.is_empty(), "{:?}", second.diffs);
+        assert_eq!(testhost::run("sysctl -n net.ipv4.ip_forward", None).stdout_str(), "1\n");
+        testhost::run("rm -f /etc/sysctl.d/61-ms.conf", None);
     }
 }

@@ -13,6 +13,11 @@ pub(crate) fn ok(s: &str) -> ProbeResult {
     }
 }
 
+/// A successful action's output (exit 0, no stderr) printing `s`.
+pub(crate) fn out(s: &str) -> ActionOutput {
+    ActionOutput { stdout: s.as_bytes().to_vec(), stderr: Vec::new(), exit_code: 0 }
+}
+
 /// File-state probe output (see `common::parse_file_state`) for a root-owned regular file with
 /// the given octal `mode` and `content`.
 pub(crate) fn file_with_mode(mode: &str, content: &str) -> ProbeResult {

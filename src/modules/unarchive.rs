@@ -10,7 +10,9 @@
 //! URLs are cached the same way (keyed by the URL).
 //!
 //! `owner`/`group` are applied recursively to the extracted top-level entries; `mode` to `dest`.
-//! `extra_opts` are passed to `tar`/`unzip` for both the comparison and the extraction.
+//! `extra_opts` are passed to `tar`/`unzip` for both the comparison and the extraction; with
+//! them the comparison names files as extracted (`--show-transformed-names`), and the entry
+//! whose name `--strip-components` empties (the top folder) is no difference, as in Ansible.
 
 use super::args::{self, opt_boolish, opt_list, opt_mode, opt_string, Mode};
 use super::common::sha256_hex;
@@ -219,6 +221,9 @@ fn build(a: Args, local: Option<Vec<u8>>, remote: bool) -> Result<UnarchiveTask,
     })
 }
 
+/// What `tar --diff` says of an entry whose name `--strip-components` emptied.
+const EMPTY_NAME: &str = ": : Warning: Cannot stat: No such file or directory";
+
 const CACHE: &str = "if [ \"$(id -u)\" = 0 ]; then c=/var/cache/provision/unarchive; else c=\"${XDG_CACHE_HOME:-$HOME/.cache}/provision/unarchive\"; fi\n";
 
 impl UnarchiveTask {
@@ -257,10 +262,12 @@ impl UnarchiveTask {
         let Format::Tar(z) = self.format else {
             unreachable!()
         };
+        // differences named as extracted (`--strip-components`, `--transform`), as Ansible
+        let show = if op == "d" && !self.extra.is_empty() { " --show-transformed-names" } else { "" };
         if z.starts_with('-') {
-            format!("tar {z}-{op}f \"$a\" -C \"$dest\"{}", self.extra())
+            format!("tar {z}-{op}f \"$a\" -C \"$dest\"{show}{}", self.extra())
         } else {
-            format!("tar -{op}{z}f \"$a\" -C \"$dest\"{}", self.extra())
+            format!("tar -{op}{z}f \"$a\" -C \"$dest\"{show}{}", self.extra())
         }
     }
 
@@ -276,9 +283,12 @@ impl UnarchiveTask {
         s.push_str("[ -f \"$a\" ] || { echo 'archive|missing'; exit 0; }\n");
         match self.format {
             Format::Tar(_) => {
+                // An entry whose name `--strip-components` emptied (the top folder) can't be
+                // stat'ed: not a difference (Ansible ignores the same line).
                 s.push_str(&format!(
                     "out=$(LC_ALL=C {} 2>&1); rc=$?\n\
                      if [ $rc -gt 1 ]; then printf '%s\\n' \"$out\" | tail -n 5 | sed 's/^/error|/'; exit 0; fi\n\
+                     out=$(printf '%s\\n' \"$out\" | grep -v '{EMPTY_NAME}$')\n\
                      printf '%s\\n' \"$out\" | grep -E 'No such file|Contents differ|Size differs|File type differs|Symlink differs|Not a directory|Not found' | head -n 20 | sed 's/^/diff|/'\n\
                      printf '%s\\n' \"$out\" | grep -cE 'No such file|Contents differ|Size differs|File type differs|Symlink differs|Not a directory|Not found' | sed 's/^/count|/'\n",
                     self.tar("d")
@@ -440,7 +450,7 @@ impl ModuleTask for UnarchiveTask {
         } else {
             let diffs: Vec<&str> = lines
                 .iter()
-                .filter(|(k, _)| *k == "diff")
+                .filter(|(k, v)| *k == "diff" && !v.ends_with(EMPTY_NAME))
                 .map(|(_, v)| *v)
                 .collect();
             if diffs.is_empty() {
@@ -519,6 +529,47 @@ mod tests {
         let p = t.plan(&[res("archive|missing\n")]).unwrap();
         assert_eq!(p.actions[0].stdin.as_deref(), Some(&b"PK\x03\x04rest"[..]));
         assert!(matches!(&p.diffs[0], Diff::Field { before, .. } if before == "this version of the archive is not on the host yet: not compared"), "{:?}", p.diffs);
+    }
+
+    #[test]
+    fn strip_components_is_idempotent() {
+        let t = build(
+            args(json!({"src": "/tmp/a.tar.gz", "dest": "/opt/a", "remote_src": true, "extra_opts": ["--strip-components=1"]})),
+            None,
+            true,
+        )
+        .unwrap();
+        assert!(t.probe_script().contains("tar -dzf \"$a\" -C \"$dest\" --show-transformed-names --strip-components=1"));
+        // the top folder's emptied name is no difference
+        let empty = "diff|tar: : Warning: Cannot stat: No such file or directory\ncount|1\n";
+        assert!(t.plan(&[res(empty)]).unwrap().actions.is_empty());
+        let p = t.plan(&[res("diff|tar: : Warning: Cannot stat: No such file or directory\ndiff|a: Contents differ\ncount|2\n")]).unwrap();
+        assert_eq!(p.actions.len(), 1);
+
+        // and on this machine: extracted, then nothing to do, then a changed file found
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().display().to_string();
+        let run = |s: &str| {
+            let o = std::process::Command::new("sh").arg("-c").arg(s).current_dir(tmp.path()).output().unwrap();
+            assert!(o.status.success(), "{s}: {}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        run("mkdir -p src/pkg/sub d && echo 1 > src/pkg/a && echo 2 > src/pkg/sub/b && tar -czf p.tar.gz -C src pkg");
+        let t = build(
+            args(json!({"src": format!("{root}/p.tar.gz"), "dest": format!("{root}/d"), "remote_src": true, "extra_opts": ["--strip-components=1"]})),
+            None,
+            true,
+        )
+        .unwrap();
+        let p = t.plan(&[res(&run(&t.probe_script()))]).unwrap();
+        assert_eq!(p.actions.len(), 1);
+        run(&p.actions[0].script);
+        assert_eq!(run("cat d/a d/sub/b"), "1\n2\n");
+        let p = t.plan(&[res(&run(&t.probe_script()))]).unwrap();
+        assert!(p.actions.is_empty(), "{:?}", p.diffs);
+        run("echo changed > d/a");
+        let p = t.plan(&[res(&run(&t.probe_script()))]).unwrap();
+        assert!(matches!(&p.diffs[0], Diff::Field { before, .. } if before.contains("e.g. a: ")), "{:?}", p.diffs);
     }
 
     #[test]

@@ -512,8 +512,12 @@ impl ModuleTask for UserTask {
                 }
                 plan.diffs = diffs;
                 plan.result.insert("uid".into(), json!(self.uid.unwrap_or(cur.uid)));
-                plan.result
-                    .insert("group".into(), json!(self.group.clone().unwrap_or_else(|| cur.group.clone())));
+                // Ansible's `group` is the primary group's gid
+                let gid = match &self.group {
+                    Some(g) => o.groups_known.iter().find(|(given, _, _)| given == g).map(|(_, _, gid)| *gid).unwrap_or(cur.gid),
+                    None => cur.gid,
+                };
+                plan.result.insert("group".into(), json!(gid));
                 plan.result.insert("home".into(), json!(home_after));
                 plan.result
                     .insert("shell".into(), json!(self.shell.clone().unwrap_or_else(|| cur.shell.clone())));
@@ -529,16 +533,32 @@ impl ModuleTask for UserTask {
         if self.password.is_some() {
             plan.result.insert("password".into(), json!("NOT_LOGGING_PASSWORD"));
         }
+        if self.present {
+            // what the user is after the change, registered as Ansible does (see `finish`)
+            if let Some(a) = plan.actions.last_mut() {
+                a.script.push_str(&format!("\nst=$?\nprintf 'user_after|%s\\n' \"$(getent passwd -- {n})\"\nexit $st"));
+            }
+        }
         Ok(plan)
     }
 
+    /// Registers `uid`, `group` (the gid), `comment`, `home` and `shell` as the user is after
+    /// the actions, as Ansible's module does.
     fn finish(&self, mut plan: Plan, outputs: &[ActionOutput]) -> Result<Plan, ModuleError> {
-        if !plan.result.contains_key("uid") && self.present {
-            if let Some(u) = outputs
-                .first()
-                .and_then(|o| o.stdout_str().lines().last().and_then(|l| l.trim().parse::<u32>().ok()))
-            {
-                plan.result.insert("uid".into(), json!(u));
+        let after = outputs
+            .iter()
+            .flat_map(|o| o.stdout_str().lines().filter_map(|l| l.strip_prefix("user_after|").map(str::to_string)).collect::<Vec<_>>())
+            .next_back();
+        if let Some(line) = after {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 7 {
+                if let (Ok(uid), Ok(gid)) = (f[2].parse::<u32>(), f[3].parse::<u32>()) {
+                    plan.result.insert("uid".into(), json!(uid));
+                    plan.result.insert("group".into(), json!(gid));
+                }
+                plan.result.insert("comment".into(), json!(f[4]));
+                plan.result.insert("home".into(), json!(f[5]));
+                plan.result.insert("shell".into(), json!(f[6]));
             }
         }
         Ok(plan)
@@ -600,7 +620,16 @@ mod tests {
         assert!(t2.plan(&[ok(&existing("$6$other"))]).unwrap().actions.is_empty());
         let t = task(json!({"name": "deploy", "groups": ["www-data"], "append": true, "shell": "/bin/sh"}));
         let p = t.plan(&[ok(&existing(HASH))]).unwrap();
-        assert_eq!(p.actions[0].script, "set -e\nusermod -a -G www-data -s /bin/sh -- deploy\n");
+        assert!(p.actions[0].script.starts_with("set -e\nusermod -a -G www-data -s /bin/sh -- deploy\n"), "{}", p.actions[0].script);
+        // registered as Ansible does: group is the gid; after a change, as the user is then
+        let c = t.plan(&[ok(&existing(HASH))]).unwrap();
+        assert_eq!((c.result["uid"].clone(), c.result["group"].clone(), c.result["home"].clone()), (json!(1001), json!(1001), json!("/home/deploy")));
+        assert!(p.actions[0].script.ends_with("\nst=$?\nprintf 'user_after|%s\\n' \"$(getent passwd -- deploy)\"\nexit $st"));
+        let done = t.finish(p, &[crate::modules::testutil::out("user_after|deploy:x:1001:33:Deploy:/home/deploy:/bin/sh\n")]).unwrap();
+        assert_eq!(
+            (&done.result["group"], &done.result["shell"], &done.result["comment"], &done.result["home"]),
+            (&json!(33), &json!("/bin/sh"), &json!("Deploy"), &json!("/home/deploy"))
+        );
         let t = task(json!({"name": "deploy", "groups": ["www-data"]}));
         let p = t.plan(&[ok(&existing(HASH))]).unwrap();
         assert_eq!(
