@@ -904,3 +904,30 @@ fn percent_on_a_string_literal_formats_like_python() {
     assert_eq!(r("{{ n % 4 }} {{ 'a % b' }} {{ '50%' }}", &v), "3 a % b 50%");
     assert_eq!(ev("'%s=%s' % ('k', 'v')", &v), json!("k=v"));
 }
+
+#[test]
+fn jinja2_header_options() {
+    let mut o = TemplateOptions::default();
+    let body = o
+        .apply_header("#jinja2: lstrip_blocks: True, trim_blocks: False, newline_sequence: '\\r\\n', variable_start_string: \"[[\", keep_trailing_newline: True\nrest\n")
+        .unwrap();
+    assert_eq!(body, "rest\n");
+    assert!(o.lstrip_blocks && !o.trim_blocks && o.keep_trailing_newline);
+    assert_eq!((o.newline_sequence.as_str(), o.variable_start_string.as_str()), ("\r\n", "[["));
+    // without the header: as it is
+    let mut o = TemplateOptions::default();
+    assert_eq!(o.apply_header("# jinja2: x\n").unwrap(), "# jinja2: x\n");
+    assert_eq!(o, TemplateOptions::default());
+    for bad in ["#jinja2: trim_blocks: True", "#jinja2: trim_blocks True\n", "#jinja2: foo: True\n", "#jinja2: trim_blocks: 'yes'\n", "#jinja2: trim_blocks: True,\n"] {
+        assert!(TemplateOptions::default().apply_header(bad).is_err(), "{bad}");
+    }
+    // rendered: the header line is dropped and its options apply
+    let t = Templar::new();
+    let v = vars(json!({"l": ["a", "b"]}));
+    let src = "#jinja2: lstrip_blocks: True\n[x]\n  {% for i in l %}\n    {{ i }}\n  {% endfor %}\n";
+    assert_eq!(t.render_template("t.j2", src, &v).unwrap(), "[x]\n    a\n    b\n");
+    let e = t.render_template("t.j2", "#jinja2: block_start_string: '{{'\nx\n", &v).unwrap_err();
+    assert!(e.message.contains("must be different") && e.message.contains("t.j2"), "{}", e.message);
+    // a CRLF template comes out with the newline_sequence (\n), as Jinja's lexer does
+    assert_eq!(t.render_template("t.j2", "a\r\n{% if true %}\r\nb\r\n{% endif %}\r\n", &v).unwrap(), "a\nb\n");
+}
