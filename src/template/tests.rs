@@ -532,6 +532,47 @@ fn filters_paths_and_hashes() {
 }
 
 #[test]
+fn password_hash_types_match_glibc_crypt() {
+    let e = empty();
+    // expected values from `openssl passwd -5 / -1 / -6 -salt SALT PASSWORD` (glibc's crypt)
+    for (expr, want) in [
+        ("'Hello world!' | password_hash('sha256', 'saltstring')", "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"),
+        ("'Hello world!' | password_hash('sha256_crypt', 'toolongsaltstring')", "$5$toolongsaltstrin$0vuwUia3Nx9V/DqToMS8YLcfXpEXmSaC8wgguLIbus2"),
+        ("'Hello world!' | password_hash('sha256', 'saltstringsaltstring', rounds=10000)", "$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA"),
+        ("'Hello world!' | password_hash('md5', 'saltstri')", "$1$saltstri$YMyguxXMBpd2TEZ.vS/3q1"),
+        ("'' | password_hash('md5_crypt', 'ab')", "$1$ab$rn6aQS/o7141mj179E/zA."),
+        ("'Hello world!' | password_hash(hashtype='sha512', salt='saltstring')", "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"),
+    ] {
+        assert_eq!(ev(expr, &e), json!(want), "{expr}");
+    }
+    let h = ev("'pw' | password_hash('md5')", &e);
+    assert!(h.as_str().unwrap().starts_with("$1$") && h.as_str().unwrap().len() == 3 + 8 + 1 + 22, "{h}");
+    let h = ev("'pw' | password_hash('sha256')", &e);
+    assert!(h.as_str().unwrap().starts_with("$5$") && h.as_str().unwrap().len() == 3 + 16 + 1 + 43, "{h}");
+    assert!(rerr("{{ 'pw' | password_hash('blowfish') }}", &e).message.contains("unsupported hash type 'blowfish'"));
+}
+
+#[test]
+fn filesizeformat_as_jinja() {
+    let e = empty();
+    // expected values from Jinja under Ansible 2.19
+    for (expr, want) in [
+        ("12345678 | filesizeformat", "12.3 MB"),
+        ("12345678 | filesizeformat(true)", "11.8 MiB"),
+        ("12345678 | filesizeformat(binary=true)", "11.8 MiB"),
+        ("1 | filesizeformat", "1 Byte"),
+        ("999 | filesizeformat", "999 Bytes"),
+        ("1000 | filesizeformat", "1.0 kB"),
+        ("1023 | filesizeformat(true)", "1023 Bytes"),
+        ("-5000 | filesizeformat", "-5000 Bytes"),
+        ("'2.5' | filesizeformat", "2 Bytes"),
+        ("(10 ** 30) | filesizeformat", "1000000.0 YB"),
+    ] {
+        assert_eq!(ev(expr, &e), json!(want), "{expr}");
+    }
+}
+
+#[test]
 fn filters_misc() {
     let e = empty();
     assert_eq!(ev("true | ternary('a', 'b')", &e), json!("a"));
