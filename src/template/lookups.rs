@@ -9,7 +9,6 @@ use minijinja::{Environment, Error, ErrorKind, State, Value};
 use rand::Rng;
 
 use super::filters::{dict2items, err, iter_values, subelement_pairs};
-use super::serialize;
 
 /// Plugins that exist here (`lookup('x')`, `query('x')`, `with_x:`).
 pub const PLUGINS: &[&str] = &[
@@ -707,25 +706,25 @@ pub(crate) fn py_format_int(fmt: &str, n: i64) -> Result<String, Error> {
     Ok(out)
 }
 
-/// `lookup('env', 'HOME')`: values joined with commas, like Ansible.
+/// `lookup('env', 'HOME')`: as Ansible 2.19 hands a lookup's values over without
+/// `wantlist`: none, an empty list (`lookup('first_found', ..., skip=True)`; none at all
+/// when `errors='ignore'` or `'warn'` let a failure pass); one, itself; several strings,
+/// joined with commas; several values of other kinds, the list.
 fn lookup(state: &State, plugin: String, terms: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let wantlist = kwargs.get::<Option<bool>>("wantlist")?.unwrap_or(false);
     let values = lookup_values(state, &plugin, &terms, &kwargs)?;
     if wantlist {
         return Ok(Value::from(values));
     }
-    if values.len() == 1 {
-        return Ok(values.into_iter().next().unwrap_or(Value::from(())));
+    match values.len() {
+        0 if kwargs.get::<Option<String>>("errors")?.is_some_and(|e| e == "ignore" || e == "warn") => Ok(Value::from(())),
+        0 => Ok(Value::from(values)),
+        1 => Ok(values.into_iter().next().unwrap_or(Value::from(()))),
+        _ if values.iter().all(|v| v.kind() == ValueKind::String) => {
+            Ok(Value::from(values.iter().map(|v| v.as_str().unwrap_or_default()).collect::<Vec<_>>().join(",")))
+        }
+        _ => Ok(Value::from(values)),
     }
-    let strs: Vec<String> = values
-        .iter()
-        .map(|v| {
-            let mut s = String::new();
-            serialize::python_str(v, &mut s);
-            s
-        })
-        .collect();
-    Ok(Value::from(strs.join(",")))
 }
 
 /// `query('env', 'HOME')`: always a list.
@@ -820,6 +819,9 @@ mod tests {
         assert_eq!(ev("lookup('first_found', {'files': ['Debian.yml'], 'paths': ['vars']})", &e), canon(role.join("vars/Debian.yml")));
         assert!(everr("lookup('first_found', ['f.txt'])", &e).contains("no file was found (looked for: f.txt)"));
         assert_eq!(ev("query('first_found', ['nope.yml'], skip=true)", &e), json!([]));
+        // lookup (not query): an empty list too, as Ansible 2.19 (it was '')
+        assert_eq!(ev("lookup('first_found', ['nope.yml'], skip=true)", &e), json!([]));
+        assert_eq!(ev("lookup('first_found', ['nope.yml'], skip=true) | length", &e), json!(0));
         // in a loop, also in the subfolder of the task's kind
         assert_eq!(looped("first_found", json!(["f.txt"]), "files", &e), json!([std::fs::canonicalize(d.path().join("files/f.txt")).unwrap().display().to_string()]));
         assert_eq!(looped("first_found", json!(["{{ nope }}.yml", "Debian.yml"]), "vars", &e).as_array().map(Vec::len), Some(1));

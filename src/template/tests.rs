@@ -867,8 +867,9 @@ fn more_of_ansibles_everyday_jinja() {
     assert_eq!(r("{{ 'short' | truncate(3) }}", &v), "short", "within the leeway");
     // combine of a list of dicts
     assert_eq!(ev("[{'a': 1}, {'b': 2}, {'a': 3}] | combine", &v), json!({"a": 3, "b": 2}));
-    // lookup('file', errors='ignore') of a missing file: nothing
-    assert_eq!(ev("lookup('file', '/nonexistent/provision', errors='ignore')", &v), json!(""));
+    // lookup('file', errors='ignore') of a missing file: none (Ansible 2.19), an empty text
+    assert_eq!(ev("lookup('file', '/nonexistent/provision', errors='ignore')", &v), json!(null));
+    assert_eq!(r("[{{ lookup('file', '/nonexistent/provision', errors='ignore') }}]", &v), "[]");
     assert_eq!(ev("query('file', '/nonexistent/provision', errors='ignore')", &v), json!([]));
 }
 
