@@ -350,19 +350,20 @@ pub fn set_ansible_managed(text: String) {
     let _ = MANAGED.set(text);
 }
 
-/// `ansible_managed` for the template at `path`, as Ansible makes it: `{host}`, `{uid}` and
-/// `{file}` become the `template_host`, `template_uid` and `template_path` variables, and
-/// `%`-codes the template's modification time (`strftime`).
-fn ansible_managed(mtime: Option<chrono::DateTime<chrono::Local>>) -> String {
-    managed_text(MANAGED.get().map(String::as_str).unwrap_or(ANSIBLE_MANAGED), mtime)
+/// `ansible_managed` for a template, as Ansible makes it: `%`-codes are the template's
+/// modification time (`strftime`), then `{host}`, `{uid}` and `{file}` the values of
+/// `template_host`, `template_uid` and `template_path` (`vars`).
+fn ansible_managed(mtime: Option<chrono::DateTime<chrono::Local>>, vars: &Vars) -> String {
+    managed_text(MANAGED.get().map(String::as_str).unwrap_or(ANSIBLE_MANAGED), mtime, vars)
 }
 
-fn managed_text(s: &str, mtime: Option<chrono::DateTime<chrono::Local>>) -> String {
-    let s = s.replace("{host}", "{{ template_host }}").replace("{uid}", "{{ template_uid }}").replace("{file}", "{{ template_path }}");
-    match mtime {
-        Some(t) if s.contains('%') => strftime(&t, &s).unwrap_or(s),
-        _ => s,
-    }
+fn managed_text(s: &str, mtime: Option<chrono::DateTime<chrono::Local>>, vars: &Vars) -> String {
+    let s = match mtime {
+        Some(t) if s.contains('%') => strftime(&t, s).unwrap_or_else(|| s.to_string()),
+        _ => s.to_string(),
+    };
+    let var = |name: &str| vars.get(name).and_then(Json::as_str).unwrap_or_default().to_string();
+    s.replace("{host}", &var("template_host")).replace("{uid}", &var("template_uid")).replace("{file}", &var("template_path"))
 }
 
 /// `t` formatted with `fmt`'s `%`-codes, or `None` when `fmt` has one chrono doesn't know.
@@ -401,7 +402,8 @@ pub fn template_vars(src: &str, path: &Path, dest: Option<&str>, managed: bool) 
     vars.insert("template_run_date".into(), json!(python_datetime(&chrono::Local::now())));
     vars.insert("template_destpath".into(), dest.map_or(Json::Null, |d| json!(d)));
     if managed {
-        vars.insert("ansible_managed".into(), json!(ansible_managed(mtime)));
+        let managed = ansible_managed(mtime, &vars);
+        vars.insert("ansible_managed".into(), json!(managed));
     }
     vars
 }
@@ -452,13 +454,12 @@ mod tests {
     fn ansible_managed_names_the_template_and_its_time() {
         let t = chrono::DateTime::parse_from_rfc3339("2024-05-01T12:34:56Z").unwrap().with_timezone(&chrono::Local);
         let day = t.format("%Y-%m-%d").to_string();
-        assert_eq!(managed_text("Ansible managed", Some(t)), "Ansible managed");
-        assert_eq!(
-            managed_text("{file} on {host} by {uid}, %Y-%m-%d", Some(t)),
-            format!("{{{{ template_path }}}} on {{{{ template_host }}}} by {{{{ template_uid }}}}, {day}")
-        );
+        let vars: Vars = serde_json::from_value(json!({"template_path": "a%d.j2", "template_host": "ctl", "template_uid": "me"})).unwrap();
+        assert_eq!(managed_text("Ansible managed", Some(t), &vars), "Ansible managed");
+        // the file's name is not read for %-codes
+        assert_eq!(managed_text("{file} on {host} by {uid}, %Y-%m-%d", Some(t), &vars), format!("a%d.j2 on ctl by me, {day}"));
         // a `%` chrono doesn't know: the text as it is
-        assert_eq!(managed_text("100%", Some(t)), "100%");
+        assert_eq!(managed_text("100% {file}", Some(t), &vars), "100% a%d.j2");
         assert_eq!(python_datetime(&t).len(), "2024-05-01 12:34:56".len());
     }
 
