@@ -2,13 +2,16 @@
 //! time, then write it like `copy` with `content` (same probe, diff, atomic write, backup,
 //! validate). Template errors fail the task before anything touches the host.
 //!
-//! The environment is the templar's: `trim_blocks` on, `lstrip_blocks` off, trailing newline
-//! kept (Ansible's defaults); other values of those and custom delimiters are rejected.
+//! Rendered as Ansible's `template` action does ([`crate::template::TemplateOptions`]):
+//! `trim_blocks`, `lstrip_blocks`, `newline_sequence` and the delimiters from the task, then
+//! from the template's `#jinja2:` first line; includes and imports found in the role's and
+//! the playbook's `templates/` and folders, then the template's own folder; the variables
+//! `ansible_managed`, `template_path`, `template_run_date`... ([`template_vars`]).
 
 use super::args::{self, opt_boolish, opt_string};
 use super::copy::{parse_mode, FileWrite, ModeSpec, Source};
 use super::{Module, ModuleError, ModuleTask, PrepareContext};
-use std::collections::BTreeMap;
+use crate::template::{module_search_path, template_vars, OptionValue, TemplateOptions};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -37,22 +40,7 @@ const PARAMS: &[&str] = &[
     "unsafe_writes",
 ];
 
-/// Default `ansible_managed` string (when neither the variables nor `ansible.cfg` define
-/// one): Ansible's own, so a template that prints it comes out the same with either tool
-/// (moving a fleet from Ansible to provision rewrites no file and restarts nothing).
-pub const ANSIBLE_MANAGED: &str = "Ansible managed";
-
-static MANAGED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// `ansible_managed` under `[defaults]` in `ansible.cfg`: the string templates get for
-/// `{{ ansible_managed }}` in this run (set once, at start).
-pub fn set_ansible_managed(text: String) {
-    let _ = MANAGED.set(text);
-}
-
-fn ansible_managed() -> &'static str {
-    MANAGED.get().map(String::as_str).unwrap_or(ANSIBLE_MANAGED)
-}
+pub use crate::template::{set_ansible_managed, ANSIBLE_MANAGED};
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -110,21 +98,22 @@ impl Module for TemplateModule {
         ctx: &PrepareContext,
     ) -> Result<Box<dyn ModuleTask>, ModuleError> {
         let a: Args = args::parse("template", PARAMS, args)?;
-        if a.trim_blocks == Some(false) || a.lstrip_blocks == Some(true) {
-            return Err(ModuleError::Args("template: only trim_blocks=true and lstrip_blocks=false (Ansible's defaults) are supported".into()));
+        let mut opts = TemplateOptions::default();
+        let bools = [("trim_blocks", a.trim_blocks), ("lstrip_blocks", a.lstrip_blocks)];
+        for (name, v) in bools.into_iter().filter_map(|(n, v)| Some((n, OptionValue::Bool(v?)))) {
+            opts.set(name, v).map_err(|e| ModuleError::Args(format!("template: {e}")))?;
         }
-        for (name, v, default) in [
-            ("block_start_string", &a.block_start_string, "{%"),
-            ("block_end_string", &a.block_end_string, "%}"),
-            ("variable_start_string", &a.variable_start_string, "{{"),
-            ("variable_end_string", &a.variable_end_string, "}}"),
-            ("comment_start_string", &a.comment_start_string, "{#"),
-            ("comment_end_string", &a.comment_end_string, "#}"),
+        for (name, v) in [
+            ("newline_sequence", &a.newline_sequence),
+            ("block_start_string", &a.block_start_string),
+            ("block_end_string", &a.block_end_string),
+            ("variable_start_string", &a.variable_start_string),
+            ("variable_end_string", &a.variable_end_string),
+            ("comment_start_string", &a.comment_start_string),
+            ("comment_end_string", &a.comment_end_string),
         ] {
-            if v.as_deref().is_some_and(|v| v != default) {
-                return Err(ModuleError::Args(format!(
-                    "template: custom {name} is not supported"
-                )));
+            if let Some(v) = v {
+                opts.set(name, OptionValue::Str(v.clone())).map_err(|e| ModuleError::Args(format!("template: {e}")))?;
             }
         }
         if let Some(e) = &a.output_encoding {
@@ -134,16 +123,6 @@ impl Module for TemplateModule {
                 )));
             }
         }
-        let newline = match a.newline_sequence.as_deref() {
-            None | Some("\n") | Some("\\n") => "\n",
-            Some("\r\n") | Some("\\r\\n") => "\r\n",
-            Some("\r") | Some("\\r") => "\r",
-            Some(o) => {
-                return Err(ModuleError::Args(format!(
-                    "template: newline_sequence must be \\n, \\r or \\r\\n, got {o:?}"
-                )))
-            }
-        };
         if let Some(v) = &a.validate {
             if !v.contains("%s") {
                 return Err(ModuleError::Args(format!(
@@ -158,22 +137,10 @@ impl Module for TemplateModule {
         let text = crate::vault::read_to_string(&path)
             .map_err(|e| ModuleError::LocalFile(format!("Could not read template '{}': {e}", path.display())))?;
         let mut vars = ctx.vars.clone();
-        if ctx.templar.var(ctx.vars, "ansible_managed").is_none() {
-            vars.insert("ansible_managed".into(), json!(ansible_managed()));
-        }
-        let full = std::fs::canonicalize(&path).unwrap_or(path.clone());
-        vars.insert("template_path".into(), json!(path.display().to_string()));
-        vars.insert(
-            "template_fullpath".into(),
-            json!(full.display().to_string()),
-        );
-        vars.insert("template_destpath".into(), json!(a.dest));
-        vars.insert("template_host".into(), json!(local_hostname()));
-        vars.insert("template_uid".into(), json!(local_owner(&path)));
-        let mut rendered = ctx.templar.render_template(&a.src, &text, &vars)?;
-        if newline != "\n" {
-            rendered = rendered.replace("\r\n", "\n").replace('\n', newline);
-        }
+        let managed = ctx.templar.var(ctx.vars, "ansible_managed").is_none();
+        vars.extend(template_vars(&a.src, &path, Some(&a.dest), managed));
+        let search = module_search_path(ctx.role_path, Some(ctx.playbook_dir), &path);
+        let rendered = ctx.templar.render_template_file(&a.src, &text, &vars, &opts, search)?;
         let mut mode =
             parse_mode(a.mode.as_ref()).map_err(|e| ModuleError::Args(format!("template: {e}")))?;
         if mode == Some(ModeSpec::PreserveRemote) {
@@ -206,43 +173,6 @@ impl Module for TemplateModule {
             result,
         }))
     }
-}
-
-/// The controller's host name (read once per process).
-fn local_hostname() -> String {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    })
-    .clone()
-}
-
-/// The name of the local user owning `path` (its uid when /etc/passwd doesn't name it).
-/// Names are looked up once per uid and process: every host renders the same templates.
-fn local_owner(path: &std::path::Path) -> String {
-    use std::os::unix::fs::MetadataExt;
-    static NAMES: std::sync::Mutex<BTreeMap<u32, String>> = std::sync::Mutex::new(BTreeMap::new());
-    let Ok(uid) = std::fs::metadata(path).map(|m| m.uid()) else {
-        return String::new();
-    };
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    names
-        .entry(uid)
-        .or_insert_with(|| {
-            std::fs::read_to_string("/etc/passwd")
-                .ok()
-                .and_then(|p| {
-                    p.lines().find_map(|l| {
-                        let f: Vec<&str> = l.split(':').collect();
-                        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-                    })
-                })
-                .unwrap_or_else(|| uid.to_string())
-        })
-        .clone()
 }
 
 #[cfg(test)]
@@ -322,14 +252,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("templates")).unwrap();
         let src = dir.path().join("templates/t.j2");
-        std::fs::write(&src, "{{ template_path }}|{{ template_destpath }}|{{ template_host }}|{{ template_uid }}\n").unwrap();
+        std::fs::write(&src, "{{ template_path }}|{{ template_destpath }}|{{ template_host }}|{{ template_uid }}|{{ template_fullpath }}\n{{ template_run_date }}\n").unwrap();
         let uid = std::fs::metadata(&src).unwrap().uid();
         // id(1) names the file's owner independently of the module's own lookup
         let id = std::process::Command::new("id").args(["-nu", &uid.to_string()]).output().unwrap();
         let owner = if id.status.success() { String::from_utf8(id.stdout).unwrap().trim().to_string() } else { uid.to_string() };
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
         let dest = dir.path().join("out").display().to_string();
-        let expected = format!("{}|{dest}|{host}|{owner}\n", src.display());
+        // template_path is the task's `src`, as in Ansible
+        let expected = format!("t.j2|{dest}|{host}|{owner}|{}\n", std::fs::canonicalize(&src).unwrap().display());
         // twice: the second render reads the cached host and owner names
         for _ in 0..2 {
             let t = prepare(dir.path(), json!({"src": "t.j2", "dest": dest}), &Vars::new()).unwrap();
@@ -337,9 +268,103 @@ mod tests {
                 Diff::Text { after, .. } => after,
                 _ => None,
             });
-            assert_eq!(text.as_deref(), Some(expected.as_str()));
+            let text = text.unwrap();
+            let (first, run_date) = text.split_at(text.find('\n').unwrap() + 1);
+            assert_eq!(first, expected);
+            // Python's str(datetime.now()): 2024-05-01 12:34:56.789012
+            let today = chrono::Local::now().format("%Y-%m-%d ").to_string();
+            assert!(run_date.starts_with(&today) && run_date.len() >= 20, "{run_date:?}");
             std::fs::remove_file(&dest).unwrap();
         }
+    }
+
+    /// What the template task `args` writes (to a `dest` that doesn't exist yet).
+    fn rendered(dir: &std::path::Path, args: Value, vars: &Vars) -> String {
+        let t = prepare(dir, args.clone(), vars).unwrap_or_else(|e| panic!("{e}"));
+        let text = apply(t.as_ref()).diffs.into_iter().find_map(|d| match d {
+            Diff::Text { after, .. } => after,
+            _ => None,
+        });
+        let _ = std::fs::remove_file(args["dest"].as_str().unwrap());
+        text.unwrap()
+    }
+
+    #[test]
+    fn whitespace_newline_and_delimiter_options() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        let src = "[s]\n  {% for h in hosts %}\n    {% if h != 'skip' %}\nserver {{ h }}\n    {% endif %}\n  {% endfor %}\n";
+        std::fs::write(dir.path().join("templates/s.j2"), src).unwrap();
+        std::fs::write(dir.path().join("templates/h.j2"), format!("#jinja2: lstrip_blocks: True, trim_blocks: True\n{src}")).unwrap();
+        let mut vars = Vars::new();
+        vars.insert("hosts".into(), json!(["a", "skip", "b"]));
+        vars.insert("cfg".into(), json!({"k": [1]}));
+        let dest = dir.path().join("out").display().to_string();
+        let out = |args: Value| rendered(dir.path(), args, &vars);
+        // lstrip_blocks from the task, and from the #jinja2: header (which is dropped)
+        assert_eq!(out(json!({"src": "s.j2", "dest": dest, "lstrip_blocks": true})), "[s]\nserver a\nserver b\n");
+        assert_eq!(out(json!({"src": "h.j2", "dest": dest})), "[s]\nserver a\nserver b\n");
+        // the header wins over the task
+        assert_eq!(out(json!({"src": "h.j2", "dest": dest, "lstrip_blocks": false})), "[s]\nserver a\nserver b\n");
+        std::fs::write(dir.path().join("templates/t.j2"), "{% if true %}\nx\n{% endif %}\n").unwrap();
+        assert_eq!(out(json!({"src": "t.j2", "dest": dest, "trim_blocks": false})), "\nx\n");
+        // newline_sequence: the template's own newlines (also in macros and set blocks), not
+        // those of what expressions output (as Ansible 2.19 writes them)
+        std::fs::write(dir.path().join("templates/n.j2"), "a\n{{ cfg | to_nice_json }}\n{% if true %}\nb\n{% endif %}\n").unwrap();
+        std::fs::write(dir.path().join("templates/m.j2"), "{% macro m() %}\nin macro\n{% endmacro %}{{ m() }}{% set blk %}\nset block\n{% endset %}{{ blk }}\n").unwrap();
+        assert_eq!(out(json!({"src": "n.j2", "dest": dest, "newline_sequence": "\\r\\n"})), "a\r\n{\n    \"k\": [\n        1\n    ]\n}\r\nb\r\n");
+        assert_eq!(out(json!({"src": "m.j2", "dest": dest, "newline_sequence": "\r\n"})), "in macro\r\nset block\r\n");
+        // `\r`: Ansible counts only `\n` at the end when it adds back trailing newlines (one more)
+        assert_eq!(out(json!({"src": "n.j2", "dest": dest, "newline_sequence": "\r"})), "a\r{\n    \"k\": [\n        1\n    ]\n}\rb\r\r");
+        // other delimiters: {{ }} is text
+        std::fs::write(dir.path().join("templates/d.j2"), "{{ kept }} [[ hosts | first ]] [% if true %]y[% endif %] <# c #>\n").unwrap();
+        let args = json!({"src": "d.j2", "dest": dest, "variable_start_string": "[[", "variable_end_string": "]]",
+            "block_start_string": "[%", "block_end_string": "%]", "comment_start_string": "<#", "comment_end_string": "#>"});
+        assert_eq!(out(args), "{{ kept }} a y \n");
+        let e = prepare(dir.path(), json!({"src": "s.j2", "dest": dest, "newline_sequence": "\t"}), &vars).err().unwrap();
+        assert!(e.to_string().contains("newline_sequence"), "{e}");
+    }
+
+    #[test]
+    fn includes_and_imports_are_found_on_ansibles_search_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let role = dir.path().join("roles/web");
+        std::fs::create_dir_all(role.join("templates/sub")).unwrap();
+        std::fs::create_dir_all(dir.path().join("templates/partials")).unwrap();
+        std::fs::write(dir.path().join("templates/partials/header.j2"), "# header {{ name }}\n").unwrap();
+        std::fs::write(role.join("templates/macros.j2"), "{% macro kv(k, v) %}{{ k }} = {{ v }}{% endmacro %}\n").unwrap();
+        std::fs::write(role.join("templates/base.j2"), "top\n{% block body %}{% endblock %}\nbottom\n").unwrap();
+        std::fs::write(role.join("templates/sub/sibling.j2"), "sibling").unwrap();
+        std::fs::write(
+            role.join("templates/sub/app.j2"),
+            "{% include 'partials/header.j2' %}\n{% import 'macros.j2' as m %}\n{% from 'macros.j2' import kv %}\n{{ m.kv('a', 1) }}\n{{ kv('b', 2) }}\n{% include 'sibling.j2' %}!\n",
+        )
+        .unwrap();
+        std::fs::write(role.join("templates/child.j2"), "{% extends 'base.j2' %}{% block body %}middle {{ name }}{% endblock %}\n").unwrap();
+        let mut vars = Vars::new();
+        vars.insert("name".into(), json!("app"));
+        let templar = Templar::new();
+        let dest = dir.path().join("out").display().to_string();
+        let ctx = PrepareContext { templar: &templar, vars: &vars, host: "web1", role_path: Some(&role), playbook_dir: dir.path(), run_as: "root" };
+        let text = |src: &str| {
+            let t = TemplateModule.prepare(json!({"src": src, "dest": dest}).as_object().unwrap(), &ctx).unwrap_or_else(|e| panic!("{e}"));
+            apply(t.as_ref()).diffs.into_iter().find_map(|d| match d {
+                Diff::Text { after, .. } => after,
+                _ => None,
+            })
+        };
+        // an included template's trailing newline is dropped (Jinja), the template's kept;
+        // trim_blocks takes the newline after `{% include %}`, as Jinja does
+        assert_eq!(text("sub/app.j2").as_deref(), Some("# header appa = 1\nb = 2\nsibling!\n"));
+        std::fs::remove_file(&dest).unwrap();
+        assert_eq!(text("child.j2").as_deref(), Some("top\nmiddle appbottom\n"));
+        std::fs::remove_file(&dest).unwrap();
+        // keep_trailing_newline (here from the header) keeps an included template's too
+        std::fs::write(role.join("templates/k.j2"), "#jinja2: keep_trailing_newline: True\nA{% include 'sub/sibling.j2' %}|{% include 'partials/header.j2' %}B\n").unwrap();
+        assert_eq!(text("k.j2").as_deref(), Some("Asibling|# header app\nB\n"));
+        std::fs::write(role.join("templates/bad.j2"), "{% include 'nope.j2' %}\n").unwrap();
+        let e = TemplateModule.prepare(json!({"src": "bad.j2", "dest": dest}).as_object().unwrap(), &ctx).err().unwrap();
+        assert!(e.to_string().contains("nope.j2"), "{e}");
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("sha1", |s: String| digest::sha1_hex(s.as_bytes()));
     env.add_filter("md5", |s: String| digest::md5_hex(s.as_bytes()));
     env.add_filter("password_hash", password_hash);
+    env.add_filter("filesizeformat", filesizeformat);
     env.add_filter("random", random);
     env.add_filter("shuffle", shuffle);
     env.add_filter("ternary", ternary);
@@ -871,8 +872,10 @@ fn checksum(s: String) -> String {
     digest::sha1_hex(s.as_bytes())
 }
 
+/// Ansible's `password_hash`: `sha512` (the default), `sha256` and `md5`, also by passlib's
+/// names (`sha512_crypt`...), as glibc's crypt makes them; a random salt when none is given
+/// (16 characters, 8 for md5). `rounds` only for the SHA ones.
 fn password_hash(
-    state: &State,
     s: String,
     scheme: Option<String>,
     salt: Option<String>,
@@ -883,23 +886,60 @@ fn password_hash(
         .unwrap_or_else(|| "sha512".into());
     let salt = salt.or(kwargs.get("salt")?);
     let rounds = kwargs.get::<Option<usize>>("rounds")?;
-    let _ = state;
+    let salt_size = kwargs.get::<Option<usize>>("salt_size")?;
+    let random_salt = |n: usize| -> String {
+        const CHARS: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut rng = rand::rng();
+        (0..n).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+    };
     match scheme.as_str() {
-        "sha512" | "sha512_crypt" => {
-            let salt = salt.unwrap_or_else(|| {
-                const CHARS: &[u8] =
-                    b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-                let mut rng = rand::rng();
-                (0..16)
-                    .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-                    .collect()
-            });
-            Ok(digest::sha512_crypt(s.as_bytes(), salt.as_bytes(), rounds))
+        "sha512" | "sha512_crypt" | "sha256" | "sha256_crypt" => {
+            let salt = salt.unwrap_or_else(|| random_salt(salt_size.unwrap_or(16)));
+            Ok(digest::sha_crypt(scheme.starts_with("sha512"), s.as_bytes(), salt.as_bytes(), rounds))
+        }
+        "md5" | "md5_crypt" => {
+            if rounds.is_some() {
+                return Err(err("password_hash: md5 takes no rounds"));
+            }
+            let salt = salt.unwrap_or_else(|| random_salt(salt_size.unwrap_or(8)));
+            Ok(digest::md5_crypt(s.as_bytes(), salt.as_bytes()))
         }
         other => Err(err(format!(
-            "password_hash: unsupported hash type '{other}' (only sha512)"
+            "password_hash: unsupported hash type '{other}' (these are: sha512, sha256, md5)"
         ))),
     }
+}
+
+/// Jinja's `filesizeformat`: bytes as `1 Byte`, `999 Bytes`, `12.3 MB`, or with `binary`
+/// `11.8 MiB` (one decimal, the largest unit below the value).
+fn filesizeformat(value: Value, binary: Option<bool>, kwargs: Kwargs) -> Result<String, Error> {
+    let binary = binary.or(kwargs.get("binary")?);
+    kwargs.assert_all_used()?;
+    let bytes = match value.as_str() {
+        Some(s) => s.trim().parse::<f64>().map_err(|_| err(format!("filesizeformat: not a number: {s:?}")))?,
+        None => f64::try_from(value.clone()).map_err(|_| err(format!("filesizeformat: not a number: {value}")))?,
+    };
+    let binary = binary.unwrap_or(false);
+    let base: f64 = if binary { 1024.0 } else { 1000.0 };
+    let prefixes: [&str; 8] = if binary {
+        ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+    } else {
+        ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    };
+    if bytes == 1.0 {
+        return Ok("1 Byte".into());
+    }
+    if bytes < base {
+        return Ok(format!("{} Bytes", bytes.trunc() as i64));
+    }
+    let mut unit = base;
+    for (i, prefix) in prefixes.iter().enumerate() {
+        unit = base.powi(i as i32 + 2);
+        if bytes < unit || i == prefixes.len() - 1 {
+            return Ok(format!("{:.1} {prefix}", base * bytes / unit));
+        }
+    }
+    Ok(format!("{:.1} {}", base * bytes / unit, prefixes[7]))
 }
 
 fn rng_for(seed: Option<Value>) -> rand::rngs::StdRng {

@@ -9,7 +9,6 @@ use minijinja::{Environment, Error, ErrorKind, State, Value};
 use rand::Rng;
 
 use super::filters::{dict2items, err, iter_values, subelement_pairs};
-use super::serialize;
 
 /// Plugins that exist here (`lookup('x')`, `query('x')`, `with_x:`).
 pub const PLUGINS: &[&str] = &[
@@ -165,7 +164,7 @@ fn lookup_values(state: &State, plugin: &str, positional: &[Value], kwargs: &Kwa
             let template_vars = kwargs.get::<Option<Value>>("template_vars")?;
             for t in terms {
                 let term = t.as_str().ok_or_else(|| err("lookup('template'): template names must be strings"))?;
-                out.push(Value::from(render_template_file(state, term, template_vars.as_ref())?));
+                out.push(Value::from(render_template_file(state, term, template_vars.as_ref(), kwargs)?));
             }
         }
         "pipe" | "lines" => {
@@ -334,22 +333,49 @@ fn first_found(state: &State, terms: &[Value], kwargs: &Kwargs, subdir: Option<&
 }
 
 /// `lookup('template', 'x.j2')`: a controller template (the role's or the playbook's
-/// `templates/`) rendered with the task's variables, plus `template_vars`.
-fn render_template_file(state: &State, name: &str, template_vars: Option<&Value>) -> Result<String, Error> {
+/// `templates/`) rendered with the task's variables, the variables Ansible adds for templates
+/// (`ansible_managed`, `template_path`...), then `template_vars`. Its `#jinja2:` header and
+/// the lookup's `trim_blocks` and delimiter options apply; its includes are looked up in
+/// its own folder, then as the `template` module's.
+fn render_template_file(state: &State, name: &str, template_vars: Option<&Value>, kwargs: &Kwargs) -> Result<String, Error> {
     let path = find_in_search_path(state, "templates", name).ok_or_else(|| err(format!("lookup('template'): could not find template '{name}' (searched templates/ of the role and the playbook directory)")))?;
     let text = crate::vault::read_to_string(&path)
         .map_err(|e| err(format!("lookup('template'): could not read {}: {e}", path.display())))?;
     let root = super::lazy::current_root().ok_or_else(|| err("lookup('template'): no variables to render with"))?;
+    let mut opts = super::TemplateOptions::default();
+    for key in ["variable_start_string", "variable_end_string", "comment_start_string", "comment_end_string", "trim_blocks"] {
+        let value = match kwargs.get::<Option<Value>>(key)? {
+            Some(v) if v.kind() == ValueKind::Bool => super::OptionValue::Bool(v.is_true()),
+            Some(v) => match v.as_str() {
+                Some(s) => super::OptionValue::Str(s.to_string()),
+                None => return Err(err(format!("lookup('template'): {key} must be a string"))),
+            },
+            None => continue,
+        };
+        opts.set(key, value).map_err(|e| err(format!("lookup('template'): {e}")))?;
+    }
+    let managed = root.get_attr("ansible_managed").map_or(true, |v| v.is_undefined());
+    let added = Value::from(minijinja::value::Serde(super::template_vars(name, &path, None, managed)));
     let ctx = match template_vars {
-        Some(extra) if extra.kind() == ValueKind::Map => minijinja::value::merge_maps([extra.clone(), root]),
+        Some(extra) if extra.kind() == ValueKind::Map => minijinja::value::merge_maps([extra.clone(), added, root]),
         Some(_) => return Err(err("lookup('template'): template_vars must be a mapping")),
-        None => root,
+        None => minijinja::value::merge_maps([added, root]),
     };
-    let src = super::prepared(&text);
-    state.env().render_named_str(name, &src, ctx).map_err(|e| {
-        let line = e.line().map(|l| format!(", line {l}")).unwrap_or_default();
-        Error::new(e.kind(), format!("{} (in template {name}{line})", super::describe_error(&e, None)))
-    })
+    // A fresh environment as the calling render's (strict or lenient), not the caller's
+    // own: it may have a template's options and search path.
+    let base = if state.env().undefined_behavior() == minijinja::UndefinedBehavior::Strict { super::shared_env() } else { super::lenient_env() };
+    let search = super::lookup_search_path(var_path(state, "role_path").as_deref(), var_path(state, "playbook_dir").as_deref(), &path);
+    let described = |e: Error| {
+        let at = match (e.name().filter(|n| *n != name), e.line()) {
+            (Some(inner), Some(l)) => format!(" (in template {inner}, line {l}, included from {name})"),
+            (_, Some(l)) => format!(" (in template {name}, line {l})"),
+            (_, None) => format!(" (in template {name})"),
+        };
+        Error::new(e.kind(), format!("{}{at}", super::describe_error(&e, None)))
+    };
+    let file = super::files::FileTemplate::new(&base, &text, &opts, search).map_err(described)?;
+    let env: &Environment<'_> = &file.env;
+    env.render_named_str(name, &file.source, ctx).map(|out| file.finish(&text, out)).map_err(described)
 }
 
 /// `lookup('pipe', cmd)` / `lookup('lines', cmd)`: a command run by `sh` on the controller,
@@ -680,25 +706,25 @@ pub(crate) fn py_format_int(fmt: &str, n: i64) -> Result<String, Error> {
     Ok(out)
 }
 
-/// `lookup('env', 'HOME')`: values joined with commas, like Ansible.
+/// `lookup('env', 'HOME')`: as Ansible 2.19 hands a lookup's values over without
+/// `wantlist`: none, an empty list (`lookup('first_found', ..., skip=True)`; none at all
+/// when `errors='ignore'` or `'warn'` let a failure pass); one, itself; several strings,
+/// joined with commas; several values of other kinds, the list.
 fn lookup(state: &State, plugin: String, terms: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let wantlist = kwargs.get::<Option<bool>>("wantlist")?.unwrap_or(false);
     let values = lookup_values(state, &plugin, &terms, &kwargs)?;
     if wantlist {
         return Ok(Value::from(values));
     }
-    if values.len() == 1 {
-        return Ok(values.into_iter().next().unwrap_or(Value::from(())));
+    match values.len() {
+        0 if kwargs.get::<Option<String>>("errors")?.is_some_and(|e| e == "ignore" || e == "warn") => Ok(Value::from(())),
+        0 => Ok(Value::from(values)),
+        1 => Ok(values.into_iter().next().unwrap_or(Value::from(()))),
+        _ if values.iter().all(|v| v.kind() == ValueKind::String) => {
+            Ok(Value::from(values.iter().map(|v| v.as_str().unwrap_or_default()).collect::<Vec<_>>().join(",")))
+        }
+        _ => Ok(Value::from(values)),
     }
-    let strs: Vec<String> = values
-        .iter()
-        .map(|v| {
-            let mut s = String::new();
-            serialize::python_str(v, &mut s);
-            s
-        })
-        .collect();
-    Ok(Value::from(strs.join(",")))
 }
 
 /// `query('env', 'HOME')`: always a list.
@@ -793,6 +819,9 @@ mod tests {
         assert_eq!(ev("lookup('first_found', {'files': ['Debian.yml'], 'paths': ['vars']})", &e), canon(role.join("vars/Debian.yml")));
         assert!(everr("lookup('first_found', ['f.txt'])", &e).contains("no file was found (looked for: f.txt)"));
         assert_eq!(ev("query('first_found', ['nope.yml'], skip=true)", &e), json!([]));
+        // lookup (not query): an empty list too, as Ansible 2.19 (it was '')
+        assert_eq!(ev("lookup('first_found', ['nope.yml'], skip=true)", &e), json!([]));
+        assert_eq!(ev("lookup('first_found', ['nope.yml'], skip=true) | length", &e), json!(0));
         // in a loop, also in the subfolder of the task's kind
         assert_eq!(looped("first_found", json!(["f.txt"]), "files", &e), json!([std::fs::canonicalize(d.path().join("files/f.txt")).unwrap().display().to_string()]));
         assert_eq!(looped("first_found", json!(["{{ nope }}.yml", "Debian.yml"]), "vars", &e).as_array().map(Vec::len), Some(1));
@@ -813,6 +842,32 @@ mod tests {
         // the playbook's folder is the working directory
         assert_eq!(ev("lookup('pipe', 'ls templates')", &e), json!("t.j2"));
         assert!(everr("lookup('pipe', 'exit 3')", &e).contains("exited with 3"));
+    }
+
+    #[test]
+    fn template_lookup_has_template_vars_includes_and_header() {
+        let d = tempfile::tempdir().unwrap();
+        let role = d.path().join("roles/r");
+        std::fs::create_dir_all(role.join("templates/conf")).unwrap();
+        std::fs::create_dir_all(d.path().join("templates")).unwrap();
+        std::fs::write(role.join("templates/conf/m.j2"), "# {{ ansible_managed }}\n{{ template_path }} {{ template_run_date is string }} {{ template_destpath }}\n").unwrap();
+        // includes: the template's own folder first, then the role's and playbook's templates/
+        std::fs::write(role.join("templates/conf/i.j2"), "{% include 'part.j2' %}+{% include 'top.j2' %}\n").unwrap();
+        std::fs::write(role.join("templates/conf/part.j2"), "part").unwrap();
+        std::fs::write(d.path().join("templates/top.j2"), "{% import 'conf/macros.j2' as m %}{{ m.hi() }}").unwrap();
+        std::fs::write(role.join("templates/conf/macros.j2"), "{% macro hi() %}hi{% endmacro %}").unwrap();
+        std::fs::write(role.join("templates/h.j2"), "#jinja2: lstrip_blocks: True\n  {% if true %}\nx\n  {% endif %}\n").unwrap();
+        std::fs::write(role.join("templates/v.j2"), "<< who >>\n").unwrap();
+        let e = vars(json!({"playbook_dir": d.path().display().to_string(), "role_path": role.display().to_string(), "who": "me"}));
+        assert_eq!(ev("lookup('template', 'conf/m.j2')", &e), json!("# Ansible managed\nconf/m.j2 True \n"));
+        let mut own = e.clone();
+        own.insert("ansible_managed".into(), json!("mine"));
+        assert_eq!(ev("lookup('template', 'conf/m.j2')", &own), json!("# mine\nconf/m.j2 True \n"));
+        assert_eq!(ev("lookup('template', 'conf/i.j2')", &e), json!("part+hi\n"));
+        assert_eq!(ev("lookup('template', 'h.j2')", &e), json!("x\n"));
+        assert_eq!(ev("lookup('template', 'v.j2', variable_start_string='<<', variable_end_string='>>')", &e), json!("me\n"));
+        std::fs::write(role.join("templates/bad.j2"), "#jinja2: nosuch: True\nx\n").unwrap();
+        assert!(everr("lookup('template', 'bad.j2')", &e).contains("nosuch"));
     }
 
     #[test]

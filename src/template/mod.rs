@@ -12,6 +12,8 @@
 mod checks;
 mod digest;
 pub(crate) use digest::md5_hex;
+mod files;
+pub use files::{module_search_path, lookup_search_path, newline_sequence, set_ansible_managed, template_vars, OptionValue, TemplateOptions, ANSIBLE_MANAGED};
 mod filters;
 mod lazy;
 mod lookups;
@@ -225,28 +227,46 @@ impl Templar {
         s.contains("{{") || s.contains("{%") || s.contains("{#")
     }
 
-    /// Render template text (a `templates/` file) named `name` (for error messages).
-    /// Keeps the trailing newline (Ansible's `template` module: trim_blocks on,
-    /// lstrip_blocks off, trailing newlines preserved).
+    /// Render template text (a `templates/` file) named `name` (for error messages) with
+    /// Ansible's default options and no includes: [`Templar::render_template_file`].
     pub fn render_template(
         &self,
         name: &str,
         src: &str,
         vars: &Vars,
     ) -> Result<String, TemplateError> {
+        self.render_template_file(name, src, vars, &TemplateOptions::default(), Vec::new())
+    }
+
+    /// Render a template file's text `src` named `name` (for error messages) as Ansible's
+    /// `template` module does: with `opts` and its `#jinja2:` header (dropped), includes
+    /// and imports looked up in `search`, trailing newlines kept (see [`files`]).
+    pub fn render_template_file(
+        &self,
+        name: &str,
+        src: &str,
+        vars: &Vars,
+        opts: &TemplateOptions,
+        search: Vec<std::path::PathBuf>,
+    ) -> Result<String, TemplateError> {
         let scope = Scope::enter(vars);
         let ctx = self.context(&scope, vars);
-        let rewritten = prepared(src);
-        let env: &Environment<'_> = &self.env;
-        let result = env
-            .template_from_named_str(name, &rewritten)
-            .and_then(|t| t.render(&ctx));
+        let file = match files::FileTemplate::new(&self.env, src, opts, search) {
+            Ok(f) => f,
+            Err(e) => {
+                let message = format!("{} (in template {name}, line 1)", describe_error(&e, None));
+                return Err(TemplateError { message, line: Some(1), undefined: false });
+            }
+        };
+        let env: &Environment<'_> = &file.env;
+        let result = env.template_from_named_str(name, &file.source).and_then(|t| t.render(&ctx)).map(|out| file.finish(src, out));
         result.map_err(|e| {
             let line = e.line();
-            let mut message = describe_undefined(&e, &self.env, src, &ctx, Source::Template);
-            match line {
-                Some(l) => message.push_str(&format!(" (in template {name}, line {l})")),
-                None => message.push_str(&format!(" (in template {name})")),
+            let mut message = describe_undefined(&e, &file.env, &file.source, &ctx, Source::Template);
+            match (e.name().filter(|n| *n != name), line) {
+                (Some(inner), Some(l)) => message.push_str(&format!(" (in template {inner}, line {l}, included from {name})")),
+                (_, Some(l)) => message.push_str(&format!(" (in template {name}, line {l})")),
+                (_, None) => message.push_str(&format!(" (in template {name})")),
             }
             TemplateError { message, line, undefined: e.kind() == ErrorKind::UndefinedError }
         })
@@ -645,10 +665,10 @@ pub(crate) fn describe_undefined(e: &Error, env: &Environment<'static>, src: &st
         (Source::Expression, _) => eval_expression(&debug, src.trim(), ctx).map(drop),
         (Source::Text, Some(inner)) => eval_expression(&debug, inner, ctx).map(drop),
         (Source::Text, None) => render_string(&debug, src, ctx).map(drop),
+        // a template file's source as compiled (`files::FileTemplate`)
         (Source::Template, _) => {
-            let rewritten = prepared(src);
             let d: &Environment<'_> = &debug;
-            d.template_from_str(&rewritten).and_then(|t| t.render(ctx)).map(drop)
+            d.template_from_str(src).and_then(|t| t.render(ctx)).map(drop)
         }
     };
     if let Err(e2) = again {

@@ -532,6 +532,47 @@ fn filters_paths_and_hashes() {
 }
 
 #[test]
+fn password_hash_types_match_glibc_crypt() {
+    let e = empty();
+    // expected values from `openssl passwd -5 / -1 / -6 -salt SALT PASSWORD` (glibc's crypt)
+    for (expr, want) in [
+        ("'Hello world!' | password_hash('sha256', 'saltstring')", "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"),
+        ("'Hello world!' | password_hash('sha256_crypt', 'toolongsaltstring')", "$5$toolongsaltstrin$0vuwUia3Nx9V/DqToMS8YLcfXpEXmSaC8wgguLIbus2"),
+        ("'Hello world!' | password_hash('sha256', 'saltstringsaltstring', rounds=10000)", "$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA"),
+        ("'Hello world!' | password_hash('md5', 'saltstri')", "$1$saltstri$YMyguxXMBpd2TEZ.vS/3q1"),
+        ("'' | password_hash('md5_crypt', 'ab')", "$1$ab$rn6aQS/o7141mj179E/zA."),
+        ("'Hello world!' | password_hash(hashtype='sha512', salt='saltstring')", "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"),
+    ] {
+        assert_eq!(ev(expr, &e), json!(want), "{expr}");
+    }
+    let h = ev("'pw' | password_hash('md5')", &e);
+    assert!(h.as_str().unwrap().starts_with("$1$") && h.as_str().unwrap().len() == 3 + 8 + 1 + 22, "{h}");
+    let h = ev("'pw' | password_hash('sha256')", &e);
+    assert!(h.as_str().unwrap().starts_with("$5$") && h.as_str().unwrap().len() == 3 + 16 + 1 + 43, "{h}");
+    assert!(rerr("{{ 'pw' | password_hash('blowfish') }}", &e).message.contains("unsupported hash type 'blowfish'"));
+}
+
+#[test]
+fn filesizeformat_as_jinja() {
+    let e = empty();
+    // expected values from Jinja under Ansible 2.19
+    for (expr, want) in [
+        ("12345678 | filesizeformat", "12.3 MB"),
+        ("12345678 | filesizeformat(true)", "11.8 MiB"),
+        ("12345678 | filesizeformat(binary=true)", "11.8 MiB"),
+        ("1 | filesizeformat", "1 Byte"),
+        ("999 | filesizeformat", "999 Bytes"),
+        ("1000 | filesizeformat", "1.0 kB"),
+        ("1023 | filesizeformat(true)", "1023 Bytes"),
+        ("-5000 | filesizeformat", "-5000 Bytes"),
+        ("'2.5' | filesizeformat", "2 Bytes"),
+        ("(10 ** 30) | filesizeformat", "1000000.0 YB"),
+    ] {
+        assert_eq!(ev(expr, &e), json!(want), "{expr}");
+    }
+}
+
+#[test]
 fn filters_misc() {
     let e = empty();
     assert_eq!(ev("true | ternary('a', 'b')", &e), json!("a"));
@@ -826,8 +867,9 @@ fn more_of_ansibles_everyday_jinja() {
     assert_eq!(r("{{ 'short' | truncate(3) }}", &v), "short", "within the leeway");
     // combine of a list of dicts
     assert_eq!(ev("[{'a': 1}, {'b': 2}, {'a': 3}] | combine", &v), json!({"a": 3, "b": 2}));
-    // lookup('file', errors='ignore') of a missing file: nothing
-    assert_eq!(ev("lookup('file', '/nonexistent/provision', errors='ignore')", &v), json!(""));
+    // lookup('file', errors='ignore') of a missing file: none (Ansible 2.19), an empty text
+    assert_eq!(ev("lookup('file', '/nonexistent/provision', errors='ignore')", &v), json!(null));
+    assert_eq!(r("[{{ lookup('file', '/nonexistent/provision', errors='ignore') }}]", &v), "[]");
     assert_eq!(ev("query('file', '/nonexistent/provision', errors='ignore')", &v), json!([]));
 }
 
@@ -903,4 +945,31 @@ fn percent_on_a_string_literal_formats_like_python() {
     // Not a string on the left: the number operator; inside a string: text.
     assert_eq!(r("{{ n % 4 }} {{ 'a % b' }} {{ '50%' }}", &v), "3 a % b 50%");
     assert_eq!(ev("'%s=%s' % ('k', 'v')", &v), json!("k=v"));
+}
+
+#[test]
+fn jinja2_header_options() {
+    let mut o = TemplateOptions::default();
+    let body = o
+        .apply_header("#jinja2: lstrip_blocks: True, trim_blocks: False, newline_sequence: '\\r\\n', variable_start_string: \"[[\", keep_trailing_newline: True\nrest\n")
+        .unwrap();
+    assert_eq!(body, "rest\n");
+    assert!(o.lstrip_blocks && !o.trim_blocks && o.keep_trailing_newline);
+    assert_eq!((o.newline_sequence.as_str(), o.variable_start_string.as_str()), ("\r\n", "[["));
+    // without the header: as it is
+    let mut o = TemplateOptions::default();
+    assert_eq!(o.apply_header("# jinja2: x\n").unwrap(), "# jinja2: x\n");
+    assert_eq!(o, TemplateOptions::default());
+    for bad in ["#jinja2: trim_blocks: True", "#jinja2: trim_blocks True\n", "#jinja2: foo: True\n", "#jinja2: trim_blocks: 'yes'\n", "#jinja2: trim_blocks: True,\n"] {
+        assert!(TemplateOptions::default().apply_header(bad).is_err(), "{bad}");
+    }
+    // rendered: the header line is dropped and its options apply
+    let t = Templar::new();
+    let v = vars(json!({"l": ["a", "b"]}));
+    let src = "#jinja2: lstrip_blocks: True\n[x]\n  {% for i in l %}\n    {{ i }}\n  {% endfor %}\n";
+    assert_eq!(t.render_template("t.j2", src, &v).unwrap(), "[x]\n    a\n    b\n");
+    let e = t.render_template("t.j2", "#jinja2: block_start_string: '{{'\nx\n", &v).unwrap_err();
+    assert!(e.message.contains("must be different") && e.message.contains("t.j2"), "{}", e.message);
+    // a CRLF template comes out with the newline_sequence (\n), as Jinja's lexer does
+    assert_eq!(t.render_template("t.j2", "a\r\n{% if true %}\r\nb\r\n{% endif %}\r\n", &v).unwrap(), "a\nb\n");
 }
