@@ -921,3 +921,26 @@ fn with_any_errors_fatal_no_host_runs_ahead_of_a_failing_one() {
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(!exists(&dir, "b-second") && !exists(&dir, "a-second"), "{}", r.stdout);
 }
+
+#[test]
+fn vars_files_names_may_be_templates_and_lists_of_which_the_first_found_is_read() {
+    let site = "- hosts: all\n  gather_facts: false\n  vars: {flavour: plain}\n\
+                \x20 vars_files:\n    - common.yml\n    - \"vars/{{ env }}.yml\"\n    - [\"vars/{{ inventory_hostname }}.yml\", vars/default.yml]\n\
+                \x20 tasks:\n    - shell: echo {{ inventory_hostname }} {{ common }} {{ level }} {{ who }} {{ flavour }} >> {{ d }}/log\n";
+    let files = [
+        ("site.yml", site),
+        ("common.yml", "common: c\nflavour: from-common\n"),
+        ("vars/prod.yml", "level: prod-level\nflavour: from-prod\n"),
+        ("vars/a.yml", "who: host-a\n"),
+        ("vars/default.yml", "who: someone\n"),
+    ];
+    let (r, dir) = run_project(&files, &["-e", "env=prod", "--limit", "a:b"], &[]);
+    r.assert_ok();
+    let mut lines: Vec<String> = std::fs::read_to_string(dir.path().join("log")).unwrap().lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["a c prod-level host-a from-prod", "b c prod-level someone from-prod"], "{}", r.stdout);
+    // A name that reads nothing fails the host's first task, saying which.
+    let (r, _) = run_project(&files, &["-e", "env=qa", "--limit", "a"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stdout.contains("site.yml:6:7: vars_files: none of vars/qa.yml found"), "{}", r.stdout);
+}

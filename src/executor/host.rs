@@ -150,6 +150,8 @@ pub struct HostRun {
     notified: Vec<usize>,
     /// What each `include_tasks`' `when` gave, once evaluated (see `Task::gates`).
     gates: HashMap<usize, bool>,
+    /// A `vars_files` entry this host could not read (its first task fails with it).
+    vars_files_error: std::sync::Mutex<Option<String>>,
     /// Check mode: an earlier task predicted a change (later errors may be consequences).
     predicted_change: bool,
     /// Check mode: variables whose value is not what a real run would give (registered by a
@@ -305,6 +307,7 @@ impl HostRun {
             stale: HashSet::new(),
             notified: Vec::new(),
             gates: HashMap::new(),
+            vars_files_error: std::sync::Mutex::new(None),
             predicted_change: false,
             uncertain: HashSet::new(),
             secrets: Vec::new(),
@@ -459,6 +462,7 @@ impl HostRun {
         merge(&mut v, &self.inventory_vars);
         merge(&mut v, &self.facts);
         merge(&mut v, &play.vars);
+        self.read_vars_files(&mut v);
         for r in &play.roles {
             merge(&mut v, &r.vars);
         }
@@ -473,6 +477,53 @@ impl HostRun {
             v.insert(k.to_string(), val);
         }
         v
+    }
+
+    /// The play's `vars_files` again in order when some name has a template, those rendered
+    /// with the host's variables so far (and the extra vars): the first of an entry's names
+    /// that exists is read. What can't be read fails the host's first task.
+    fn read_vars_files(&self, v: &mut Vars) {
+        use crate::playbook::VarsFile;
+        for entry in &self.ctx.play().vars_files {
+            match entry {
+                VarsFile::Loaded(vars) => merge(v, vars),
+                VarsFile::PerHost { candidates, location } => {
+                    let mut scope = v.clone();
+                    merge(&mut scope, &self.ctx.opts.extra_vars);
+                    scope.insert("inventory_hostname".into(), json!(self.host));
+                    let mut tried = Vec::new();
+                    let mut found = None;
+                    for c in candidates {
+                        match self.templar.render_str(c, &scope) {
+                            Ok(name) => {
+                                let p = self.ctx.playbook.dir.join(&name);
+                                if p.is_file() {
+                                    found = Some(p);
+                                    break;
+                                }
+                                tried.push(name);
+                            }
+                            Err(e) if e.undefined => tried.push(c.clone()),
+                            Err(e) => {
+                                *self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{location}: vars_files '{c}': {e}"));
+                                return;
+                            }
+                        }
+                    }
+                    let Some(p) = found else {
+                        *self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{location}: vars_files: none of {} found", tried.join(", ")));
+                        return;
+                    };
+                    match crate::playbook::load_vars_file(&p) {
+                        Ok(vars) => merge(v, &vars),
+                        Err(e) => {
+                            *self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{location}: vars_files {}: {e}", p.display()));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// What a task's variables add to `base_vars`, with precedence over them (renders see
@@ -841,6 +892,11 @@ impl HostRun {
 
     /// One task (all loop items).
     async fn run_task(&mut self, task: &Task, key: SlotKey, index: usize) -> TaskEnd {
+        let unread = self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(e) = unread {
+            let out = failed_outcome(e);
+            return self.finish_task(task, key, vec![(None, out)], false, index);
+        }
         let vars = self.task_vars(task);
         match self.gates_open(task, &vars) {
             Ok(true) => {}

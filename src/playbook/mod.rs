@@ -283,7 +283,18 @@ pub struct Play {
     /// `order`: the order hosts are taken in (`inventory`, `reverse_inventory`, `sorted`,
     /// `reverse_sorted`, `shuffle`).
     pub order: HostOrder,
+    /// When some `vars_files` name has a template: every entry in order, to be read again
+    /// per host over `vars` (empty otherwise: `vars` has them all).
+    pub vars_files: Vec<VarsFile>,
     pub location: Location,
+}
+
+/// A `vars_files` entry (see [`Play::vars_files`]).
+#[derive(Debug, Clone)]
+pub enum VarsFile {
+    Loaded(Vars),
+    /// Names to render with the host's variables; the first that exists is read.
+    PerHost { candidates: Vec<String>, location: Location },
 }
 
 /// A play's `order` keyword.
@@ -549,14 +560,38 @@ impl Loader<'_> {
             Some(v) => vars_of(file, v, "play vars")?,
             None => Vars::new(),
         };
+        let mut vars_files = Vec::new();
         if let Some(vf) = m.get("vars_files") {
-            for f in str_list(file, vf, "vars_files")? {
-                let p = self.playbook_dir.join(&f);
+            let entries: Vec<&Node> = match &vf.value {
+                NodeValue::Seq(items) => items.iter().collect(),
+                NodeValue::Null => vec![],
+                _ => vec![vf],
+            };
+            for entry in entries {
+                // A file name, or a list of them of which the first found is read; a name
+                // with a template is read per host, with the host's variables.
+                let candidates = match entry.to_json() {
+                    Value::String(f) => vec![f],
+                    Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| err_at(file, entry, "vars_files: a list entry must list file names"))).collect::<Result<_, _>>()?,
+                    _ => return Err(err_at(file, entry, "vars_files: expected a file name or a list of them")),
+                };
+                if candidates.iter().any(|c| crate::template::Templar::is_template(c)) {
+                    vars_files.push(VarsFile::PerHost { candidates, location: entry.location(file) });
+                    continue;
+                }
+                let found = candidates.iter().map(|f| self.playbook_dir.join(f)).find(|p| p.is_file() || candidates.len() == 1);
+                let Some(p) = found else {
+                    return Err(err_at(file, entry, format!("vars_files: none of {} found", candidates.join(", "))));
+                };
                 let loaded = load_vars_file(&p).map_err(|e| match e {
                     PlaybookError::Yaml(y) => PlaybookError::Yaml(y),
-                    other => err_at(file, vf, format!("vars_files {f}: {other}")),
+                    other => err_at(file, entry, format!("vars_files {}: {other}", p.display())),
                 })?;
-                vars.extend(loaded);
+                vars.extend(loaded.clone());
+                vars_files.push(VarsFile::Loaded(loaded));
+            }
+            if !vars_files.iter().any(|v| matches!(v, VarsFile::PerHost { .. })) {
+                vars_files.clear();
             }
         }
         let r#become = m.get("become").map(|b| bool_of(file, b, "become")).transpose()?;
@@ -659,6 +694,7 @@ impl Loader<'_> {
             max_fail_percentage,
             serial,
             order,
+            vars_files,
             location: node.location(file),
         })
     }
