@@ -944,3 +944,15 @@ fn vars_files_names_may_be_templates_and_lists_of_which_the_first_found_is_read(
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(r.stdout.contains("site.yml:6:7: vars_files: none of vars/qa.yml found"), "{}", r.stdout);
 }
+
+#[test]
+fn a_write_that_fails_changed_nothing() {
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - copy: {content: \"x\\n\", dest: '{{ d }}/no/such/folder/file'}\n      register: w\n      ignore_errors: true\n\
+                \x20   - copy: {content: \"{{ w.changed }} {{ w.failed }}\\n\", dest: '{{ d }}/out'}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "False True\n", "{}", r.stdout);
+    let a = &r.recap()["a"];
+    assert_eq!((a.changed, a.ignored), (1, 1), "{}", r.stdout);
+}

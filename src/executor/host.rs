@@ -1856,6 +1856,7 @@ impl HostRun {
         let mut skipped_reason = plan.skipped.clone();
         let mut action_summaries: Vec<String> = plan.actions.iter().map(|a| a.summary.clone()).collect();
         let runs = plan.failed.is_none() && skipped_reason.is_none();
+        let mut nothing_done = false;
         // `async`: the seconds the task's actions may take (0: no limit).
         let limit = match &task.async_limit {
             Some(v) if !check && (task.background || (runs && !plan.actions.is_empty())) => self.retry_number(Some(v), vars, 0, "async").map_err(|e| ItemError::Task(format!("{}: {e}", task.location)))?,
@@ -1933,6 +1934,9 @@ impl HostRun {
                     }
                     outputs.push(out);
                     if bad {
+                        // Its first action failed: nothing was changed (Ansible's result of a
+                        // write that couldn't be made says `changed: false`).
+                        nothing_done = outputs.len() == 1;
                         break;
                     }
                 }
@@ -1956,7 +1960,7 @@ impl HostRun {
             }
         }
         let skipped = skipped_reason.is_some();
-        let mut changed = !skipped && plan.changed();
+        let mut changed = !skipped && plan.changed() && !nothing_done;
         if let Some(a) = absorbed {
             if !skipped {
                 changed = true;
