@@ -956,3 +956,15 @@ fn a_write_that_fails_changed_nothing() {
     let a = &r.recap()["a"];
     assert_eq!((a.changed, a.ignored), (1, 1), "{}", r.stdout);
 }
+
+#[test]
+fn a_registered_failure_message_is_the_modules_and_the_output_says_where() {
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - file: {path: '{{ d }}/{{ nope }}', state: file}\n      register: f\n      ignore_errors: true\n\
+                \x20   - copy: {content: \"{{ f.msg }}\\n\", dest: '{{ d }}/out'}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    let msg = std::fs::read_to_string(dir.path().join("out")).unwrap();
+    assert!(!msg.contains("site.yml:") && msg.contains("nope"), "{msg}");
+    assert!(r.stdout.contains("=> site.yml:4:7: "), "{}", r.stdout);
+}

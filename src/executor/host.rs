@@ -978,8 +978,17 @@ impl HostRun {
         self.finish_task(task, key, outcomes, skipped_all, index)
     }
 
-    fn finish_task(&mut self, task: &Task, key: SlotKey, outcomes: Vec<(Option<String>, ItemOutcome)>, empty_loop: bool, _index: usize) -> TaskEnd {
+    fn finish_task(&mut self, task: &Task, key: SlotKey, mut outcomes: Vec<(Option<String>, ItemOutcome)>, empty_loop: bool, _index: usize) -> TaskEnd {
         let looped = task.loop_items.is_some();
+        // A registered `msg` is the module's words, as Ansible's; the output keeps where.
+        let here = format!("{}: ", task.location);
+        for (_, o) in outcomes.iter_mut() {
+            if let Some(Value::String(m)) = o.registered.get_mut("msg") {
+                if let Some(rest) = m.strip_prefix(&here) {
+                    *m = rest.to_string();
+                }
+            }
+        }
         // Register and set facts.
         let mut any_changed = false;
         let mut any_failed = false;
@@ -1005,9 +1014,13 @@ impl HostRun {
             ignored_change |= o.ignored_change();
             if let Some(to) = o.delegate.as_ref().filter(|_| task.delegate_facts && !o.facts.is_empty()) {
                 // `delegate_facts`: the facts are the delegate's, for the rest of the run.
-                self.ctx.delegates.facts.give(to, &o.facts);
+                let given = match Templar::literal(Value::Object(o.facts.clone())) {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                };
+                self.ctx.delegates.facts.give(to, &given);
                 if let Some(sync) = &self.ctx.sync {
-                    sync.give(to, &o.facts);
+                    sync.give(to, &given);
                 }
                 continue;
             }
@@ -1019,7 +1032,7 @@ impl HostRun {
                         all.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
                         Value::Object(all)
                     }
-                    _ => v.clone(),
+                    _ => Templar::literal(v.clone()),
                 };
                 self.host_vars.insert(k.clone(), v);
             }
@@ -1049,7 +1062,7 @@ impl HostRun {
         }
         if any_failed {
             let value = if looped { json!({"failed": true, "results": outcomes.iter().map(|(_, o)| o.registered.clone()).collect::<Vec<_>>()}) } else { outcomes[0].1.registered.clone() };
-            self.last_failure = (value, task.display_name());
+            self.last_failure = (Templar::literal(value), task.display_name());
         }
         if let Some(reg) = &task.register {
             let value = if looped {
@@ -1066,7 +1079,8 @@ impl HostRun {
             } else {
                 outcomes[0].1.registered.clone()
             };
-            self.host_vars.insert(reg.clone(), value);
+            // Data, never template text again (Ansible's results are "unsafe").
+            self.host_vars.insert(reg.clone(), Templar::literal(value));
         }
         if any_changed {
             if self.ctx.opts.check || task.check_mode == Some(true) {

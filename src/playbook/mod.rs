@@ -149,6 +149,64 @@ fn module_defaults_for(module: &str, layers: &[Value]) -> serde_json::Map<String
     out
 }
 
+/// `key=value key2='a b' key3={{ x | default('y z') }}` as Ansible's `split_args` reads it:
+/// words split at spaces outside quotes and Jinja blocks; a value wholly in quotes loses them.
+pub fn split_key_values(raw: &str) -> Result<serde_json::Map<String, Value>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let (mut quote, mut depth) = (None::<char>, 0usize);
+    let chars: Vec<char> = raw.trim().chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        match (quote, c) {
+            (Some(q), _) if c == q && depth == 0 => quote = None,
+            (None, '\'' | '"') if depth == 0 => quote = Some(c),
+            (_, '{') if matches!(next, Some('{' | '%' | '#')) => {
+                depth += 1;
+                cur.push(c);
+                cur.push(next.unwrap_or_default());
+                i += 2;
+                continue;
+            }
+            (_, '}' | '%' | '#') if depth > 0 && next == Some('}') && (c == '}' || c == '%' || c == '#') => {
+                depth -= 1;
+                cur.push(c);
+                cur.push('}');
+                i += 2;
+                continue;
+            }
+            (None, w) if w.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+        i += 1;
+    }
+    if quote.is_some() || depth > 0 {
+        return Err(format!("unbalanced quotes or Jinja braces in '{raw}'"));
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let mut out = serde_json::Map::new();
+    for w in words {
+        let (k, v) = w.split_once('=').ok_or_else(|| format!("takes key=value arguments, got '{w}'"))?;
+        let v = match (v.chars().next(), v.chars().last()) {
+            (Some(a @ ('\'' | '"')), Some(b)) if a == b && v.len() >= 2 => &v[1..v.len() - 1],
+            _ => v,
+        };
+        out.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(out)
+}
+
 /// The conditions of one `include_tasks` (see [`Task::gates`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
@@ -1100,6 +1158,13 @@ impl Loader<'_> {
         if !matches!(args, Value::Object(_) | Value::String(_) | Value::Null) {
             return Err(err_at(file, margs, format!("arguments of '{module}' must be a mapping or a string")));
         }
+        // `debug: msg={{ greeting }} var=x`: Ansible splits `key=value` words before
+        // templating (a template's spaces, quotes and `=` stay in its value).
+        if let Value::String(raw) = &args {
+            if modules::lookup(&module).is_some_and(|m| m.free_form().is_none()) {
+                args = Value::Object(split_key_values(raw).map_err(|e| err_at(file, margs, format!("{module}: {e}")))?);
+            }
+        }
         let inh = self.apply_common(file, m, inherit)?;
         // `module_defaults` for this module (inner layers win) fill the arguments it lacks.
         let defaults = module_defaults_for(&module, &inh.module_defaults);
@@ -1231,6 +1296,14 @@ mod tests {
     use super::*;
     use std::fs;
 
+    #[test]
+    fn key_values_split_outside_quotes_and_jinja() {
+        let m = split_key_values("msg={{ v | default('a b') }} y='one two' z=\"{{ q }} r\" w= u=a=b").unwrap();
+        assert_eq!(Value::Object(m), serde_json::json!({"msg": "{{ v | default('a b') }}", "y": "one two", "z": "{{ q }} r", "w": "", "u": "a=b"}));
+        assert_eq!(split_key_values("msg=hi stray").unwrap_err(), "takes key=value arguments, got 'stray'");
+        assert!(split_key_values("msg='open").is_err() && split_key_values("msg={{ x").is_err());
+    }
+
     fn write(dir: &Path, rel: &str, text: &str) {
         let p = dir.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -1298,7 +1371,7 @@ mod tests {
         assert_eq!(play.handlers.len(), 1);
         assert_eq!(play.roles.len(), 2);
         assert_eq!(play.roles[0].defaults["base_dir"], "/srv");
-        assert_eq!(play.tasks[3].args, Value::String("msg=hi".into()));
+        assert_eq!(play.tasks[3].args, serde_json::json!({"msg": "hi"}), "key=value words are split when loaded");
     }
 
     #[test]

@@ -227,6 +227,22 @@ impl Templar {
         s.contains("{{") || s.contains("{%") || s.contains("{#")
     }
 
+    /// `v` as a variable's value that is data, not template text (what a task registered or
+    /// set, facts: Ansible's "unsafe" values): each string with template syntax becomes an
+    /// expression giving that very string, so rendering it later yields it unchanged.
+    pub fn literal(v: Json) -> Json {
+        match v {
+            Json::String(s) if Self::is_template(&s) => {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+                Json::String(format!("{{{{ '{encoded}' | b64decode }}}}"))
+            }
+            Json::Array(items) => Json::Array(items.into_iter().map(Self::literal).collect()),
+            Json::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (k, Self::literal(v))).collect()),
+            other => other,
+        }
+    }
+
     /// Render template text (a `templates/` file) named `name` (for error messages) with
     /// Ansible's default options and no includes: [`Templar::render_template_file`].
     pub fn render_template(

@@ -973,3 +973,13 @@ fn jinja2_header_options() {
     // a CRLF template comes out with the newline_sequence (\n), as Jinja's lexer does
     assert_eq!(t.render_template("t.j2", "a\r\n{% if true %}\r\nb\r\n{% endif %}\r\n", &v).unwrap(), "a\nb\n");
 }
+
+#[test]
+fn literal_values_render_as_themselves() {
+    let tricky = "a {{ b }} {% if %} {# c #} \"q\" \\ \n\t\u{1} é {% endraw %}";
+    let v = vars(json!({"out": Templar::literal(json!({"stdout": tricky, "lines": [tricky, "plain"], "rc": 0}))}));
+    assert_eq!(r("{{ out.stdout }}", &v), tricky);
+    assert_eq!(r("{{ out.lines[0] }}|{{ out.lines[1] }}|{{ out.rc }}", &v), format!("{tricky}|plain|0"));
+    assert_eq!(ev("out", &v), json!({"stdout": tricky, "lines": [tricky, "plain"], "rc": 0}));
+    assert_eq!(Templar::literal(json!("plain")), json!("plain"));
+}
