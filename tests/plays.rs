@@ -968,3 +968,12 @@ fn a_registered_failure_message_is_the_modules_and_the_output_says_where() {
     assert!(!msg.contains("site.yml:") && msg.contains("nope"), "{msg}");
     assert!(r.stdout.contains("=> site.yml:4:7: "), "{}", r.stdout);
 }
+
+#[test]
+fn extended_loops_know_the_items_around_them() {
+    let site = "- hosts: a\n  gather_facts: false\n  tasks:\n\
+                \x20   - shell: echo {{ ansible_loop.previtem | default('-') }} {{ item }} {{ ansible_loop.nextitem | default('-') }} {{ ansible_loop.allitems | length }} >> {{ d }}/log\n      loop: [x, y, z]\n      loop_control: {extended: true}\n";
+    let (r, dir) = run3(site, &[]);
+    r.assert_ok();
+    assert_eq!(std::fs::read_to_string(dir.path().join("log")).unwrap(), "- x y 3\nx y z 3\ny z - 3\n", "{}", r.stdout);
+}

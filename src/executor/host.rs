@@ -932,10 +932,9 @@ impl HostRun {
             };
             let loop_var = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
             let mut outs = Vec::new();
-            let total = items.len();
             let mut vars = vars;
-            for (idx, item) in items.into_iter().enumerate() {
-                let ivars = item_vars(task, &vars, &loop_var, idx, item.clone(), total);
+            for (idx, item) in items.iter().cloned().enumerate() {
+                let ivars = item_vars(task, &vars, &loop_var, idx, &items);
                 let label = match &task.loop_control.label {
                     Some(l) => self.templar.render_str(l, &ivars).unwrap_or_else(|_| l.clone()),
                     None => match &item {
@@ -1541,7 +1540,7 @@ impl HostRun {
                     Ok(Value::Array(items)) => {
                         let lv = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
                         let total = items.len();
-                        items.into_iter().enumerate().map(|(i, it)| item_vars(task, &vars, &lv, i, it, total)).collect()
+                        (0..total).map(|i| item_vars(task, &vars, &lv, i, &items)).collect()
                     }
                     _ => continue,
                 },
@@ -2096,16 +2095,25 @@ fn skipped_outcome(reason: &str) -> ItemOutcome {
 }
 
 /// Variables of one loop item.
-fn item_vars(task: &Task, vars: &Vars, loop_var: &str, idx: usize, item: Value, total: usize) -> Vars {
+fn item_vars(task: &Task, vars: &Vars, loop_var: &str, idx: usize, items: &[Value]) -> Vars {
+    let total = items.len();
     let mut ivars = vars.clone();
-    ivars.insert(loop_var.to_string(), item);
+    ivars.insert(loop_var.to_string(), items[idx].clone());
     if let Some(iv) = &task.loop_control.index_var {
         ivars.insert(iv.clone(), json!(idx));
     }
-    ivars.insert(
-        "ansible_loop".into(),
-        json!({"index": idx + 1, "index0": idx, "first": idx == 0, "last": idx + 1 == total, "length": total, "revindex": total - idx, "revindex0": total - idx - 1}),
-    );
+    let mut lp = json!({"index": idx + 1, "index0": idx, "first": idx == 0, "last": idx + 1 == total, "length": total, "revindex": total - idx, "revindex0": total - idx - 1});
+    if task.loop_control.extended {
+        // `extended: true` adds the neighbours and the whole list, as in Ansible.
+        if idx > 0 {
+            lp["previtem"] = items[idx - 1].clone();
+        }
+        if idx + 1 < total {
+            lp["nextitem"] = items[idx + 1].clone();
+        }
+        lp["allitems"] = Value::Array(items.to_vec());
+    }
+    ivars.insert("ansible_loop".into(), lp);
     ivars
 }
 
