@@ -162,6 +162,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
         let mut out = IndexMap::new();
         while let Some(key) = map.next_key::<KeyString>()? {
             let value = map.next_value::<Node>()?;
+            if out.contains_key(&key.0) {
+                DUPLICATES.with(|d| d.borrow_mut().push((key.0.clone(), value.line, value.column)));
+            }
             out.insert(key.0, value);
         }
         Ok(NodeValue::Map(out))
@@ -244,10 +247,17 @@ pub fn snippet(source: &str, line: u32, column: u32) -> String {
     out
 }
 
+thread_local! {
+    /// Keys found twice in a mapping while parsing (key, line and column of the last value).
+    static DUPLICATES: std::cell::RefCell<Vec<(String, u32, u32)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn options() -> serde_saphyr::Options {
-    // Ansible reads YAML 1.1: `0644` is octal, `yes`/`no` are booleans.
+    // Ansible reads YAML 1.1: `0644` is octal, `yes`/`no` are booleans. A key given twice in a
+    // mapping: the last one counts, with a warning, as in Ansible.
     let mut o = serde_saphyr::Options::default();
     o.legacy_octal_numbers = true;
+    o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
     o
 }
 
@@ -305,7 +315,12 @@ fn parse_plain(file: &Arc<PathBuf>, source: &str) -> Result<Node, YamlError> {
     if source.trim().is_empty() || source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
         return Ok(Node { value: NodeValue::Null, line: 1, column: 1 });
     }
-    let mut node = serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|e| {
+    DUPLICATES.with(|d| d.borrow_mut().clear());
+    let parsed = serde_saphyr::from_str_with_options::<Node>(source, options());
+    for (key, line, column) in DUPLICATES.with(|d| std::mem::take(&mut *d.borrow_mut())) {
+        tracing::warn!("{}:{line}:{column}: the key '{key}' is given twice in this mapping; the last one is used", file.display());
+    }
+    let mut node = parsed.map_err(|e| {
         let (line, column) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((0, 0));
         // serde-saphyr starts with "error: line L column C: ", which the location says.
         let text = first_line(&e.to_string());
@@ -369,6 +384,12 @@ mod tests {
 
     fn parse(s: &str) -> Result<Node, YamlError> {
         parse_str(&Arc::new(PathBuf::from("t.yml")), s)
+    }
+
+    #[test]
+    fn a_key_given_twice_keeps_the_last_value() {
+        let n = parse("a: 1\nb: 2\na: 3\n").unwrap();
+        assert_eq!(n.to_json(), serde_json::json!({"a": 3, "b": 2}));
     }
 
     #[test]
