@@ -6,6 +6,7 @@ pub mod executor;
 pub mod inventory;
 pub mod modules;
 pub mod playbook;
+pub mod prompt;
 pub mod report;
 pub mod template;
 pub mod vault;

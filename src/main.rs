@@ -187,6 +187,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         };
     }
 
+    let mut pb = pb;
+    provision::prompt::answer(&mut pb, &opts.extra_vars, &mut provision::prompt::Terminal, &provision::template::Templar::new())?;
+
     let reporter: Box<dyn Reporter> = match cli.output {
         Output::Human => Box::new(HumanReporter::new(
             anstream::stdout(),

@@ -977,3 +977,16 @@ fn extended_loops_know_the_items_around_them() {
     r.assert_ok();
     assert_eq!(std::fs::read_to_string(dir.path().join("log")).unwrap(), "- x y 3\nx y z 3\ny z - 3\n", "{}", r.stdout);
 }
+
+#[test]
+fn vars_prompt_takes_extra_vars_or_the_default_without_a_terminal() {
+    let site = "- hosts: a\n  gather_facts: false\n  vars_prompt:\n    - {name: release, prompt: Release?, default: '1.0', private: false}\n    - {name: token, prompt: Token?}\n\
+                \x20 tasks:\n    - copy: {content: \"{{ release }} {{ token }}\\n\", dest: '{{ d }}/out'}\n";
+    let (r, dir) = run3(site, &["-e", "token=tok-123"]);
+    r.assert_ok();
+    assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "1.0 tok-123\n");
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("site.yml:5:7: vars_prompt 'token': no terminal to ask on and no default; give it with -e token=..."), "{}", r.stderr);
+    assert!(!exists(&dir, "out"));
+}

@@ -344,6 +344,25 @@ pub struct Play {
     /// When some `vars_files` name has a template: every entry in order, to be read again
     /// per host over `vars` (empty otherwise: `vars` has them all).
     pub vars_files: Vec<VarsFile>,
+    /// `vars_prompt`: values asked for before the run (see `provision::prompt`).
+    pub vars_prompt: Vec<Prompt>,
+    pub location: Location,
+}
+
+/// One `vars_prompt` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub name: String,
+    /// The question (the name when not given).
+    pub prompt: String,
+    pub default: Option<String>,
+    /// The answer isn't echoed (Ansible's default: true).
+    pub private: bool,
+    /// Asked twice; the answers must match.
+    pub confirm: bool,
+    /// `encrypt: sha512_crypt`: the answer is stored hashed (`password_hash`).
+    pub encrypt: Option<String>,
+    pub salt: Option<String>,
     pub location: Location,
 }
 
@@ -600,7 +619,7 @@ impl Loader<'_> {
             "name", "hosts", "vars", "vars_files", "roles", "tasks", "pre_tasks", "post_tasks", "handlers", "become", "become_user",
             "gather_facts", "tags", "remote_user", "serial", "strategy", "any_errors_fatal", "max_fail_percentage", "become_method",
             "collections", "environment", "force_handlers", "ignore_errors", "no_log", "check_mode", "order", "module_defaults",
-            "ignore_unreachable", "diff",
+            "ignore_unreachable", "diff", "vars_prompt",
         ];
         for (k, v) in m {
             if !PLAY_KEYS.contains(&k.as_str()) {
@@ -650,6 +669,38 @@ impl Loader<'_> {
             }
             if !vars_files.iter().any(|v| matches!(v, VarsFile::PerHost { .. })) {
                 vars_files.clear();
+            }
+        }
+        let mut vars_prompt = Vec::new();
+        if let Some(vp) = m.get("vars_prompt") {
+            let items = vp.as_seq().ok_or_else(|| err_at(file, vp, "vars_prompt must be a list"))?;
+            for item in items {
+                let pm = item.as_map().ok_or_else(|| err_at(file, item, "a vars_prompt entry must be a mapping with 'name'"))?;
+                let text = |k: &str| -> Result<Option<String>, PlaybookError> {
+                    pm.get(k).map(|v| match v.to_json() {
+                        Value::String(s) => Ok(s),
+                        Value::Number(n) => Ok(n.to_string()),
+                        Value::Bool(b) => Ok(b.to_string()),
+                        _ => Err(err_at(file, v, format!("vars_prompt: {k} must be text"))),
+                    }).transpose()
+                };
+                for (k, v) in pm {
+                    if !["name", "prompt", "default", "private", "confirm", "encrypt", "salt", "salt_size", "unsafe"].contains(&k.as_str()) {
+                        return Err(err_at(file, v, format!("vars_prompt: unknown key '{k}'; valid: name, prompt, default, private, confirm, encrypt, salt, salt_size, unsafe")));
+                    }
+                }
+                let name = text("name")?.ok_or_else(|| err_at(file, item, "a vars_prompt entry needs 'name'"))?;
+                let flag = |k: &str, default: bool| pm.get(k).map(|b| bool_of(file, b, k)).transpose().map(|b| b.unwrap_or(default));
+                vars_prompt.push(Prompt {
+                    prompt: text("prompt")?.unwrap_or_else(|| name.clone()),
+                    name,
+                    default: text("default")?,
+                    private: flag("private", true)?,
+                    confirm: flag("confirm", false)?,
+                    encrypt: text("encrypt")?,
+                    salt: text("salt")?,
+                    location: item.location(file),
+                });
             }
         }
         let r#become = m.get("become").map(|b| bool_of(file, b, "become")).transpose()?;
@@ -753,6 +804,7 @@ impl Loader<'_> {
             serial,
             order,
             vars_files,
+            vars_prompt,
             location: node.location(file),
         })
     }
