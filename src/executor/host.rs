@@ -152,6 +152,9 @@ pub struct HostRun {
     gates: HashMap<usize, bool>,
     /// A `vars_files` entry this host could not read (its first task fails with it).
     vars_files_error: std::sync::Mutex<Option<String>>,
+    /// The last task lost the connection and `ignore_unreachable` let the host go on: log in
+    /// again before the next one (the old connection may not know yet that it is gone).
+    redial: bool,
     /// Check mode: an earlier task predicted a change (later errors may be consequences).
     predicted_change: bool,
     /// Check mode: variables whose value is not what a real run would give (registered by a
@@ -308,6 +311,7 @@ impl HostRun {
             notified: Vec::new(),
             gates: HashMap::new(),
             vars_files_error: std::sync::Mutex::new(None),
+            redial: false,
             predicted_change: false,
             uncertain: HashSet::new(),
             secrets: Vec::new(),
@@ -752,6 +756,10 @@ impl HostRun {
                 self.passed(key);
                 continue;
             }
+            if std::mem::take(&mut self.redial) {
+                // A failure here shows as the next task's own (unreachable).
+                let _ = self.conn.reconnect(None).await;
+            }
             self.emit_header(key, task, false);
             let end = self.run_task(task, key, i).await;
             if runs_once {
@@ -1008,6 +1016,7 @@ impl HostRun {
             // `ignore_unreachable`: the host goes on (counted ok and ignored, as in Ansible).
             any_unreachable |= o.status == Status::Unreachable && !o.ignored;
             ignored_unreachable |= o.status == Status::Unreachable && o.ignored;
+            self.redial |= o.status == Status::Unreachable && o.ignored && o.delegate.is_none();
             all_skipped &= o.status == Status::Skipped;
             ignored_failure |= o.status == Status::Failed && o.ignored;
             ignored_change |= o.ignored_change();
