@@ -728,6 +728,14 @@ const SETUP_SITE: &str = r##"
       setup: {filter: [ansible_distribution, ansible_os_family]}
     - name: the others are still there
       assert: {that: [ansible_facts.hostname is defined, ansible_facts.distribution == 'Debian', ansible_facts.kernel == ansible_kernel]}
+    - name: memory, swap, the machine id, the container and the mounts (this play names them)
+      assert:
+        that:
+          - ansible_memory_mb.real.total == ansible_memtotal_mb
+          - ansible_swaptotal_mb is number
+          - ansible_machine_id | length == 32
+          - ansible_virtualization_type == 'systemd-nspawn' and ansible_virtualization_role == 'guest'
+          - ansible_mounts is sequence
 "##;
 
 #[test]

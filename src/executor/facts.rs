@@ -4,6 +4,14 @@
 use crate::template::Vars;
 use serde_json::{json, Value};
 
+/// `ansible_mounts`, added to the fact script when a play mentions mounts (two more programs):
+/// mounted devices and network shares from `/proc/mounts` (as Ansible lists them), sizes
+/// from `df`.
+pub const MOUNTS_SCRIPT: &str = r#"
+df -P -k 2>/dev/null | while read -r dev blocks used avail cap mnt; do echo "df=$blocks $avail $mnt"; done
+while read -r dev mnt fs opts rest; do echo "mnt=$dev $mnt $fs $opts"; done < /proc/mounts
+"#;
+
 /// Mostly shell builtins: every command started costs the host about a millisecond of CPU,
 /// which adds up over a fleet (9 programs run here; the output is shaped by [`parse`]).
 pub const FACTS_SCRIPT: &str = r#"
@@ -13,8 +21,12 @@ echo "fqdn=$(hostname -f 2>/dev/null || echo "$h")"
 set -- $(uname -snrm)
 echo "system=$1"; echo "nodename=$2"; echo "kernel=$3"; echo "arch=$4"
 echo "nproc=$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)"
-awk '/^physical id/ {s[$NF] = 1} /^MemTotal:/ {print "memtotal_kb=" $2} /^MemAvailable:/ {print "memfree_kb=" $2}
-  END {n = 0; for (k in s) n++; print "sockets=" n}' /proc/cpuinfo /proc/meminfo
+awk '/^physical id/ {s[$NF] = 1} /^flags.* hypervisor/ {h = 1} /^MemTotal:/ {print "memtotal_kb=" $2}
+  /^MemAvailable:/ {print "memfree_kb=" $2} /^SwapTotal:/ {print "swaptotal_kb=" $2} /^SwapFree:/ {print "swapfree_kb=" $2}
+  END {n = 0; for (k in s) n++; print "sockets=" n; if (h) print "hypervisor=1"}' /proc/cpuinfo /proc/meminfo
+if [ -r /etc/machine-id ]; then read -r m < /etc/machine-id; echo "machine_id=$m"; fi
+if [ -r /run/systemd/container ]; then read -r v < /run/systemd/container; echo "container=$v"; elif [ -e /.dockerenv ]; then echo container=docker; fi
+if [ -r /sys/class/dmi/id/sys_vendor ]; then read -r v < /sys/class/dmi/id/sys_vendor; echo "sys_vendor=$v"; fi
 if [ -d /run/systemd/system ]; then echo service_mgr=systemd; else read -r c 2>/dev/null < /proc/1/comm || c=sysvinit; echo "service_mgr=$c"; fi
 i=$(id); u=${i#uid=}; n=${u#*\(}; g=${i#* gid=}
 echo "user_id=${n%%\)*}"; echo "user_uid=${u%%\(*}"; echo "user_gid=${g%%\(*}"
@@ -102,6 +114,56 @@ pub fn parse(out: &str) -> Vars {
     f.insert("processor_cores".into(), json!((vcpus / num("sockets").max(1)).max(1)));
     f.insert("memtotal_mb".into(), json!(num("memtotal_kb") / 1024));
     f.insert("memfree_mb".into(), json!(num("memfree_kb") / 1024));
+    f.insert("swaptotal_mb".into(), json!(num("swaptotal_kb") / 1024));
+    f.insert("swapfree_mb".into(), json!(num("swapfree_kb") / 1024));
+    let (total, free, swap, swap_free) = (num("memtotal_kb") / 1024, num("memfree_kb") / 1024, num("swaptotal_kb") / 1024, num("swapfree_kb") / 1024);
+    f.insert(
+        "memory_mb".into(),
+        json!({"real": {"total": total, "free": free, "used": total.saturating_sub(free)}, "swap": {"total": swap, "free": swap_free, "used": swap.saturating_sub(swap_free)}}),
+    );
+    if !get("machine_id").is_empty() {
+        f.insert("machine_id".into(), json!(get("machine_id").trim()));
+    }
+    // Ansible's virtualization facts, from what the script could read without programs.
+    let (vtype, vrole) = match (get("container").trim(), get("sys_vendor").trim(), !get("hypervisor").is_empty()) {
+        (c, _, _) if !c.is_empty() => (if c == "docker" { "docker".to_string() } else if c == "systemd-nspawn" { "systemd-nspawn".to_string() } else { c.to_string() }, "guest"),
+        (_, v, _) if v.starts_with("QEMU") || v.starts_with("Amazon EC2") || v == "Google" => ("kvm".to_string(), "guest"),
+        (_, v, _) if v.starts_with("VMware") => ("VMware".to_string(), "guest"),
+        (_, v, _) if v.starts_with("Xen") => ("xen".to_string(), "guest"),
+        (_, v, _) if v.starts_with("innotek") => ("virtualbox".to_string(), "guest"),
+        (_, v, _) if v.starts_with("Microsoft") => ("VirtualPC".to_string(), "guest"),
+        (_, _, true) => ("kvm".to_string(), "guest"),
+        _ => ("NA".to_string(), "NA"),
+    };
+    f.insert("virtualization_type".into(), json!(vtype));
+    f.insert("virtualization_role".into(), json!(vrole));
+    if kv.iter().any(|(k, _)| k == "mnt") {
+        // Devices and network shares, as Ansible lists them; sizes from `df` by mount point.
+        let sizes: std::collections::HashMap<String, (u64, u64)> = kv
+            .iter()
+            .filter(|(k, _)| k == "df")
+            .filter_map(|(_, v)| {
+                let mut w = v.splitn(3, ' ');
+                let (blocks, avail, mnt) = (w.next()?.parse().ok()?, w.next()?.parse().ok()?, w.next()?);
+                Some((mnt.to_string(), (blocks, avail)))
+            })
+            .collect();
+        let mounts: Vec<Value> = kv
+            .iter()
+            .filter(|(k, _)| k == "mnt")
+            .filter_map(|(_, v)| {
+                let w: Vec<&str> = v.split(' ').collect();
+                let [dev, mnt, fs, opts] = w[..] else { return None };
+                if (!dev.starts_with('/') && !dev.contains(":/")) || fs == "none" {
+                    return None;
+                }
+                let mnt = mnt.replace("\\040", " ");
+                let (blocks, avail) = sizes.get(&mnt).copied().unwrap_or((0, 0));
+                Some(json!({"device": dev, "mount": mnt, "fstype": fs, "options": opts, "size_total": blocks * 1024, "size_available": avail * 1024, "uuid": "N/A"}))
+            })
+            .collect();
+        f.insert("mounts".into(), json!(mounts));
+    }
     f.insert("service_mgr".into(), json!(get("service_mgr")));
     f.insert("user_id".into(), json!(get("user_id")));
     f.insert("user_uid".into(), json!(num("user_uid")));
@@ -184,6 +246,27 @@ pub fn parse(out: &str) -> Vars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_swap_machine_id_and_virtualization() {
+        let out = "swaptotal_kb=2097148\nswapfree_kb=1048574\nmemtotal_kb=4096000\nmemfree_kb=1024000\nmachine_id=abc123\ncontainer=systemd-nspawn\n\
+                   df=1000 400 /\ndf=50 25 /srv/my share\n\
+                   mnt=/dev/vda1 / ext4 rw,relatime\nmnt=proc /proc proc rw\nmnt=tmpfs /run tmpfs rw\nmnt=nas:/export /srv/my\\040share nfs4 rw\n";
+        let f = parse(out);
+        assert_eq!((f["ansible_swaptotal_mb"].as_u64(), f["ansible_swapfree_mb"].as_u64()), (Some(2047), Some(1023)));
+        assert_eq!(f["ansible_memory_mb"]["real"], json!({"total": 4000, "free": 1000, "used": 3000}));
+        assert_eq!(f["ansible_machine_id"], "abc123");
+        assert_eq!((f["ansible_virtualization_type"].as_str(), f["ansible_virtualization_role"].as_str()), (Some("systemd-nspawn"), Some("guest")));
+        assert_eq!(
+            f["ansible_mounts"],
+            json!([
+                {"device": "/dev/vda1", "mount": "/", "fstype": "ext4", "options": "rw,relatime", "size_total": 1024000, "size_available": 409600, "uuid": "N/A"},
+                {"device": "nas:/export", "mount": "/srv/my share", "fstype": "nfs4", "options": "rw", "size_total": 51200, "size_available": 25600, "uuid": "N/A"}
+            ])
+        );
+        assert!(parse("hostname=x\n").get("ansible_mounts").is_none(), "listed only when asked for");
+        assert_eq!(parse("hostname=x\n")["ansible_virtualization_type"], "NA");
+    }
 
     #[test]
     fn local_facts_parse() {

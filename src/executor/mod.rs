@@ -308,6 +308,8 @@ struct RunShared {
     barrier: Vec<bool>,
     /// Per play: it reads `hostvars` (see [`sync`]).
     reads_hostvars: Vec<bool>,
+    /// Some play mentions mounts: the fact script lists them too (`ansible_mounts`).
+    wants_mounts: bool,
     /// A play ended the run (see [`batch::Batch::ends_run`]): plays not started yet don't.
     ended: std::sync::atomic::AtomicBool,
     /// Connections to the hosts tasks are delegated to (see [`delegate`]).
@@ -361,6 +363,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         forks: Arc::new(Semaphore::new(opts.forks.max(1))),
         last_play,
         barrier,
+        wants_mounts: texts.iter().any(|t| t.contains("mounts")),
         reads_hostvars,
         ended: std::sync::atomic::AtomicBool::new(false),
         delegates: Arc::default(),
@@ -746,7 +749,11 @@ async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostReco
     // Who we are on the host (login user may come from ~/.ssh/config).
     let need_whoami = rec.login_user.is_empty();
     if (gather && rec.facts.is_none()) || need_whoami {
-        let script = if gather { facts::FACTS_SCRIPT.to_string() } else { "echo \"user_id=$(id -un)\"".to_string() };
+        let script = match (gather, shared.wants_mounts) {
+            (true, true) => format!("{}{}", facts::FACTS_SCRIPT, facts::MOUNTS_SCRIPT),
+            (true, false) => facts::FACTS_SCRIPT.to_string(),
+            _ => "echo \"user_id=$(id -un)\"".to_string(),
+        };
         events.round_trip(h);
         tracing::debug!(host = %h, "exec facts");
         match conn.exec(&script, None).await {

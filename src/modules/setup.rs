@@ -80,7 +80,7 @@ impl SetupTask {
 impl ModuleTask for SetupTask {
     fn probes(&self) -> Vec<Probe> {
         // The facts may say anything about the host: stale after any change.
-        vec![Probe::new(facts::FACTS_SCRIPT, Scope::Host)]
+        vec![Probe::new(format!("{}{}", facts::FACTS_SCRIPT, facts::MOUNTS_SCRIPT), Scope::Host)]
     }
 
     fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {
