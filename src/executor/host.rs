@@ -487,47 +487,45 @@ impl HostRun {
     /// with the host's variables so far (and the extra vars): the first of an entry's names
     /// that exists is read. What can't be read fails the host's first task.
     fn read_vars_files(&self, v: &mut Vars) {
+        if let Err(e) = self.try_read_vars_files(v) {
+            *self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        }
+    }
+
+    fn try_read_vars_files(&self, v: &mut Vars) -> Result<(), String> {
         use crate::playbook::VarsFile;
         for entry in &self.ctx.play().vars_files {
-            match entry {
-                VarsFile::Loaded(vars) => merge(v, vars),
-                VarsFile::PerHost { candidates, location } => {
-                    let mut scope = v.clone();
-                    merge(&mut scope, &self.ctx.opts.extra_vars);
-                    scope.insert("inventory_hostname".into(), json!(self.host));
-                    let mut tried = Vec::new();
-                    let mut found = None;
-                    for c in candidates {
-                        match self.templar.render_str(c, &scope) {
-                            Ok(name) => {
-                                let p = self.ctx.playbook.dir.join(&name);
-                                if p.is_file() {
-                                    found = Some(p);
-                                    break;
-                                }
-                                tried.push(name);
-                            }
-                            Err(e) if e.undefined => tried.push(c.clone()),
-                            Err(e) => {
-                                *self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{location}: vars_files '{c}': {e}"));
-                                return;
-                            }
+            let (candidates, location) = match entry {
+                VarsFile::Loaded(vars) => {
+                    merge(v, vars);
+                    continue;
+                }
+                VarsFile::PerHost { candidates, location } => (candidates, location),
+            };
+            let mut scope = v.clone();
+            merge(&mut scope, &self.ctx.opts.extra_vars);
+            scope.insert("inventory_hostname".into(), json!(self.host));
+            let mut tried = Vec::new();
+            let mut found = None;
+            for c in candidates {
+                match self.templar.render_str(c, &scope) {
+                    Ok(name) => {
+                        let p = self.ctx.playbook.dir.join(&name);
+                        if p.is_file() {
+                            found = Some(p);
+                            break;
                         }
+                        tried.push(name);
                     }
-                    let Some(p) = found else {
-                        *self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{location}: vars_files: none of {} found", tried.join(", ")));
-                        return;
-                    };
-                    match crate::playbook::load_vars_file(&p) {
-                        Ok(vars) => merge(v, &vars),
-                        Err(e) => {
-                            *self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{location}: vars_files {}: {e}", p.display()));
-                            return;
-                        }
-                    }
+                    Err(e) if e.undefined => tried.push(c.clone()),
+                    Err(e) => return Err(format!("{location}: vars_files '{c}': {e}")),
                 }
             }
+            let p = found.ok_or_else(|| format!("{location}: vars_files: none of {} found", tried.join(", ")))?;
+            let vars = crate::playbook::load_vars_file(&p).map_err(|e| format!("{location}: vars_files {}: {e}", p.display()))?;
+            merge(v, &vars);
         }
+        Ok(())
     }
 
     /// What a task's variables add to `base_vars`, with precedence over them (renders see
