@@ -990,3 +990,16 @@ fn vars_prompt_takes_extra_vars_or_the_default_without_a_terminal() {
     assert!(r.stderr.contains("site.yml:5:7: vars_prompt 'token': no terminal to ask on and no default; give it with -e token=..."), "{}", r.stderr);
     assert!(!exists(&dir, "out"));
 }
+
+#[test]
+fn a_host_that_fails_leaves_ansible_play_hosts_for_the_tasks_after() {
+    // b fails at once; a and c wait a moment, then list the play's hosts.
+    let site = "- hosts: all\n  gather_facts: false\n  tasks:\n\
+                \x20   - shell: \"{{ 'exit 1' if inventory_hostname == 'b' else 'sleep 1' }}\"\n\
+                \x20   - shell: echo {{ inventory_hostname }} {{ ansible_play_hosts | join(',') }} {{ ansible_play_batch | join(',') }} >> {{ d }}/log\n";
+    let (r, dir) = run3(site, &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let mut lines: Vec<String> = std::fs::read_to_string(dir.path().join("log")).unwrap().lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["a a,c a,c", "c a,c a,c"], "{}", r.stdout);
+}

@@ -71,11 +71,23 @@ pub struct Batch {
     ended_at: AtomicUsize,
     /// `meta: end_play`: the play's later batches don't run either.
     play_ended: AtomicBool,
+    /// Hosts that failed or became unreachable in this batch, as they stopped.
+    gone: std::sync::Mutex<Vec<String>>,
 }
 
 impl Batch {
     pub fn new(size: usize, max_fail_percentage: Option<f64>) -> Batch {
-        Batch { size, max_fail_percentage, lost: AtomicUsize::new(0), stop: AtomicBool::new(false), ended_at: AtomicUsize::new(usize::MAX), play_ended: AtomicBool::new(false) }
+        Batch { size, max_fail_percentage, lost: AtomicUsize::new(0), stop: AtomicBool::new(false), ended_at: AtomicUsize::new(usize::MAX), play_ended: AtomicBool::new(false), gone: Default::default() }
+    }
+
+    /// `host` stopped in this batch, failed or unreachable (it leaves `ansible_play_hosts`).
+    pub fn gone(&self, host: &str) {
+        self.gone.lock().unwrap_or_else(|e| e.into_inner()).push(host.to_string());
+    }
+
+    /// The hosts [`Self::gone`] so far.
+    pub fn gone_hosts(&self) -> Vec<String> {
+        self.gone.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A host of the batch failed or became unreachable; `fatal` when the failing task has

@@ -46,6 +46,11 @@ pub struct PlayContext {
     pub forks: Arc<tokio::sync::Semaphore>,
     /// The run's connections to hosts tasks are delegated to.
     pub delegates: Arc<super::delegate::DelegatePool>,
+    /// `ansible_play_hosts` when the batch started.
+    pub alive: Vec<String>,
+    /// The play mentions `play_hosts` or `ansible_play_batch`: a task's variables then
+    /// leave out the batch's hosts that failed since (as Ansible's do).
+    pub mentions_play_hosts: bool,
 }
 
 impl PlayContext {
@@ -550,6 +555,16 @@ impl HostRun {
             merge(&mut v, &r.params);
         }
         merge(&mut v, &self.ctx.opts.extra_vars);
+        if self.ctx.mentions_play_hosts {
+            let gone = self.ctx.batch.gone_hosts();
+            if !gone.is_empty() {
+                let left = |hosts: &[String]| hosts.iter().filter(|h| !gone.contains(h)).cloned().collect::<Vec<_>>();
+                v.insert("ansible_play_hosts".into(), json!(left(&self.ctx.alive)));
+                let batch = json!(left(&self.ctx.play_hosts));
+                v.insert("ansible_play_batch".into(), batch.clone());
+                v.insert("play_hosts".into(), batch);
+            }
+        }
         v
     }
 
@@ -787,6 +802,9 @@ impl HostRun {
             // An always section ended the play: nothing outside it rescues the failure.
             ctx.batch.host_lost(f.fatal);
             outcome = HostOutcome::Failed;
+        }
+        if !matches!(outcome, HostOutcome::Ok) {
+            ctx.batch.gone(&self.host);
         }
         // The other hosts of the batch need not wait for this one's handlers.
         self.report_progress(super::sync::LEFT);

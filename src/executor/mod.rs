@@ -310,6 +310,8 @@ struct RunShared {
     reads_hostvars: Vec<bool>,
     /// Some play mentions mounts: the fact script lists them too (`ansible_mounts`).
     wants_mounts: bool,
+    /// Per play: it mentions `play_hosts` or `ansible_play_batch` (see `PlayContext`).
+    mentions_play_hosts: Vec<bool>,
     /// A play ended the run (see [`batch::Batch::ends_run`]): plays not started yet don't.
     ended: std::sync::atomic::AtomicBool,
     /// Connections to the hosts tasks are delegated to (see [`delegate`]).
@@ -364,6 +366,7 @@ pub async fn run(playbook: Arc<Playbook>, inventory: Arc<Inventory>, opts: Arc<R
         last_play,
         barrier,
         wants_mounts: texts.iter().any(|t| t.contains("mounts")),
+        mentions_play_hosts: texts.iter().map(|t| t.contains("play_hosts") || t.contains("ansible_play_batch")).collect(),
         reads_hostvars,
         ended: std::sync::atomic::AtomicBool::new(false),
         delegates: Arc::default(),
@@ -821,7 +824,7 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
     }
     globals.insert("groups".into(), serde_json::to_value(inventory.groups()).unwrap_or(Value::Null));
     // The play's live hosts, all batches; the batch's (`play_hosts` is Ansible's old name).
-    globals.insert("ansible_play_hosts".into(), serde_json::json!(alive));
+    globals.insert("ansible_play_hosts".into(), serde_json::json!(&alive));
     for k in ["ansible_play_batch", "play_hosts"] {
         globals.insert(k.into(), serde_json::json!(play_hosts));
     }
@@ -867,6 +870,8 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
         reads_hostvars,
         forks: shared.forks.clone(),
         delegates: shared.delegates.clone(),
+        alive,
+        mentions_play_hosts: shared.mentions_play_hosts[play_idx],
     })
 }
 
