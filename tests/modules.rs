@@ -2286,12 +2286,15 @@ const PARITY_SITE: &str = r#"
     - name: a folder copied on the host, itself
       copy: {src: /srv/par/src, dest: /srv/par/whole, remote_src: true, owner: nobody}
     - name: an archive unpacked without its top folder
-      unarchive: {src: /srv/par/pkg.tar.gz, dest: /srv/par/ex, remote_src: true, extra_opts: ['--strip-components=1']}
+      unarchive: {src: /srv/par/pkg.tar.gz, dest: /srv/par/ex, remote_src: true, extra_opts: ['--strip-components=1'], owner: nobody, group: nogroup, mode: "u=rwX,g=rX,o="}
+    - name: an archive not unpacked, since its creates exists
+      unarchive: {src: /srv/par/pkg.tar.gz, dest: /srv/par/ex, remote_src: true, creates: /srv/par/pkg.tar.gz}
+      register: sk
     - name: a user, registered
       user: {name: paruser, shell: /bin/sh, comment: Par User}
       register: u
     - name: what it registered (as Ansible's module returns it)
-      copy: {content: "{{ u.home }} {{ u.shell }} {{ u.group is number }} {{ u.comment }} {{ u.uid is number }}\n", dest: /srv/par/user.txt}
+      copy: {content: "{{ u.home }} {{ u.shell }} {{ u.group is number }} {{ u.comment }} {{ u.uid is number }} {{ sk is skipped }}\n", dest: /srv/par/user.txt}
 "#;
 
 const PARITY_SETUP: &str = "set -e; rm -rf /srv/par; mkdir -p /srv/par/src/sub /srv/par/pkgsrc/pkg/y /srv/par/ex /srv/par/contents; \
@@ -2301,11 +2304,12 @@ const PARITY_SETUP: &str = "set -e; rm -rf /srv/par; mkdir -p /srv/par/src/sub /
 fn verify_parity(t: &Target) {
     let s = t.ssh(
         "cd /srv/par; cat contents/a.conf contents/sub/b.sh contents/mine; stat -c '%n %a %U' contents/sub/b.sh whole/src whole/src/sub/b.sh; \
-         cat ex/x ex/y/z; test -e ex/pkg || echo no-top-folder; cat user.txt",
+         cat ex/x ex/y/z; test -e ex/pkg || echo no-top-folder; stat -c '%n %a %U:%G' ex ex/x ex/y ex/y/z; cat user.txt",
     );
     assert_eq!(
         s,
-        "a\nb\nmine\ncontents/sub/b.sh 750 root\nwhole/src 755 nobody\nwhole/src/sub/b.sh 750 nobody\nx\nz\nno-top-folder\n/home/paruser /bin/sh True Par User True\n"
+        "a\nb\nmine\ncontents/sub/b.sh 750 root\nwhole/src 755 nobody\nwhole/src/sub/b.sh 750 nobody\nx\nz\nno-top-folder\n\
+         ex 755 root:root\nex/x 640 nobody:nogroup\nex/y 750 nobody:nogroup\nex/y/z 640 nobody:nogroup\n/home/paruser /bin/sh True Par User True True\n"
     );
 }
 

@@ -9,7 +9,8 @@
 //! root, `~/.cache/provision/unarchive` otherwise); a missing cache entry means "extract".
 //! URLs are cached the same way (keyed by the URL).
 //!
-//! `owner`/`group` are applied recursively to the extracted top-level entries; `mode` to `dest`.
+//! `owner`, `group` and `mode` are applied to every extracted entry (as Ansible does; `dest`
+//! itself keeps its own).
 //! `extra_opts` are passed to `tar`/`unzip` for both the comparison and the extraction; with
 //! them the comparison names files as extracted (`--show-transformed-names`), and the entry
 //! whose name `--strip-components` empties (the top folder) is no difference, as in Ansible.
@@ -262,8 +263,9 @@ impl UnarchiveTask {
         let Format::Tar(z) = self.format else {
             unreachable!()
         };
-        // differences named as extracted (`--strip-components`, `--transform`), as Ansible
-        let show = if op == "d" && !self.extra.is_empty() { " --show-transformed-names" } else { "" };
+        // differences and listings named as extracted (`--strip-components`, `--transform`),
+        // as Ansible
+        let show = if (op == "d" || op == "t") && !self.extra.is_empty() { " --show-transformed-names" } else { "" };
         if z.starts_with('-') {
             format!("tar {z}-{op}f \"$a\" -C \"$dest\"{show}{}", self.extra())
         } else {
@@ -350,6 +352,9 @@ impl UnarchiveTask {
                 self.extra()
             )),
         }
+        // As Ansible: owner, group and mode go to every extracted entry, named as extracted
+        // (an entry `--strip-components` emptied is none), many per `chown`/`chmod`.
+        let each = |cmd: String| format!("{list} | sed -e 's|^\\./||' -e '/^$/d' | (cd \"$dest\" && tr '\\n' '\\0' | xargs -0 -r {cmd} --)\n");
         if self.owner.is_some() || self.group.is_some() {
             let who = format!(
                 "{}{}",
@@ -359,15 +364,14 @@ impl UnarchiveTask {
                     .map(|g| format!(":{}", sh_quote(g)))
                     .unwrap_or_default()
             );
-            s.push_str(&format!(
-                "{list} | sed 's|^\\./||' | cut -d/ -f1 | sort -u | while IFS= read -r e; do [ -n \"$e\" ] && chown -R {who} \"$dest/$e\"; done\n"
-            ));
+            s.push_str(&each(format!("chown -h {who}")));
         }
         if let Some(m) = &self.mode {
-            match m {
-                Mode::Octal(o) => s.push_str(&format!("chmod {o:04o} \"$dest\"\n")),
-                Mode::Symbolic(sym) => s.push_str(&format!("chmod {} \"$dest\"\n", sh_quote(sym))),
-            }
+            let mode = match m {
+                Mode::Octal(o) => format!("{o:04o}"),
+                Mode::Symbolic(sym) => sh_quote(sym),
+            };
+            s.push_str(&each(format!("chmod {mode}")));
         }
         if self.list_files {
             s.push_str(&format!("{list} | sed 's/^/file|/'\n"));
@@ -417,7 +421,8 @@ impl ModuleTask for UnarchiveTask {
             )));
         }
         if has("creates") {
-            plan.msg = Some(format!(
+            // Skipped, as Ansible's action reports it.
+            plan.skipped = Some(format!(
                 "skipped, since {} exists",
                 self.creates.as_deref().unwrap_or("")
             ));
