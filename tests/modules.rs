@@ -110,11 +110,15 @@ fn assert_has(hay: &str, needles: &[&str]) {
 
 const PW_HASH: &str = "$6$mdsalt01$8t23gzmttEsQ6UpADdrmNL8oP.QmAxqoCqrTFLBKOmHBCXkDerrWpILTnE37QW4URBMxPuxHf1oKU5npRW60b.";
 
+const KEY_PASSPHRASE: &str = "md key passphrase 1";
+
 fn system_site() -> String {
     format!(
         r#"
 - name: packages and system
   hosts: all
+  vars:
+    key_passphrase: "{KEY_PASSPHRASE}"
   tasks:
     - name: refresh lists, install several packages
       apt:
@@ -141,6 +145,13 @@ fn system_site() -> String {
         home: /home/deploy
         comment: Deploy User
         password: '{PW_HASH}'
+    - name: deploy key
+      user: {{name: deploy, generate_ssh_key: true, ssh_key_type: ed25519, ssh_key_comment: deploy@md, ssh_key_passphrase: "{{{{ key_passphrase }}}}"}}
+      register: deploy_key
+    - name: deploy key noted
+      copy: {{content: "{{{{ deploy_key.ssh_key_file }}}} {{{{ deploy_key.ssh_fingerprint }}}}\n{{{{ deploy_key.ssh_public_key }}}}\n", dest: /etc/md-deploy-key}}
+    - name: locked expiring user
+      user: {{name: mdlocked, password: '{PW_HASH}', password_lock: true, expires: 1893456000.5, shell: /bin/sh}}
     - name: system user
       user: {{name: appsvc, system: true, group: appsvc, shell: /usr/sbin/nologin, create_home: false, home: /nonexistent}}
     - name: old user removed
@@ -211,7 +222,9 @@ fn verify_system(t: &Target) {
          echo sysv=$(systemctl is-active md-sysv)/$(systemctl is-enabled md-sysv 2>/dev/null); \
          crontab -l -u deploy; cat /etc/cron.d/md-backup; echo ROOTCRON; crontab -l; echo END; \
          echo fwd=$(sysctl -n net.ipv4.ip_forward); cat /etc/sysctl.d/60-md.conf; \
-         echo host=$(hostname) file=$(cat /etc/hostname); echo sshd-major=$(cat /etc/md-sshd-major)",
+         echo host=$(hostname) file=$(cat /etc/hostname); echo sshd-major=$(cat /etc/md-sshd-major); \
+         echo locked=$(getent shadow mdlocked | cut -d: -f2,8); stat -c 'st %n %U %G %a' /home/deploy/.ssh /home/deploy/.ssh/id_ed25519 /home/deploy/.ssh/id_ed25519.pub; \
+         echo KEY; cat /etc/md-deploy-key; echo derived $(ssh-keygen -y -P 'md key passphrase 1' -f /home/deploy/.ssh/id_ed25519); ssh-keygen -l -f /home/deploy/.ssh/id_ed25519",
     );
     assert_has(
         &s,
@@ -238,8 +251,20 @@ fn verify_system(t: &Target) {
             "net.ipv4.ip_forward",
             "net.core.somaxconn",
             "host=md-renamed file=md-renamed",
+            // locked with the wanted hash, expiring on 2030-01-01 (day 21915)
+            &format!("locked=!{PW_HASH}:21915\n"),
+            "st /home/deploy/.ssh deploy deploy 700\n",
+            "st /home/deploy/.ssh/id_ed25519 deploy deploy 600\n",
+            "st /home/deploy/.ssh/id_ed25519.pub deploy deploy 644\n",
         ],
     );
+    // registered as Ansible does: the file, `ssh-keygen -l`'s line, the public key
+    let key: Vec<&str> = s.split("KEY\n").nth(1).unwrap().lines().collect();
+    assert_eq!(key[0], format!("/home/deploy/.ssh/id_ed25519 {}", key[3]), "{s}");
+    assert!(key[3].ends_with(" deploy@md (ED25519)"), "{s}");
+    assert!(key[1].starts_with("ssh-ed25519 ") && key[1].ends_with(" deploy@md"), "{s}");
+    // the passphrase decrypts the private key
+    assert_eq!(key[2], format!("derived {}", key[1]), "{s}");
     assert!(!s.contains("unzip ii"), "unzip still installed:\n{s}");
     assert!(s.contains(&format!("{PW_HASH}\n")), "password hash not set:\n{s}");
     assert!(s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["deploy", "appsvc"]), "groups of deploy:\n{s}");
@@ -269,15 +294,17 @@ fn packages_users_services_cron_sysctl_hostname() {
         assert!(predicted.contains(&task.to_string()), "check did not predict {task:?}: {predicted:?}\n{}", check.stdout);
     }
     assert!(!first.stdout.contains(PW_HASH) && !check.stdout.contains(PW_HASH), "password hash printed:\n{}", first.stdout);
+    assert!(!first.stdout.contains(KEY_PASSPHRASE) && !check.stdout.contains(KEY_PASSPHRASE), "passphrase printed:\n{}", first.stdout);
+    assert!(predicted.contains(&"locked expiring user".to_string()), "{predicted:?}");
 
     // Drift is corrected, and only the drifted resources change.
-    t.ssh("systemctl disable --now cron 2>/dev/null; update-rc.d md-sysv disable >/dev/null 2>&1; sysctl -qw net.ipv4.ip_forward=0 net.core.somaxconn=4000; usermod -s /bin/sh deploy; hostname drifted; \
+    t.ssh("systemctl disable --now cron 2>/dev/null; update-rc.d md-sysv disable >/dev/null 2>&1; sysctl -qw net.ipv4.ip_forward=0 net.core.somaxconn=4000; usermod -s /bin/sh deploy; hostname drifted; usermod -U -e 12000 mdlocked; rm /home/deploy/.ssh/id_ed25519 /home/deploy/.ssh/id_ed25519.pub; \
         (crontab -l | sed 's/^MAILTO=.*/MAILTO=ops@example.org/'; printf '#Ansible: stale\\n* * * * * /bin/false\\n') | crontab -");
     let r = t.run(&["--diff"]);
     r.assert_ok();
     let mut changed = t.changed(&r);
     changed.sort();
-    assert_eq!(changed, vec!["a SysV-only service running and enabled", "cron environment variable", "cron running and enabled", "deploy user", "host name", "ip forwarding", "listen backlog", "stale cron job removed"], "{}", r.stdout);
+    assert_eq!(changed, vec!["a SysV-only service running and enabled", "cron environment variable", "cron running and enabled", "deploy key", "deploy key noted", "deploy user", "host name", "ip forwarding", "listen backlog", "locked expiring user", "stale cron job removed"], "{}", r.stdout);
     // the file was right: reloaded, as Ansible does when the live value differs
     assert_eq!(t.ssh("sysctl -n net.core.somaxconn").trim(), "1024");
     verify_system(&t);
