@@ -341,6 +341,13 @@ const FILES_SITE: &str = r##"
     - name: config replaced, old one backed up
       copy: {content: "version 2\n", dest: /etc/md/app.conf, backup: true}
       register: cp
+    - name: a playbook file copied as it is
+      copy: {src: motd.j2, dest: /etc/md/motd.raw, owner: nobody, mode: "0640"}
+      register: cpf
+    - name: what copy registered
+      debug: {msg: "CP dest={{ cp.dest }} path={{ cp.path | default('-') }} src={{ cp.src | default('-') }} md5={{ cp.md5sum | default('-') }} uid={{ cp.uid | default('-') }} gid={{ cp.gid | default('-') }} owner={{ cp.owner | default('-') }} group={{ cp.group | default('-') }} mode={{ cp.mode | default('-') }} size={{ cp.size | default('-') }} state={{ cp.state | default('-') }}"}
+    - name: what copy registered for the file
+      debug: {msg: "CPF dest={{ cpf.dest }} path={{ cpf.path | default('-') }} src={{ cpf.src | default('-') }} md5={{ cpf.md5sum | default('-') }} uid={{ cpf.uid | default('-') }} gid={{ cpf.gid | default('-') }} owner={{ cpf.owner | default('-') }} group={{ cpf.group | default('-') }} mode={{ cpf.mode | default('-') }} size={{ cpf.size | default('-') }} state={{ cpf.state | default('-') }}"}
     - name: port line rewritten
       lineinfile: {path: /etc/md/settings.ini, regexp: '^port\s*=', line: "port = 8080"}
     - name: workers after [server]
@@ -514,7 +521,18 @@ fn files_cycle(short: &str, transport: &str) {
     assert_eq!(v.recap()[&tb.host(short)].failed, 1, "{}", v.stdout);
     assert!(v.stdout.contains("...ignoring") && v.stdout.contains("validation refused the change ("), "{}", v.stdout);
     assert_eq!(t.ssh("stat -c '%s %Y' /etc/md/validated.conf; sha256sum /etc/md/validated.conf"), validated_before, "validate failed but the file changed");
-    let _ = first;
+    // copy registers what Ansible's copy module does when it writes, and its file module when
+    // the content is the same
+    let motd = p.path().join("motd.j2").display().to_string();
+    let md5 = |c: &str| format!("{:x}", md5::compute(c));
+    let nobody = t.ssh("id -u nobody; id -g nobody");
+    let (nobody_uid, _) = nobody.trim().split_once('\n').unwrap();
+    for line in [
+        format!("CP dest=/etc/md/app.conf path=- src=- md5={} uid=0 gid=0 owner=root group=root mode=0644 size=10 state=file", md5("version 2\n")),
+        format!("CPF dest=/etc/md/motd.raw path=- src={motd} md5={} uid={nobody_uid} gid=0 owner=nobody group=root mode=0640 size=36 state=file", md5("welcome to {{ inventory_hostname }}\n")),
+    ] {
+        assert!(first.stdout.contains(&line), "{line}\n{}", first.stdout);
+    }
 
     // A file inside the tree with a wrong mode: only the recursive task changes.
     t.ssh("chmod 0644 /srv/files/tree/a/b/f.txt");
@@ -522,6 +540,12 @@ fn files_cycle(short: &str, transport: &str) {
     r.assert_ok();
     let changed = t.changed(&r);
     assert!(changed.contains(&"tree owned by nobody, recursively".to_string()), "{}", r.stdout);
+    for line in [
+        "CP dest=/etc/md/app.conf path=/etc/md/app.conf src=- md5=- uid=0 gid=0 owner=root group=root mode=0644 size=10 state=file".to_string(),
+        format!("CPF dest=/etc/md/motd.raw path=/etc/md/motd.raw src=- md5=- uid={nobody_uid} gid=0 owner=nobody group=root mode=0640 size=36 state=file"),
+    ] {
+        assert!(r.stdout.contains(&line), "{line}\n{}", r.stdout);
+    }
     assert_eq!(t.ssh("stat -c %a /srv/files/tree/a/b/f.txt").trim(), "750");
 }
 
