@@ -383,6 +383,7 @@ const FILES_SITE: &str = r##"
       become: true
       become_user: nobody
       changed_when: false
+      register: envcmd
     - name: a note on the controller (delegated), not on the host
       copy: {dest: "{{ playbook_dir }}/note-{{ inventory_hostname }}.txt", content: "{{ inventory_hostname }} has {{ root }}\n"}
       delegate_to: localhost
@@ -398,6 +399,7 @@ const FILES_SITE: &str = r##"
       async: 30
       poll: 5
       changed_when: false
+      register: sleeper
     - name: a job in the background (async, poll 0), over the connection
       shell: {cmd: 'sleep 1; cat; echo "as $(id -un) in $(pwd)"', chdir: /etc/md, stdin: from the controller}
       async: 60
@@ -411,6 +413,8 @@ const FILES_SITE: &str = r##"
       retries: 30
       delay: 1
       changed_when: false
+    - name: how long commands took, as the hosts measured
+      debug: {msg: "TIMES {{ envcmd.start | default('-') }}|{{ envcmd.end | default('-') }}|{{ envcmd.delta | default('-') }}|{{ job_done.start | default('-') }}|{{ job_done.delta | default('-') }}|{{ sleeper.delta | default('-') }}|"}
     - name: the job's files go
       async_status: {jid: "{{ job.ansible_job_id }}", mode: cleanup}
     - name: what the job printed
@@ -521,6 +525,11 @@ fn files_cycle(short: &str, transport: &str) {
     assert_eq!(v.recap()[&tb.host(short)].failed, 1, "{}", v.stdout);
     assert!(v.stdout.contains("...ignoring") && v.stdout.contains("validation refused the change ("), "{}", v.stdout);
     assert_eq!(t.ssh("stat -c '%s %Y' /etc/md/validated.conf; sha256sum /etc/md/validated.conf"), validated_before, "validate failed but the file changed");
+    // command and shell register start, end and delta as Ansible does, timed on the host
+    let t_ = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?";
+    let times = regex::Regex::new(&format!(r"TIMES ({t_})\|({t_})\|0:00:00(\.\d{{6}})?\|{t_}\|0:00:01\.\d{{6}}\|0:00:01\.\d{{6}}\|")).unwrap();
+    let m = times.captures(&first.stdout).unwrap_or_else(|| panic!("no command times:\n{}", first.stdout));
+    assert!(m[1] <= m[3], "start after end: {}", &m[0]);
     // copy registers what Ansible's copy module does when it writes, and its file module when
     // the content is the same
     let motd = p.path().join("motd.j2").display().to_string();
