@@ -110,11 +110,15 @@ fn assert_has(hay: &str, needles: &[&str]) {
 
 const PW_HASH: &str = "$6$mdsalt01$8t23gzmttEsQ6UpADdrmNL8oP.QmAxqoCqrTFLBKOmHBCXkDerrWpILTnE37QW4URBMxPuxHf1oKU5npRW60b.";
 
+const KEY_PASSPHRASE: &str = "md key passphrase 1";
+
 fn system_site() -> String {
     format!(
         r#"
 - name: packages and system
   hosts: all
+  vars:
+    key_passphrase: "{KEY_PASSPHRASE}"
   tasks:
     - name: refresh lists, install several packages
       apt:
@@ -141,6 +145,13 @@ fn system_site() -> String {
         home: /home/deploy
         comment: Deploy User
         password: '{PW_HASH}'
+    - name: deploy key
+      user: {{name: deploy, generate_ssh_key: true, ssh_key_type: ed25519, ssh_key_comment: deploy@md, ssh_key_passphrase: "{{{{ key_passphrase }}}}"}}
+      register: deploy_key
+    - name: deploy key noted
+      copy: {{content: "{{{{ deploy_key.ssh_key_file }}}} {{{{ deploy_key.ssh_fingerprint }}}}\n{{{{ deploy_key.ssh_public_key }}}}\n", dest: /etc/md-deploy-key}}
+    - name: locked expiring user
+      user: {{name: mdlocked, password: '{PW_HASH}', password_lock: true, expires: 1893456000.5, shell: /bin/sh}}
     - name: system user
       user: {{name: appsvc, system: true, group: appsvc, shell: /usr/sbin/nologin, create_home: false, home: /nonexistent}}
     - name: old user removed
@@ -211,7 +222,9 @@ fn verify_system(t: &Target) {
          echo sysv=$(systemctl is-active md-sysv)/$(systemctl is-enabled md-sysv 2>/dev/null); \
          crontab -l -u deploy; cat /etc/cron.d/md-backup; echo ROOTCRON; crontab -l; echo END; \
          echo fwd=$(sysctl -n net.ipv4.ip_forward); cat /etc/sysctl.d/60-md.conf; \
-         echo host=$(hostname) file=$(cat /etc/hostname); echo sshd-major=$(cat /etc/md-sshd-major)",
+         echo host=$(hostname) file=$(cat /etc/hostname); echo sshd-major=$(cat /etc/md-sshd-major); \
+         echo locked=$(getent shadow mdlocked | cut -d: -f2,8); stat -c 'st %n %U %G %a' /home/deploy/.ssh /home/deploy/.ssh/id_ed25519 /home/deploy/.ssh/id_ed25519.pub; \
+         echo KEY; cat /etc/md-deploy-key; echo derived $(ssh-keygen -y -P 'md key passphrase 1' -f /home/deploy/.ssh/id_ed25519); ssh-keygen -l -f /home/deploy/.ssh/id_ed25519",
     );
     assert_has(
         &s,
@@ -238,8 +251,20 @@ fn verify_system(t: &Target) {
             "net.ipv4.ip_forward",
             "net.core.somaxconn",
             "host=md-renamed file=md-renamed",
+            // locked with the wanted hash, expiring on 2030-01-01 (day 21915)
+            &format!("locked=!{PW_HASH}:21915\n"),
+            "st /home/deploy/.ssh deploy deploy 700\n",
+            "st /home/deploy/.ssh/id_ed25519 deploy deploy 600\n",
+            "st /home/deploy/.ssh/id_ed25519.pub deploy deploy 644\n",
         ],
     );
+    // registered as Ansible does: the file, `ssh-keygen -l`'s line, the public key
+    let key: Vec<&str> = s.split("KEY\n").nth(1).unwrap().lines().collect();
+    assert_eq!(key[0], format!("/home/deploy/.ssh/id_ed25519 {}", key[3]), "{s}");
+    assert!(key[3].ends_with(" deploy@md (ED25519)"), "{s}");
+    assert!(key[1].starts_with("ssh-ed25519 ") && key[1].ends_with(" deploy@md"), "{s}");
+    // the passphrase decrypts the private key
+    assert_eq!(key[2], format!("derived {}", key[1]), "{s}");
     assert!(!s.contains("unzip ii"), "unzip still installed:\n{s}");
     assert!(s.contains(&format!("{PW_HASH}\n")), "password hash not set:\n{s}");
     assert!(s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["deploy", "appsvc"]), "groups of deploy:\n{s}");
@@ -269,15 +294,17 @@ fn packages_users_services_cron_sysctl_hostname() {
         assert!(predicted.contains(&task.to_string()), "check did not predict {task:?}: {predicted:?}\n{}", check.stdout);
     }
     assert!(!first.stdout.contains(PW_HASH) && !check.stdout.contains(PW_HASH), "password hash printed:\n{}", first.stdout);
+    assert!(!first.stdout.contains(KEY_PASSPHRASE) && !check.stdout.contains(KEY_PASSPHRASE), "passphrase printed:\n{}", first.stdout);
+    assert!(predicted.contains(&"locked expiring user".to_string()), "{predicted:?}");
 
     // Drift is corrected, and only the drifted resources change.
-    t.ssh("systemctl disable --now cron 2>/dev/null; update-rc.d md-sysv disable >/dev/null 2>&1; sysctl -qw net.ipv4.ip_forward=0 net.core.somaxconn=4000; usermod -s /bin/sh deploy; hostname drifted; \
+    t.ssh("systemctl disable --now cron 2>/dev/null; update-rc.d md-sysv disable >/dev/null 2>&1; sysctl -qw net.ipv4.ip_forward=0 net.core.somaxconn=4000; usermod -s /bin/sh deploy; hostname drifted; usermod -U -e 12000 mdlocked; rm /home/deploy/.ssh/id_ed25519 /home/deploy/.ssh/id_ed25519.pub; \
         (crontab -l | sed 's/^MAILTO=.*/MAILTO=ops@example.org/'; printf '#Ansible: stale\\n* * * * * /bin/false\\n') | crontab -");
     let r = t.run(&["--diff"]);
     r.assert_ok();
     let mut changed = t.changed(&r);
     changed.sort();
-    assert_eq!(changed, vec!["a SysV-only service running and enabled", "cron environment variable", "cron running and enabled", "deploy user", "host name", "ip forwarding", "listen backlog", "stale cron job removed"], "{}", r.stdout);
+    assert_eq!(changed, vec!["a SysV-only service running and enabled", "cron environment variable", "cron running and enabled", "deploy key", "deploy key noted", "deploy user", "host name", "ip forwarding", "listen backlog", "locked expiring user", "stale cron job removed"], "{}", r.stdout);
     // the file was right: reloaded, as Ansible does when the live value differs
     assert_eq!(t.ssh("sysctl -n net.core.somaxconn").trim(), "1024");
     verify_system(&t);
@@ -314,6 +341,13 @@ const FILES_SITE: &str = r##"
     - name: config replaced, old one backed up
       copy: {content: "version 2\n", dest: /etc/md/app.conf, backup: true}
       register: cp
+    - name: a playbook file copied as it is
+      copy: {src: motd.j2, dest: /etc/md/motd.raw, owner: nobody, mode: "0640"}
+      register: cpf
+    - name: what copy registered
+      debug: {msg: "CP dest={{ cp.dest }} path={{ cp.path | default('-') }} src={{ cp.src | default('-') }} md5={{ cp.md5sum | default('-') }} uid={{ cp.uid | default('-') }} gid={{ cp.gid | default('-') }} owner={{ cp.owner | default('-') }} group={{ cp.group | default('-') }} mode={{ cp.mode | default('-') }} size={{ cp.size | default('-') }} state={{ cp.state | default('-') }}"}
+    - name: what copy registered for the file
+      debug: {msg: "CPF dest={{ cpf.dest }} path={{ cpf.path | default('-') }} src={{ cpf.src | default('-') }} md5={{ cpf.md5sum | default('-') }} uid={{ cpf.uid | default('-') }} gid={{ cpf.gid | default('-') }} owner={{ cpf.owner | default('-') }} group={{ cpf.group | default('-') }} mode={{ cpf.mode | default('-') }} size={{ cpf.size | default('-') }} state={{ cpf.state | default('-') }}"}
     - name: port line rewritten
       lineinfile: {path: /etc/md/settings.ini, regexp: '^port\s*=', line: "port = 8080"}
     - name: workers after [server]
@@ -349,6 +383,7 @@ const FILES_SITE: &str = r##"
       become: true
       become_user: nobody
       changed_when: false
+      register: envcmd
     - name: a note on the controller (delegated), not on the host
       copy: {dest: "{{ playbook_dir }}/note-{{ inventory_hostname }}.txt", content: "{{ inventory_hostname }} has {{ root }}\n"}
       delegate_to: localhost
@@ -364,6 +399,7 @@ const FILES_SITE: &str = r##"
       async: 30
       poll: 5
       changed_when: false
+      register: sleeper
     - name: a job in the background (async, poll 0), over the connection
       shell: {cmd: 'sleep 1; cat; echo "as $(id -un) in $(pwd)"', chdir: /etc/md, stdin: from the controller}
       async: 60
@@ -377,6 +413,8 @@ const FILES_SITE: &str = r##"
       retries: 30
       delay: 1
       changed_when: false
+    - name: how long commands took, as the hosts measured
+      debug: {msg: "TIMES {{ envcmd.start | default('-') }}|{{ envcmd.end | default('-') }}|{{ envcmd.delta | default('-') }}|{{ job_done.start | default('-') }}|{{ job_done.delta | default('-') }}|{{ sleeper.delta | default('-') }}|"}
     - name: the job's files go
       async_status: {jid: "{{ job.ansible_job_id }}", mode: cleanup}
     - name: what the job printed
@@ -487,7 +525,23 @@ fn files_cycle(short: &str, transport: &str) {
     assert_eq!(v.recap()[&tb.host(short)].failed, 1, "{}", v.stdout);
     assert!(v.stdout.contains("...ignoring") && v.stdout.contains("validation refused the change ("), "{}", v.stdout);
     assert_eq!(t.ssh("stat -c '%s %Y' /etc/md/validated.conf; sha256sum /etc/md/validated.conf"), validated_before, "validate failed but the file changed");
-    let _ = first;
+    // command and shell register start, end and delta as Ansible does, timed on the host
+    let t_ = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?";
+    let times = regex::Regex::new(&format!(r"TIMES ({t_})\|({t_})\|0:00:00(\.\d{{6}})?\|{t_}\|0:00:01\.\d{{6}}\|0:00:01\.\d{{6}}\|")).unwrap();
+    let m = times.captures(&first.stdout).unwrap_or_else(|| panic!("no command times:\n{}", first.stdout));
+    assert!(m[1] <= m[3], "start after end: {}", &m[0]);
+    // copy registers what Ansible's copy module does when it writes, and its file module when
+    // the content is the same
+    let motd = p.path().join("motd.j2").display().to_string();
+    let md5 = |c: &str| format!("{:x}", md5::compute(c));
+    let nobody = t.ssh("id -u nobody; id -g nobody");
+    let (nobody_uid, _) = nobody.trim().split_once('\n').unwrap();
+    for line in [
+        format!("CP dest=/etc/md/app.conf path=- src=- md5={} uid=0 gid=0 owner=root group=root mode=0644 size=10 state=file", md5("version 2\n")),
+        format!("CPF dest=/etc/md/motd.raw path=- src={motd} md5={} uid={nobody_uid} gid=0 owner=nobody group=root mode=0640 size=36 state=file", md5("welcome to {{ inventory_hostname }}\n")),
+    ] {
+        assert!(first.stdout.contains(&line), "{line}\n{}", first.stdout);
+    }
 
     // A file inside the tree with a wrong mode: only the recursive task changes.
     t.ssh("chmod 0644 /srv/files/tree/a/b/f.txt");
@@ -495,6 +549,12 @@ fn files_cycle(short: &str, transport: &str) {
     r.assert_ok();
     let changed = t.changed(&r);
     assert!(changed.contains(&"tree owned by nobody, recursively".to_string()), "{}", r.stdout);
+    for line in [
+        "CP dest=/etc/md/app.conf path=/etc/md/app.conf src=- md5=- uid=0 gid=0 owner=root group=root mode=0644 size=10 state=file".to_string(),
+        format!("CPF dest=/etc/md/motd.raw path=/etc/md/motd.raw src=- md5=- uid={nobody_uid} gid=0 owner=nobody group=root mode=0640 size=36 state=file"),
+    ] {
+        assert!(r.stdout.contains(&line), "{line}\n{}", r.stdout);
+    }
     assert_eq!(t.ssh("stat -c %a /srv/files/tree/a/b/f.txt").trim(), "750");
 }
 
@@ -2070,7 +2130,7 @@ fn vault_encrypted_vars_values_and_files_reach_the_host_and_never_the_output() {
     assert_eq!(t.changed(&first).len(), 9, "{}", first.stdout);
     // The diffs were shown, with the secrets hidden.
     assert_has(&first.stdout, &["+greeting = ********", "+token = ********", "+********\n+********\n"]);
-    assert!(first.stdout.contains("ok: [md-web1] => ******** / ********"), "{}", first.stdout);
+    assert!(first.stdout.contains(&format!("ok: [{}] => ******** / ********", tb.host(short))), "{}", first.stdout);
     let verbose = t.run(&["-vv", "--diff"]);
     verbose.assert_no_changes();
     no_secret(&verbose);
@@ -2095,7 +2155,7 @@ fn vault_encrypted_vars_values_and_files_reach_the_host_and_never_the_output() {
     let q = project(&[("site.yml", &format!("- hosts: all\n  gather_facts: false\n  vars:\n    unused: {}\n  tasks:\n    - debug: {{msg: hello}}\n    - debug: {{msg: \"{{{{ unused }}}}\"}}\n", VAULT_INLINE.replace('\n', "\n    ")))]);
     let lazy = provision(q.path(), &["-i", tb.inventory().to_str().unwrap(), "site.yml", "--limit", &tb.host(short)]);
     assert_eq!(lazy.code, 2, "{}\n{}", lazy.stdout, lazy.stderr);
-    assert!(lazy.stdout.contains("ok: [md-web1] => hello"), "{}", lazy.stdout);
+    assert!(lazy.stdout.contains(&format!("ok: [{}] => hello", tb.host(short))), "{}", lazy.stdout);
     assert!(lazy.stdout.contains("site.yml:5:15: this !vault value cannot be read: vault-encrypted, and no vault password was given"), "{}", lazy.stdout);
     t.ssh("rm -rf /srv/vt");
 }

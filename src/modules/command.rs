@@ -7,6 +7,12 @@
 //! `command` runs no shell features: the words are split like a shell would (shlex) and each is
 //! quoted, except that `$VAR`/`${VAR}` and a leading `~` are expanded as Ansible does
 //! (`expand_argument_vars`, default true). `shell` hands the string to `executable -c`.
+//!
+//! `start`, `end` and `delta` are timed on the host: the action prints `date` on a line before
+//! the command's output and on one after it (after a newline of its own, so output without a
+//! final newline stays as it is), and `finish` takes both lines off before anything else sees
+//! the output. No extra round trip; the price is that the command runs as the script shell's
+//! child instead of replacing it with `exec`.
 
 use super::args::{self, opt_boolish, opt_list, opt_string};
 use super::{
@@ -232,7 +238,7 @@ fn build(shell: bool, args: &Map<String, Value>) -> Result<CommandTask, ModuleEr
             .filter(|e| !e.trim().is_empty())
             .unwrap_or_else(|| "/bin/sh".into());
         (
-            format!("exec {} -c {}", sh_quote(&exe), sh_quote(&raw)),
+            format!("{} -c {}", sh_quote(&exe), sh_quote(&raw)),
             json!(raw),
         )
     } else {
@@ -258,7 +264,7 @@ fn build(shell: bool, args: &Map<String, Value>) -> Result<CommandTask, ModuleEr
             .iter()
             .map(|w| if expand { expand_word(w) } else { sh_quote(w) })
             .collect();
-        (format!("exec {}", quoted.join(" ")), json!(words))
+        (quoted.join(" "), json!(words))
     };
     let join = |p: Option<String>| -> Option<String> {
         let p = p.filter(|p| !p.trim().is_empty())?;
@@ -311,6 +317,71 @@ fn pattern_scope(p: &str) -> String {
     }
 }
 
+/// The first line of a command action's stdout: when the command started, as the host tells
+/// (`date`: epoch seconds, nanoseconds, local date and time).
+const START_MARK: &str = "@@provision-command-start ";
+/// The last line, after a newline of its own: when it ended.
+const END_MARK: &str = "\n@@provision-command-end ";
+const DATE_NOW: &str = "\"$(date '+%s %N %Y-%m-%d %H:%M:%S')\"";
+
+/// A time from a marker line: (microseconds since the epoch, Python's `str(datetime.now())`
+/// of it in the host's local time).
+fn parse_mark(line: &str) -> Option<(i64, String)> {
+    let mut f = line.split_whitespace();
+    let (secs, nanos, day, time) = (f.next()?.parse::<i64>().ok()?, f.next()?, f.next()?, f.next()?);
+    // (%N is 9 digits, zero-padded on the left)
+    let micros: i64 = format!("{nanos:0>9}").get(..6)?.parse().ok()?;
+    let shown = if micros == 0 { format!("{day} {time}") } else { format!("{day} {time}.{micros:06}") };
+    Some((secs * 1_000_000 + micros, shown))
+}
+
+/// Python's `str(timedelta)`: `H:MM:SS[.ffffff]`, with `N day(s), ` in front when it's that long.
+pub(crate) fn python_timedelta(micros: i64) -> String {
+    let (days, rest) = (micros.div_euclid(86_400_000_000), micros.rem_euclid(86_400_000_000));
+    let (secs, us) = (rest / 1_000_000, rest % 1_000_000);
+    let mut s = format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    if us != 0 {
+        s.push_str(&format!(".{us:06}"));
+    }
+    if days != 0 {
+        s = format!("{days} day{}, {s}", if days.abs() != 1 { "s" } else { "" });
+    }
+    s
+}
+
+/// The command's own stdout, without the timing lines the action printed around it, and its
+/// `start`, `end` and `delta` as Ansible registers them (null when not known).
+fn split_timing(stdout: &str) -> (String, [Value; 3]) {
+    let mut out = stdout;
+    let mut start = None;
+    if let Some(rest) = out.strip_prefix(START_MARK) {
+        let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        start = parse_mark(line);
+        out = after;
+    }
+    let mut end = None;
+    let mut clean = out.to_string();
+    if let Some(i) = out.rfind(END_MARK) {
+        let rest = &out[i + END_MARK.len()..];
+        let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        end = parse_mark(line);
+        // (anything printed after it: by a process the command left behind)
+        clean = format!("{}{after}", &out[..i]);
+    }
+    let times = match (start, end) {
+        (Some((s, shown_s)), Some((e, shown_e))) => [json!(shown_s), json!(shown_e), json!(python_timedelta(e - s))],
+        (Some((_, shown_s)), None) => [json!(shown_s), Value::Null, Value::Null],
+        _ => [Value::Null, Value::Null, Value::Null],
+    };
+    (clean, times)
+}
+
+fn insert_times(plan: &mut Plan, times: [Value; 3]) {
+    for (k, v) in ["start", "end", "delta"].into_iter().zip(times) {
+        plan.result.insert(k.into(), v);
+    }
+}
+
 /// A run's exit code and output in the result, as Ansible's command module returns them.
 pub(crate) fn fill_result(plan: &mut Plan, strip_empty_ends: bool, rc: i32, stdout: &str, stderr: &str) {
     let clean = |s: &str| if strip_empty_ends { s.trim_end_matches(['\r', '\n']).to_string() } else { s.to_string() };
@@ -335,7 +406,9 @@ pub fn job_result(spec: &Value, rc: i32, stdout: &str, stderr: &str) -> Plan {
         plan.result.insert("cmd".into(), cmd.clone());
     }
     let strip = spec.get("strip_empty_ends").and_then(Value::as_bool).unwrap_or(true);
-    fill_result(&mut plan, strip, rc, stdout, stderr);
+    let (stdout, times) = split_timing(stdout);
+    insert_times(&mut plan, times);
+    fill_result(&mut plan, strip, rc, &stdout, stderr);
     plan.changed = Some(true);
     plan
 }
@@ -362,6 +435,8 @@ impl ModuleTask for CommandTask {
     fn plan(&self, probes: &[ProbeResult]) -> Result<Plan, ModuleError> {
         let mut plan = Plan::ok();
         plan.result.insert("cmd".into(), self.cmd.clone());
+        // (not run: null, as Ansible's)
+        insert_times(&mut plan, [Value::Null, Value::Null, Value::Null]);
         if let Some(r) = probes.first() {
             if r.rc != 0 {
                 return Err(ModuleError::Failed(format!(
@@ -387,7 +462,9 @@ impl ModuleTask for CommandTask {
                 return Ok(plan);
             }
         }
-        let mut script = String::new();
+        // Timed on the host: a line before the command's output and one after it, which
+        // `finish` takes off before anything else sees the output.
+        let mut script = format!("printf '{START_MARK}%s\\n' {DATE_NOW}\n");
         if let Some(d) = &self.chdir {
             let q = sh_quote(d);
             script.push_str(&format!("cd -- {q} || {{ echo \"Unable to change directory before execution: \"{q} >&2; exit 1; }}\n"));
@@ -396,7 +473,7 @@ impl ModuleTask for CommandTask {
         if self.stdin.is_none() {
             script.push_str(" </dev/null");
         }
-        script.push('\n');
+        script.push_str(&format!("\nrc=$?\nprintf '{}%s\\n' {DATE_NOW}\nexit $rc\n", END_MARK.replace('\n', "\\n")));
         let summary = match &self.cmd {
             Value::String(s) => s.clone(),
             Value::Array(a) => a
@@ -423,7 +500,9 @@ impl ModuleTask for CommandTask {
     fn finish(&self, mut plan: Plan, outputs: &[ActionOutput]) -> Result<Plan, ModuleError> {
         if let Some(o) = outputs.first() {
             plan.result.remove("msg");
-            fill_result(&mut plan, self.strip_empty_ends, o.exit_code, &o.stdout_str(), &o.stderr_str());
+            let (stdout, times) = split_timing(&o.stdout_str());
+            insert_times(&mut plan, times);
+            fill_result(&mut plan, self.strip_empty_ends, o.exit_code, &stdout, &o.stderr_str());
         }
         Ok(plan)
     }
@@ -461,6 +540,7 @@ mod tests {
         let p = t.plan(&[]).unwrap();
         let (rc, out, _) = sh(&p.actions[0].script, None);
         assert_eq!(rc, 0);
+        let out = split_timing(&out).0;
         let home = std::env::var("HOME").unwrap();
         assert_eq!(out, format!("a b {home} ${{NOPE_XYZ}} x;y {home}/z $\n"));
         assert_eq!(
@@ -474,7 +554,7 @@ mod tests {
             json!({"argv": ["printf", "%s|", "$HOME"], "expand_argument_vars": false}),
         );
         let (_, out, _) = sh(&t.plan(&[]).unwrap().actions[0].script, None);
-        assert_eq!(out, "$HOME|");
+        assert_eq!(split_timing(&out).0, "$HOME|");
     }
 
     #[test]
@@ -558,6 +638,50 @@ mod tests {
         let t = task(true, json!({"_raw_params": "make"}));
         assert_eq!(t.check_support(), CheckSupport::SkipIfActions);
         assert!(!t.plan(&[]).unwrap().result.contains_key("msg"));
+    }
+
+    #[test]
+    fn timed_on_the_host_in_ansibles_formats() {
+        assert_eq!(python_timedelta(3_456), "0:00:00.003456");
+        assert_eq!(python_timedelta(2_000_000), "0:00:02");
+        assert_eq!(python_timedelta(3_723_000_001), "1:02:03.000001");
+        assert_eq!(python_timedelta(90_000_000_000), "1 day, 1:00:00");
+        assert_eq!(python_timedelta(-1), "-1 day, 23:59:59.999999");
+        let out = "@@provision-command-start 1764032523 123456789 2026-11-25 01:02:03\nhello\n\n@@provision-command-end 1764032523 127000000 2026-11-25 01:02:03\n";
+        let (clean, times) = split_timing(out);
+        assert_eq!(clean, "hello\n");
+        assert_eq!(times, [json!("2026-11-25 01:02:03.123456"), json!("2026-11-25 01:02:03.127000"), json!("0:00:00.003544")]);
+        // output without a final newline, and output after the end (a process left behind)
+        let (clean, times) = split_timing("@@provision-command-start 1 0 1970-01-01 00:00:01\nno newline\n@@provision-command-end 2 5000 1970-01-01 00:00:02\nlate\n");
+        assert_eq!(clean, "no newlinelate\n");
+        assert_eq!(times, [json!("1970-01-01 00:00:01"), json!("1970-01-01 00:00:02.000005"), json!("0:00:01.000005")]);
+        // the shell ended before the end (`cd` failed): start only
+        let (clean, times) = split_timing("@@provision-command-start 1 0 1970-01-01 00:00:01\n");
+        assert_eq!((clean.as_str(), &times[1]), ("", &Value::Null));
+
+        // run here: the command's output is its own, exactly
+        let t = task(true, json!({"cmd": "sleep 0.05; printf 'a\\n\\n'", "strip_empty_ends": false}));
+        let p = apply(&t);
+        assert_eq!(p.result["stdout"], "a\n\n");
+        let re = regex::Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?$").unwrap();
+        for k in ["start", "end"] {
+            assert!(re.is_match(p.result[k].as_str().unwrap()), "{}", p.result[k]);
+        }
+        let delta = p.result["delta"].as_str().unwrap();
+        assert!(regex::Regex::new(r"^0:00:00\.0[5-9]\d{4}$").unwrap().is_match(delta), "{delta}");
+        let p = apply(&task(false, json!({"argv": ["printf", "x"], "stdin": "in"})));
+        assert_eq!((&p.result["stdout"], &p.result["rc"]), (&json!("x"), &json!(0)));
+        // exit code and stderr untouched
+        let p = apply(&task(true, json!({"cmd": "echo e >&2; exit 7"})));
+        assert_eq!((&p.result["rc"], &p.result["stderr"], &p.result["stdout"]), (&json!(7), &json!("e"), &json!("")));
+        assert!(p.result["delta"].is_string());
+        // not run: null
+        let t = task(true, json!({"cmd": "x", "creates": "/"}));
+        let p = t.plan(&[ok("creates|yes\n")]).unwrap();
+        assert_eq!((&p.result["start"], &p.result["end"], &p.result["delta"]), (&Value::Null, &Value::Null, &Value::Null));
+        // a background job's output
+        let job = job_result(&json!({"cmd": "x"}), 0, "@@provision-command-start 1 0 1970-01-01 00:00:01\nok\n\n@@provision-command-end 3 0 1970-01-01 00:00:03\n", "");
+        assert_eq!((&job.result["stdout"], &job.result["delta"]), (&json!("ok"), &json!("0:00:02")));
     }
 
     #[test]

@@ -328,6 +328,12 @@ fn build(
                 if mode == Some(ModeSpec::PreserveRemote) {
                     mode = local_mode(&path).map(|m| ModeSpec::Given(Mode::Octal(m)));
                 }
+                // registered as the file that was copied: the controller's
+                let full: std::path::PathBuf = if path.is_absolute() { path.clone() } else { std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path.clone()) }
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::CurDir))
+                    .collect();
+                result.insert("src".into(), json!(full.display().to_string()));
                 (Source::Content(data), Some(base))
             }
         }
@@ -405,7 +411,7 @@ impl FileWrite {
                 "if [ -e {t} ]; then b={t}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p -- {t} \"$b\"; printf 'backup_file|%s\\n' \"$b\"; fi\n"
             ));
         }
-        s.push_str(&format!("mv -f \"$tmp\" {t}\ntrap - EXIT\n"));
+        s.push_str(&format!("mv -f \"$tmp\" {t}\ntrap - EXIT\n{}\n", after_stat(target)));
         s
     }
 
@@ -555,7 +561,8 @@ impl ModuleTask for FileWrite {
             s.push_str(&format!(
                 "s={}\nif [ -f \"$s\" ]; then printf '@src_mode|%s\\n' \"$(stat -L -c %a -- \"$s\")\"; \
                  printf '@src_sha256|%s\\n' \"$(sha256sum < \"$s\" | cut -d' ' -f1)\"; \
-                 if [ \"$(stat -L -c %s -- \"$s\")\" -le {} ]; then printf '@src_content|%s\\n' \"$(base64 -w0 < \"$s\")\"; fi; \
+                 z=$(stat -L -c %s -- \"$s\"); printf '@src_size|%s\\n' \"$z\"; \
+                 if [ \"$z\" -le {} ]; then printf '@src_content|%s\\n' \"$(base64 -w0 < \"$s\")\"; fi; \
                  elif [ -d \"$s\" ]; then echo '@src|directory'; {}else echo '@src|missing'; fi\n",
                 sh_quote(src),
                 super::common::MAX_DIFF_BYTES,
@@ -651,7 +658,10 @@ impl ModuleTask for FileWrite {
                 false,
             );
             plan.diffs.extend(diffs);
-            plan.actions.extend(action);
+            plan.actions.extend(action.map(|mut a| {
+                a.script = format!("{{ {}\n}} && {}", a.script, after_stat(&target));
+                a
+            }));
             result_attrs(
                 &mut plan,
                 &st,
@@ -659,7 +669,19 @@ impl ModuleTask for FileWrite {
                 self.group.as_deref(),
                 mode.as_ref(),
             );
+            // What Ansible's `file` module registers here (copy runs it when the content is
+            // the same): `path`, no `src` nor `md5sum`.
+            plan.result.insert("path".into(), json!(target));
+            plan.result.insert("size".into(), json!(st.size));
+            if self.module == "copy" {
+                plan.result.remove("src");
+            }
             return Ok(plan);
+        }
+        if let Some(c) = &content {
+            plan.result.insert("md5sum".into(), json!(format!("{:x}", md5::compute(c))));
+        } else if let Some(z) = extra(&extras, "src_size").and_then(|z| z.trim().parse::<u64>().ok()) {
+            plan.result.insert("size".into(), json!(z));
         }
         // Content changes: write (keeping an existing file's owner, group and mode unless given).
         match (&st.kind, &content) {
@@ -724,6 +746,15 @@ impl ModuleTask for FileWrite {
             mode.as_ref(),
         );
         if !is_file {
+            // a new file: who owns it is known after the action (see `after_stat`)
+            for k in ["uid", "gid"] {
+                plan.result.remove(k);
+            }
+            for k in ["owner", "group"] {
+                if plan.result.get(k).is_some_and(|v| v == "") {
+                    plan.result.remove(k);
+                }
+            }
             plan.result.remove("mode");
             if let Some(Mode::Octal(m)) = &mode {
                 plan.result.insert("mode".into(), json!(format!("{m:04o}")));
@@ -738,12 +769,33 @@ impl ModuleTask for FileWrite {
                 if let Some(b) = line.strip_prefix("backup_file|") {
                     plan.result.insert("backup_file".into(), json!(b));
                 }
+                if let Some(a) = line.strip_prefix("@after|") {
+                    after_attrs(&mut plan, a);
+                }
             }
         }
         Ok(plan)
     }
 }
 
+/// Prints the target's `@after|uid|gid|owner|group|mode|size` at the end of an action, for
+/// [`after_attrs`]: what the file is after the change, registered as Ansible does.
+fn after_stat(target: &str) -> String {
+    format!("printf '@after|%s\\n' \"$(stat -c '%u|%g|%U|%G|%a|%s' -- {})\"", sh_quote(target))
+}
+
+fn after_attrs(plan: &mut Plan, line: &str) {
+    let f: Vec<&str> = line.trim().split('|').collect();
+    let [uid, gid, owner, group, mode, size] = f[..] else { return };
+    let (Ok(uid), Ok(gid), Ok(mode), Ok(size)) = (uid.parse::<u32>(), gid.parse::<u32>(), u32::from_str_radix(mode, 8), size.parse::<u64>()) else { return };
+    for (k, v) in [("uid", json!(uid)), ("gid", json!(gid)), ("owner", json!(owner)), ("group", json!(group)), ("mode", json!(format!("{mode:04o}"))), ("size", json!(size))] {
+        plan.result.insert(k.into(), v);
+    }
+}
+
+/// `owner`, `group`, `mode`, and `uid`/`gid` when they are known before the change (the
+/// owner and group stay those of the existing file); the action's [`after_stat`] tells them
+/// after it.
 fn result_attrs(
     plan: &mut Plan,
     st: &FileState,
@@ -766,6 +818,13 @@ fn result_attrs(
     if st.exists() || mode.is_some() {
         let m = mode.map(|m| m.resolve(st.mode, false)).unwrap_or(st.mode);
         plan.result.insert("mode".into(), json!(format!("{m:04o}")));
+    }
+    let same = |want: Option<&str>, name: &str, id: u32| want.is_none_or(|w| w == name || w == id.to_string());
+    if st.exists() && same(owner, &st.owner, st.uid) {
+        plan.result.insert("uid".into(), json!(st.uid));
+    }
+    if st.exists() && same(group, &st.group, st.gid) {
+        plan.result.insert("gid".into(), json!(st.gid));
     }
 }
 
@@ -873,13 +932,65 @@ pub(crate) mod tests {
             }]
         );
         let p = t.plan(&[ok("file|root|root|0|0|600|6|1\nsha256|5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03\n")]).unwrap();
-        assert_eq!(p.actions[0].script, "chmod 0644 /etc/motd");
+        assert!(p.actions[0].script.starts_with("{ chmod 0644 /etc/motd\n} && printf '@after|"), "{}", p.actions[0].script);
         let t = task(json!({"dest": "/etc/motd", "content": "x", "force": false}));
         assert!(t
             .plan(&[ok("file|root|root|0|0|600|6|1\nsha256|abc\n")])
             .unwrap()
             .actions
             .is_empty());
+    }
+
+    #[test]
+    fn registers_what_ansible_registers() {
+        let t = task(json!({"dest": "/etc/motd", "content": "hello\n", "owner": "www-data"}));
+        let sha = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        // unchanged: what Ansible's file module returns (path and dest; no src, no md5sum)
+        let p = t.plan(&[ok(&format!("file|www-data|adm|33|4|640|6|1\nsha256|{sha}\n"))]).unwrap();
+        assert!(p.actions.is_empty());
+        let keys: Vec<&str> = p.result.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["dest", "checksum", "size", "state", "owner", "group", "mode", "uid", "gid", "path"]);
+        assert_eq!(
+            (&p.result["path"], &p.result["uid"], &p.result["gid"], &p.result["owner"], &p.result["group"], &p.result["mode"], &p.result["size"]),
+            (&json!("/etc/motd"), &json!(33), &json!(4), &json!("www-data"), &json!("adm"), &json!("0640"), &json!(6))
+        );
+        // a new owner: its uid is known after the change
+        let p = t.plan(&[ok(&format!("file|root|adm|0|4|640|6|1\nsha256|{sha}\n"))]).unwrap();
+        assert_eq!((p.result.get("uid"), &p.result["gid"]), (None, &json!(4)));
+        let done = t.finish(p, &[crate::modules::testutil::out("@after|33|4|www-data|adm|640|6\n")]).unwrap();
+        assert_eq!((&done.result["uid"], &done.result["owner"]), (&json!(33), &json!("www-data")));
+        // changed content: the copy module's result, md5sum of the content
+        let p = t.plan(&[ok("absent\n")]).unwrap();
+        assert_eq!(p.result["md5sum"], json!(format!("{:x}", md5::compute(b"hello\n"))));
+        assert!(p.result.get("path").is_none() && p.result.get("uid").is_none());
+        assert!(p.actions[0].script.ends_with("printf '@after|%s\\n' \"$(stat -c '%u|%g|%U|%G|%a|%s' -- /etc/motd)\"\n"));
+        let done = t.finish(p, &[crate::modules::testutil::out("@after|33|33|www-data|www-data|644|6\n")]).unwrap();
+        assert_eq!(
+            (&done.result["uid"], &done.result["gid"], &done.result["group"], &done.result["mode"], &done.result["size"], &done.result["dest"]),
+            (&json!(33), &json!(33), &json!("www-data"), &json!("0644"), &json!(6), &json!("/etc/motd"))
+        );
+        // a controller file: its full path as src
+        let project = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(project.path().join("files")).unwrap();
+        std::fs::write(project.path().join("files/app.conf"), "a=1\n").unwrap();
+        let t = crate::modules::testutil::prepare(&CopyModule, json!({"src": "app.conf", "dest": "/etc/app.conf"}), project.path()).unwrap();
+        let p = t.plan(&[ok("absent\n")]).unwrap();
+        assert_eq!(p.result["src"], json!(project.path().join("files/app.conf").display().to_string()));
+        // a big file on the host: its size from the probe, no md5sum (the content isn't read)
+        let t = task(json!({"dest": "/srv/big", "src": "/srv/big.src", "remote_src": true}));
+        let p = t.plan(&[ok("@src_mode|644\n@src_sha256|abc\n@src_size|999999\nabsent\n")]).unwrap();
+        assert_eq!((p.result.get("md5sum"), &p.result["size"], &p.result["src"]), (None, &json!(999999), &json!("/srv/big.src")));
+    }
+
+    #[test]
+    fn registers_the_file_after_the_write_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f").display().to_string();
+        let t = task(json!({"dest": dest, "content": "abc", "mode": "0640"}));
+        let done = crate::modules::testutil::apply(&t);
+        let uid = String::from_utf8(std::process::Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+        assert_eq!((&done.result["uid"], &done.result["mode"], &done.result["size"]), (&json!(uid.trim().parse::<u32>().unwrap()), &json!("0640"), &json!(3)));
+        assert!(done.result["owner"].as_str().is_some_and(|o| !o.is_empty()) && done.result["gid"].is_u64());
     }
 
     #[test]
