@@ -156,7 +156,7 @@ pub struct HostRun {
     /// What each `include_tasks`' `when` gave, once evaluated (see `Task::gates`).
     gates: HashMap<usize, bool>,
     /// A `vars_files` entry this host could not read (its first task fails with it).
-    vars_files_error: std::sync::Mutex<Option<String>>,
+    vars_files_error: Option<String>,
     /// The last task lost the connection and `ignore_unreachable` let the host go on: log in
     /// again before the next one (the old connection may not know yet that it is gone).
     redial: bool,
@@ -315,7 +315,7 @@ impl HostRun {
             stale: HashSet::new(),
             notified: Vec::new(),
             gates: HashMap::new(),
-            vars_files_error: std::sync::Mutex::new(None),
+            vars_files_error: None,
             redial: false,
             predicted_change: false,
             uncertain: HashSet::new(),
@@ -331,7 +331,9 @@ impl HostRun {
             last_failure: (Value::Null, String::new()),
         };
         run.inventory_vars = run.ctx.inventory.host_vars(&run.host);
-        run.base_vars = Arc::new(run.compute_base_vars());
+        let (base_vars, vars_files_error) = run.compute_base_vars();
+        run.base_vars = Arc::new(base_vars);
+        run.vars_files_error = vars_files_error;
         run.templar = run.ctx.templar.with_base(run.base_vars.clone());
         let play = run.ctx.play();
         let mut above: std::collections::HashSet<String> = run.inventory_vars.keys().cloned().collect();
@@ -460,9 +462,11 @@ impl HostRun {
         self.host_vars_changed();
     }
 
-    /// Ansible precedence, low to high: role defaults < inventory < facts < play vars < role vars.
-    /// Task vars, set_facts, role params and extra vars are applied per task.
-    fn compute_base_vars(&self) -> Vars {
+    /// Ansible precedence, low to high: role defaults < inventory < facts < play vars <
+    /// vars_files < role vars. Task vars, set_facts, role params and extra vars are applied per
+    /// task. With them, a `vars_files` entry the host could not read (see
+    /// [`Self::read_vars_files`]).
+    fn compute_base_vars(&self) -> (Vars, Option<String>) {
         let play = self.ctx.play();
         let mut v = Vars::new();
         for r in &play.roles {
@@ -471,7 +475,7 @@ impl HostRun {
         merge(&mut v, &self.inventory_vars);
         merge(&mut v, &self.facts);
         merge(&mut v, &play.vars);
-        self.read_vars_files(&mut v);
+        let unread = self.read_vars_files(&mut v).err();
         for r in &play.roles {
             merge(&mut v, &r.vars);
         }
@@ -485,19 +489,13 @@ impl HostRun {
         for (k, val) in magic {
             v.insert(k.to_string(), val);
         }
-        v
+        (v, unread)
     }
 
     /// The play's `vars_files` again in order when some name has a template, those rendered
     /// with the host's variables so far (and the extra vars): the first of an entry's names
     /// that exists is read. What can't be read fails the host's first task.
-    fn read_vars_files(&self, v: &mut Vars) {
-        if let Err(e) = self.try_read_vars_files(v) {
-            *self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-        }
-    }
-
-    fn try_read_vars_files(&self, v: &mut Vars) -> Result<(), String> {
+    fn read_vars_files(&self, v: &mut Vars) -> Result<(), String> {
         use crate::playbook::VarsFile;
         for entry in &self.ctx.play().vars_files {
             let (candidates, location) = match entry {
@@ -715,10 +713,14 @@ impl HostRun {
                 // meta: flush_handlers, end_host / end_batch / end_play (others are no-ops
                 // here), under the task's `when`.
                 let action = schedule::meta_action(task).unwrap_or_default().to_string();
-                let vars = self.task_vars(task);
-                let when = match self.gates_open(task, &vars) {
-                    Ok(true) if !task.when.is_empty() => self.eval_when(task, &vars),
-                    other => other,
+                let when = if task.when.is_empty() && task.gates.is_empty() {
+                    Ok(true)
+                } else {
+                    let vars = self.task_vars(task);
+                    match self.gates_open(task, &vars) {
+                        Ok(true) if !task.when.is_empty() => self.eval_when(task, &vars),
+                        other => other,
+                    }
                 };
                 let error = match when {
                     Ok(false) => {
@@ -916,8 +918,7 @@ impl HostRun {
 
     /// One task (all loop items).
     async fn run_task(&mut self, task: &Task, key: SlotKey, index: usize) -> TaskEnd {
-        let unread = self.vars_files_error.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(e) = unread {
+        if let Some(e) = self.vars_files_error.take() {
             let out = failed_outcome(e);
             return self.finish_task(task, key, vec![(None, out)], false, index);
         }
@@ -1038,10 +1039,7 @@ impl HostRun {
             ignored_change |= o.ignored_change();
             if let Some(to) = o.delegate.as_ref().filter(|_| task.delegate_facts && !o.facts.is_empty()) {
                 // `delegate_facts`: the facts are the delegate's, for the rest of the run.
-                let given = match Templar::literal(Value::Object(o.facts.clone())) {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                };
+                let given: Vars = o.facts.iter().map(|(k, v)| (k.clone(), Templar::literal(v.clone()))).collect();
                 self.ctx.delegates.facts.give(to, &given);
                 if let Some(sync) = &self.ctx.sync {
                     sync.give(to, &given);
@@ -1233,13 +1231,9 @@ impl HostRun {
                         m.insert(param.to_string(), Value::String(raw));
                         m.extend(extracted);
                     }
-                    None => {
-                        let words = shlex::split(&s).ok_or_else(|| format!("{}: cannot parse arguments '{s}'", task.location))?;
-                        for w in words {
-                            let (k, v) = w.split_once('=').ok_or_else(|| format!("{}: '{}' takes key=value arguments, got '{w}'", task.location, task.module))?;
-                            m.insert(k.to_string(), Value::String(v.to_string()));
-                        }
-                    }
+                    // `key=value` words: the loader splits a playbook's before templating, with
+                    // this same parser.
+                    None => m = crate::playbook::split_key_values(&s).map_err(|e| format!("{}: '{}' {e}", task.location, task.module))?,
                 }
                 m
             }
@@ -1823,17 +1817,7 @@ impl HostRun {
     }
 
     fn task_error(&self, task: &Task, e: String) -> ItemOutcome {
-        if self.unpredictable(task) {
-            // In check mode, an error after a predicted change is most likely a consequence of
-            // that change not having been made (a package not installed, a user not created).
-            return ItemOutcome {
-                msg: Some(format!("cannot predict in check mode: depends on earlier tasks not run or changes not made ({e})")),
-                ..skipped_outcome("")
-            };
-        }
-        let mut o = failed_outcome(e);
-        o.ignored = task.ignore_errors;
-        o
+        self.failure(task, e, self.unpredictable(task))
     }
 
     /// [`Self::task_error`] for an error in the task's own input ([`ItemError::Input`]): in
@@ -1841,8 +1825,18 @@ impl HostRun {
     /// check mode could only guess.
     fn input_error(&self, task: &Task, e: String) -> ItemOutcome {
         let check = task.check_mode.unwrap_or(self.ctx.opts.check);
-        if check && self.predicted_change && self.mentions_uncertain(task) {
-            return self.task_error(task, e);
+        self.failure(task, e, check && self.predicted_change && self.mentions_uncertain(task))
+    }
+
+    /// The task failed with `e`, unless check mode can't tell (`unpredictable`).
+    fn failure(&self, task: &Task, e: String, unpredictable: bool) -> ItemOutcome {
+        if unpredictable {
+            // In check mode, an error after a predicted change is most likely a consequence of
+            // that change not having been made (a package not installed, a user not created).
+            return ItemOutcome {
+                msg: Some(format!("cannot predict in check mode: depends on earlier tasks not run or changes not made ({e})")),
+                ..skipped_outcome("")
+            };
         }
         let mut o = failed_outcome(e);
         o.ignored = task.ignore_errors;

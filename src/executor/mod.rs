@@ -547,7 +547,7 @@ async fn run_batch(
     }
 
     if !shared.barrier[play_idx] {
-        let ctx = play_context(shared, play_idx, all_hosts, active.clone(), batch, false, alive_hosts(shared, all_hosts));
+        let ctx = play_context(shared, play_idx, all_hosts, active.clone(), batch, false);
         // Later plays reading hostvars wait for this play's facts: tell them as soon as the
         // last host has gathered its facts, not when the play ends.
         let gathering = Arc::new(std::sync::atomic::AtomicUsize::new(active.len()));
@@ -606,7 +606,7 @@ async fn run_batch(
     }
 
     // Phase 2: every host runs the tasks independently.
-    let ctx = play_context(shared, play_idx, all_hosts, running.clone(), batch, true, alive_hosts(shared, all_hosts));
+    let ctx = play_context(shared, play_idx, all_hosts, running.clone(), batch, true);
     let mut joins = Vec::new();
     for h in running {
         let (shared, ctx) = (shared.clone(), ctx.clone());
@@ -786,8 +786,6 @@ async fn gather(shared: &RunShared, play_idx: usize, h: &str, rec: &mut HostReco
     true
 }
 
-/// What a play's hosts share: its templar (with play-wide names) and its host list.
-/// `hostvars` (every inventory host's variables and facts) is built only when asked for.
 /// The play's hosts that have not failed and were reachable so far (`ansible_play_hosts`).
 fn alive_hosts(shared: &RunShared, all_hosts: &[String]) -> Vec<String> {
     all_hosts
@@ -797,9 +795,11 @@ fn alive_hosts(shared: &RunShared, all_hosts: &[String]) -> Vec<String> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_hosts: Vec<String>, batch: &Arc<batch::Batch>, hostvars: bool, alive: Vec<String>) -> Arc<host::PlayContext> {
+/// What a play's hosts share: its templar (with play-wide names) and its host list.
+/// `hostvars` (every inventory host's variables and facts) is built only when asked for.
+fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_hosts: Vec<String>, batch: &Arc<batch::Batch>, hostvars: bool) -> Arc<host::PlayContext> {
     let RunShared { playbook, inventory, opts, events, templar, .. } = shared;
+    let alive = alive_hosts(shared, all_hosts);
     let play = &playbook.plays[play_idx];
     let mut globals = Vars::new();
     if hostvars {
@@ -839,8 +839,8 @@ fn play_context(shared: &RunShared, play_idx: usize, all_hosts: &[String], play_
     globals.insert("ansible_skip_tags".into(), serde_json::json!(opts.tags.skip));
     globals.insert("omit".into(), Value::String(crate::template::OMIT.to_string()));
     // The batch's hosts meet before `run_once` tasks, after a `meta: end_play` or `end_batch`
-    // under a condition or a task with `any_errors_fatal` and, in a play that reads `hostvars`, before any task that follows
-    // one registering or setting a variable.
+    // under a condition or a task with `any_errors_fatal` and, in a play that reads
+    // `hostvars`, before any task that follows one registering or setting a variable.
     let reads_hostvars = shared.reads_hostvars[play_idx];
     let (mut sets_before, mut may_end_before) = (false, false);
     let meets: Vec<bool> = play

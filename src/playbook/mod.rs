@@ -170,7 +170,7 @@ pub fn split_key_values(raw: &str) -> Result<serde_json::Map<String, Value>, Str
                 i += 2;
                 continue;
             }
-            (_, '}' | '%' | '#') if depth > 0 && next == Some('}') && (c == '}' || c == '%' || c == '#') => {
+            (_, '}' | '%' | '#') if depth > 0 && next == Some('}') => {
                 depth -= 1;
                 cur.push(c);
                 cur.push('}');
@@ -292,13 +292,13 @@ impl Task {
         self.blocks.iter().any(|p| p.section == Section::Rescue)
     }
 
-    /// `role : name` as Ansible shows it.
     /// Does this handler run for a `notify` of `name` (its name, `role : name`, or a `listen`
     /// topic)?
     pub fn answers(&self, name: &str) -> bool {
         self.name.as_deref() == Some(name) || self.display_name() == name || self.listen.iter().any(|l| l == name)
     }
 
+    /// `role : name` as Ansible shows it.
     pub fn display_name(&self) -> String {
         let base = self.name.clone().unwrap_or_else(|| self.module.clone());
         match &self.role {
@@ -425,6 +425,10 @@ const IGNORED_KEYWORDS: &[&str] = &["become_method", "debugger", "collections", 
 
 const BLOCK_KEYWORDS: &[&str] =
     &["block", "rescue", "always", "name", "when", "tags", "become", "become_user", "remote_user", "vars", "ignore_errors", "no_log", "check_mode", "diff", "module_defaults", "become_method", "any_errors_fatal", "environment", "ignore_unreachable"];
+
+/// Keywords an `include_tasks`/`import_tasks` or `include_role`/`import_role` takes besides
+/// its own (includes are static here).
+const INCLUDE_KEYWORDS: &[&str] = &["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", "module_defaults"];
 
 /// Inherited keywords passed down from blocks, includes and roles.
 #[derive(Debug, Clone, Default)]
@@ -1054,7 +1058,7 @@ impl Loader<'_> {
                     _ => return Err(err_at(file, target, "include needs a file name")),
                 };
                 for k in m.keys() {
-                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", "module_defaults", key].contains(&k.as_str()) {
+                    if k != key && !INCLUDE_KEYWORDS.contains(&k.as_str()) {
                         return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
                     }
                 }
@@ -1085,7 +1089,7 @@ impl Loader<'_> {
                     if k == "loop" || k.starts_with("with_") {
                         return Err(err_at_key(file, k, &m[k], format!("'{k}' on {key} is not supported (includes are static here): list the role once per item, or loop inside the role")));
                     }
-                    if !["name", "when", "tags", "become", "become_user", "remote_user", "vars", "no_log", "ignore_errors", "ignore_unreachable", "check_mode", "diff", "module_defaults", "environment", "any_errors_fatal", key].contains(&k.as_str()) {
+                    if k != key && !INCLUDE_KEYWORDS.contains(&k.as_str()) && !["environment", "any_errors_fatal"].contains(&k.as_str()) {
                         return Err(err_at(file, &m[k], format!("'{k}' on {key} is not supported (includes are static here)")));
                     }
                 }
