@@ -95,7 +95,9 @@ impl Testbed {
     pub fn snapshot(&self, short: &str) -> String {
         // One labelled hash per aspect, so a failure says which one moved. Data directories of
         // running databases change on their own (checkpoints); their logical content is
-        // compared through psql instead. Transient units (login scopes) are left out.
+        // compared through psql instead. Transient units are left out: login scopes, and the
+        // daemons `timedatectl`, `hostnamectl` and `localectl` start on demand, which exit
+        // when idle (a test that just used one sees it stop during the next one's check run).
         let prune = "\\( -path /proc -o -path /sys -o -path /run -o -path /tmp -o -path /var/tmp -o -path /var/log -o -path /var/cache -o -path /var/lib/systemd -o -path /dev -o -path /var/lib/postgresql \\) -prune";
         self.ssh_ok(
             short,
@@ -105,7 +107,7 @@ impl Testbed {
                  echo \"packages $(dpkg-query -W -f='${{Package}} ${{Version}} ${{Status}}\\n' | sha256sum)\"; \
                  echo \"users $(getent passwd | sha256sum) $(getent group | sha256sum) $(getent shadow | sha256sum)\"; \
                  echo \"unit-files $(systemctl list-unit-files --no-legend --no-pager | sha256sum)\"; \
-                 echo \"units $(systemctl list-units --no-legend --no-pager --state=active | grep -v -e '\\.scope' -e 'user@' -e 'user-runtime-dir@' | sort | sha256sum)\"; \
+                 echo \"units $(systemctl list-units --no-legend --no-pager --state=active | grep -v -e '\\.scope' -e 'user@' -e 'user-runtime-dir@' -e 'systemd-timedated' -e 'systemd-hostnamed' -e 'systemd-localed' | sort | sha256sum)\"; \
                  echo \"firewall $(iptables-save 2>/dev/null | grep -v '^[#:]' | sed 's/\\[[0-9:]*\\]//' | sha256sum)\"; \
                  if command -v psql >/dev/null && [ -d /var/run/postgresql ]; then echo \"postgres $(runuser -u postgres -- psql -XAtc 'select datname, datacl from pg_database order by 1; select rolname, rolpassword, rolcanlogin from pg_authid order by 1' 2>&1 | sha256sum)\"; fi",
             ),
